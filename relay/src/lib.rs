@@ -1,0 +1,1 @@
+//! Hush relay (to be filled by the relay issue).
