@@ -3,7 +3,29 @@
 //! get signed. No I/O, no async, no AEAD or X25519: the relay and the client
 //! library both depend on this crate and on nothing of each other.
 //!
+//! - [`frame`]: [`ClientFrame`] and [`ServerFrame`], one JSON text frame each;
+//!   [`ClientFrame::decode`] reports a precise [`FrameError`].
+//! - [`bytes`]: base64 binary fields ([`PublicKeyBytes`], [`SignatureBytes`],
+//!   [`Body`]).
+//! - [`user_id`]: the validated [`UserId`].
+//! - [`limits`]: [`Limits`], every bound a peer controls, with defaults.
+//! - [`error_code`]: [`ErrorCode`] and the WebSocket [`close`] codes.
+//! - [`signing`]: the exact bytes signed by identity keys.
+//!
 //! The full specification is `docs/protocol.md`.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bytes;
+mod decode;
+pub mod error_code;
+pub mod frame;
+pub mod limits;
 pub mod signing;
+pub mod user_id;
+
+pub use bytes::{Body, BytesError, ChallengeBytes, PublicKeyBytes, SignatureBytes};
+pub use decode::FrameError;
+pub use error_code::{ErrorCode, close};
+pub use frame::{ClientFrame, ServerFrame};
+pub use limits::Limits;
+pub use user_id::{UserId, UserIdError};

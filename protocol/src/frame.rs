@@ -1,0 +1,351 @@
+//! The frames of protocol v1: [`ClientFrame`] (client to relay) and
+//! [`ServerFrame`] (relay to client). Each is one JSON object in one
+//! WebSocket text frame, tagged by `"type"` (snake_case); binary fields are
+//! standard padded base64 (see [`crate::bytes`]).
+//!
+//! Relays decode client frames with [`ClientFrame::decode`], whose
+//! [`FrameError`](crate::FrameError) says precisely what was wrong and which
+//! `rid` it answers. Clients decode relay frames with [`ServerFrame::decode`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::{Body, ChallengeBytes, PublicKeyBytes, SignatureBytes};
+use crate::error_code::ErrorCode;
+use crate::user_id::UserId;
+
+/// Protocol version announced in the `challenge` frame.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// HTTP path of the WebSocket endpoint.
+pub const WS_PATH: &str = "/v1/ws";
+/// HTTP path of the health check (`200 ok`).
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// A signed prekey: X25519 public key with its id, signed by `IKsig`
+/// over [`crate::signing::signed_prekey_message`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPrekey {
+    /// Chosen by the owner; names the key in X3DH initial messages.
+    pub id: u32,
+    /// X25519 public key.
+    pub key: PublicKeyBytes,
+    /// Ed25519 signature by the owner's identity key.
+    pub signature: SignatureBytes,
+}
+
+/// A one-time prekey: X25519 public key with its id, handed out at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneTimePrekey {
+    /// Chosen by the owner; unique among the owner's stored one-time prekeys.
+    pub id: u32,
+    /// X25519 public key.
+    pub key: PublicKeyBytes,
+}
+
+// ---------------------------------------------------------------- client
+
+/// `auth`: answers the relay's challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The id to authenticate as (or to register on first use).
+    pub user_id: UserId,
+    /// The Ed25519 identity public key `IKsig`.
+    pub identity_key: PublicKeyBytes,
+    /// Ed25519 signature over [`crate::signing::auth_message`].
+    pub signature: SignatureBytes,
+}
+
+/// `publish_keys`: replaces the identity DH key and signed prekey, and adds
+/// one-time prekeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishKeys {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The X25519 identity key `IKdh`.
+    pub identity_dh: PublicKeyBytes,
+    /// `IKsig`'s signature over [`crate::signing::identity_dh_message`].
+    pub identity_dh_sig: SignatureBytes,
+    /// The current signed prekey.
+    pub signed_prekey: SignedPrekey,
+    /// One-time prekeys to add (an existing id is replaced). May be empty.
+    #[serde(default)]
+    pub one_time_prekeys: Vec<OneTimePrekey>,
+}
+
+/// `fetch_bundle`: asks for a user's prekey bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchBundle {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// Whose bundle.
+    pub user_id: UserId,
+}
+
+/// `send`: an envelope for `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEnvelope {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The recipient.
+    pub to: UserId,
+    /// Opaque ciphertext.
+    pub body: Body,
+    /// Forward only to an online recipient, never store (typing indicators).
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+/// `ack`: deletes delivered envelopes from the sender's own mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// Envelope ids; ids not in the caller's mailbox are ignored.
+    pub ids: Vec<u64>,
+}
+
+/// `ping`: liveness check, answered by `pong`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+}
+
+/// A frame from a client to the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientFrame {
+    /// See [`Auth`].
+    Auth(Auth),
+    /// See [`PublishKeys`].
+    PublishKeys(PublishKeys),
+    /// See [`FetchBundle`].
+    FetchBundle(FetchBundle),
+    /// See [`SendEnvelope`].
+    Send(SendEnvelope),
+    /// See [`Ack`].
+    Ack(Ack),
+    /// See [`Ping`].
+    Ping(Ping),
+}
+
+impl ClientFrame {
+    /// The wire `type` of this frame.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Auth(_) => "auth",
+            Self::PublishKeys(_) => "publish_keys",
+            Self::FetchBundle(_) => "fetch_bundle",
+            Self::Send(_) => "send",
+            Self::Ack(_) => "ack",
+            Self::Ping(_) => "ping",
+        }
+    }
+
+    /// The request id.
+    pub fn rid(&self) -> u64 {
+        match self {
+            Self::Auth(f) => f.rid,
+            Self::PublishKeys(f) => f.rid,
+            Self::FetchBundle(f) => f.rid,
+            Self::Send(f) => f.rid,
+            Self::Ack(f) => f.rid,
+            Self::Ping(f) => f.rid,
+        }
+    }
+
+    /// Parses one text frame, with a precise error (see
+    /// [`FrameError`](crate::FrameError)).
+    pub fn decode(text: &str) -> Result<Self, crate::FrameError> {
+        crate::decode::decode_client(text)
+    }
+
+    /// The JSON text of this frame.
+    pub fn encode(&self) -> String {
+        to_json(self)
+    }
+}
+
+// ---------------------------------------------------------------- server
+
+/// `challenge`: the first frame on every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Protocol version, [`PROTOCOL_VERSION`].
+    pub v: u32,
+    /// The relay's id, part of the signed auth message so a signature made
+    /// for one relay is useless at another.
+    pub relay_id: String,
+    /// 32 fresh random bytes.
+    pub challenge: ChallengeBytes,
+}
+
+/// `auth_ok`: authentication succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthOk {
+    /// The `auth` request's id.
+    pub rid: u64,
+    /// The authenticated user id.
+    pub user_id: UserId,
+    /// This auth registered the id just now (first use).
+    pub registered: bool,
+    /// One-time prekeys currently stored for this user.
+    pub one_time_prekeys: u32,
+    /// A signed prekey bundle is published.
+    pub has_keys: bool,
+}
+
+/// `keys_published`: `publish_keys` succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysPublished {
+    /// The request's id.
+    pub rid: u64,
+    /// One-time prekeys now stored.
+    pub one_time_prekeys: u32,
+}
+
+/// `bundle`: a user's prekey bundle, with at most one one-time prekey that
+/// the relay has now deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The request's id.
+    pub rid: u64,
+    /// Whose bundle.
+    pub user_id: UserId,
+    /// The user's Ed25519 identity key `IKsig` (as registered).
+    pub identity_key: PublicKeyBytes,
+    /// The user's X25519 identity key `IKdh`.
+    pub identity_dh: PublicKeyBytes,
+    /// `IKsig`'s signature over [`crate::signing::identity_dh_message`].
+    pub identity_dh_sig: SignatureBytes,
+    /// The current signed prekey.
+    pub signed_prekey: SignedPrekey,
+    /// A one-time prekey, or `null` when none is left.
+    pub one_time_prekey: Option<OneTimePrekey>,
+}
+
+/// `accepted`: a `send` was taken. For a stored envelope, only after it is
+/// durably committed; `id` is its id in the recipient's mailbox. Ephemeral
+/// sends have no id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The request's id.
+    pub rid: u64,
+    /// Envelope id; absent for ephemeral sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// `envelope`: an envelope pushed to its recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Mailbox id to `ack`; absent exactly when `ephemeral` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The authenticated sender, stamped by the relay.
+    pub from: UserId,
+    /// When the relay accepted it, Unix milliseconds.
+    pub accepted_at: u64,
+    /// Opaque ciphertext.
+    pub body: Body,
+    /// An ephemeral envelope: never stored, nothing to ack. Omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ephemeral: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `acked`: an `ack` was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    /// The request's id.
+    pub rid: u64,
+}
+
+/// `pong`: the answer to `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The request's id.
+    pub rid: u64,
+}
+
+/// `prekeys_low`: unsolicited, the owner's one-time prekeys fell below the
+/// threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrekeysLow {
+    /// One-time prekeys left.
+    pub one_time_prekeys: u32,
+}
+
+/// `error`: a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// The failed request's id, or `null` when none could be parsed.
+    pub rid: Option<u64>,
+    /// What went wrong, machine-readable.
+    pub code: ErrorCode,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+/// A frame from the relay to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerFrame {
+    /// See [`Challenge`].
+    Challenge(Challenge),
+    /// See [`AuthOk`].
+    AuthOk(AuthOk),
+    /// See [`KeysPublished`].
+    KeysPublished(KeysPublished),
+    /// See [`Bundle`].
+    Bundle(Box<Bundle>),
+    /// See [`Accepted`].
+    Accepted(Accepted),
+    /// See [`Envelope`].
+    Envelope(Envelope),
+    /// See [`Acked`].
+    Acked(Acked),
+    /// See [`Pong`].
+    Pong(Pong),
+    /// See [`PrekeysLow`].
+    PrekeysLow(PrekeysLow),
+    /// See [`ErrorFrame`].
+    Error(ErrorFrame),
+}
+
+impl ServerFrame {
+    /// Parses one text frame from a relay. Errors are reported as
+    /// [`FrameError::Malformed`](crate::FrameError::Malformed) or
+    /// [`FrameError::UnknownType`](crate::FrameError::UnknownType) /
+    /// [`FrameError::BadField`](crate::FrameError::BadField).
+    pub fn decode(text: &str) -> Result<Self, crate::FrameError> {
+        crate::decode::decode_server(text)
+    }
+
+    /// The JSON text of this frame.
+    pub fn encode(&self) -> String {
+        to_json(self)
+    }
+
+    /// Shorthand for an `error` frame.
+    pub fn error(rid: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error(ErrorFrame {
+            rid,
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Invariant: frames hold only strings, integers, booleans, options,
+    // vectors and structs, none of which fails to serialise to JSON.
+    serde_json::to_string(v).expect("frames always serialise to JSON")
+}

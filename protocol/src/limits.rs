@@ -1,0 +1,117 @@
+//! Every bound a peer controls, in one place. The relay enforces each one and
+//! answers a named error code when it is exceeded; clients read the same
+//! defaults so they never build a frame the relay will refuse.
+//!
+//! | field | default | enforced as |
+//! | --- | --- | --- |
+//! | `max_frame_bytes` | 131072 | WebSocket close 1009 |
+//! | `max_envelope_bytes` | 65536 | `envelope_too_large` |
+//! | `max_prekeys_per_upload` | 100 | `too_many_prekeys` |
+//! | `max_prekeys_stored` | 500 | `too_many_prekeys` |
+//! | `prekey_low_threshold` | 20 | `prekeys_low` frame |
+//! | `mailbox_max_envelopes` | 10000 | `mailbox_full` |
+//! | `mailbox_max_bytes` | 67108864 | `mailbox_full` |
+//! | `retention` | 30 days | periodic sweep |
+//! | `rate_per_sec` / `rate_burst` | 1000 / 2000 | `rate_limited` |
+//! | `max_connections_per_ip` | 256 | HTTP 429 |
+//! | `auth_timeout` | 10 s | `auth_timeout`, close 4002 |
+//! | `max_ack_ids` | 1000 | `too_many_ids` |
+//! | `outbound_queue` | 1024 | close 4003 |
+//!
+//! User id syntax is fixed by the protocol, not configurable: see
+//! [`crate::user_id`].
+
+use std::time::Duration;
+
+/// Limits a relay enforces on its peers. `Limits::default()` is the protocol's
+/// default set; a relay may be configured with other values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest text frame the relay reads, in bytes of UTF-8 JSON. Bounds the
+    /// memory one frame can make the relay allocate; larger frames close the
+    /// connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest envelope body, in decoded bytes (not base64). Keeps mailboxes
+    /// of many small messages rather than a few huge ones.
+    pub max_envelope_bytes: usize,
+    /// Most one-time prekeys one `publish_keys` may carry.
+    pub max_prekeys_per_upload: usize,
+    /// Most one-time prekeys stored per user; an upload that would exceed it
+    /// is refused whole, so a client can never fill the directory.
+    pub max_prekeys_stored: usize,
+    /// When a fetch leaves fewer one-time prekeys than this, the owner is told
+    /// (`prekeys_low`) so it can refill before the stock runs out.
+    pub prekey_low_threshold: u32,
+    /// Most envelopes waiting in one user's mailbox; beyond it the sender gets
+    /// `mailbox_full`.
+    pub mailbox_max_envelopes: u64,
+    /// Most body bytes waiting in one user's mailbox; beyond it the sender
+    /// gets `mailbox_full`.
+    pub mailbox_max_bytes: u64,
+    /// How long an unacknowledged envelope is kept before the sweep deletes it.
+    pub retention: Duration,
+    /// Sustained frames per second one connection may send (token bucket
+    /// refill rate).
+    pub rate_per_sec: u32,
+    /// Frames one connection may send in a burst (token bucket size).
+    pub rate_burst: u32,
+    /// Most simultaneous WebSocket connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Time from the connection opening to a successful `auth`; a connection
+    /// that has not authenticated by then is closed (4002).
+    pub auth_timeout: Duration,
+    /// Most ids one `ack` may carry.
+    pub max_ack_ids: usize,
+    /// Frames queued for one connection's socket; a reader that falls this
+    /// far behind is a slow consumer and is closed (4003), its envelopes stay
+    /// in its mailbox.
+    pub outbound_queue: usize,
+}
+
+/// Retention default: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 131_072,
+            max_envelope_bytes: 65_536,
+            max_prekeys_per_upload: 100,
+            max_prekeys_stored: 500,
+            prekey_low_threshold: 20,
+            mailbox_max_envelopes: 10_000,
+            mailbox_max_bytes: 67_108_864,
+            retention: DEFAULT_RETENTION,
+            rate_per_sec: 1000,
+            rate_burst: 2000,
+            max_connections_per_ip: 256,
+            auth_timeout: Duration::from_secs(10),
+            max_ack_ids: 1000,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let l = Limits::default();
+        assert_eq!(l.max_frame_bytes, 131_072);
+        assert_eq!(l.max_envelope_bytes, 65_536);
+        assert_eq!(l.max_prekeys_per_upload, 100);
+        assert_eq!(l.max_prekeys_stored, 500);
+        assert_eq!(l.prekey_low_threshold, 20);
+        assert_eq!(l.mailbox_max_envelopes, 10_000);
+        assert_eq!(l.mailbox_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(l.retention, Duration::from_secs(2_592_000));
+        assert_eq!((l.rate_per_sec, l.rate_burst), (1000, 2000));
+        assert_eq!(l.max_connections_per_ip, 256);
+        assert_eq!(l.auth_timeout, Duration::from_secs(10));
+        assert_eq!(l.max_ack_ids, 1000);
+        assert_eq!(l.outbound_queue, 1024);
+    }
+}
