@@ -1,0 +1,253 @@
+//! All sessions with one peer: a current session and up to
+//! [`MAX_PREVIOUS_SESSIONS`] previous ones that still decrypt.
+//!
+//! * `encrypt` always uses the current session.
+//! * `decrypt` of a ratchet message tries the current session, then the
+//!   previous ones (newest first). A success does not change which session
+//!   is current.
+//! * `decrypt` of a prekey message goes to the session of the same X3DH run
+//!   (same base key) if we have one; otherwise it creates a new inbound
+//!   session, which becomes current by this rule:
+//!
+//! **Tie-break for simultaneous initiation.** If our current session was
+//! initiated by us and has never received a reply, both sides started a
+//! session at once. The session initiated by the party whose user id is
+//! lexicographically smaller (bytewise; identity `sig_pub` if the ids are
+//! equal) becomes current on both sides: the smaller party keeps its own,
+//! the larger one switches to the inbound one. In every other case the new
+//! inbound session becomes current (the peer started afresh). Since the
+//! relay delivers a sender's envelopes in order, a peer's prekey message of
+//! a race always arrives before any reply of theirs to our session, so both
+//! sides reach the same decision. The demoted session stays among the
+//! previous ones, so nothing either side sent in it is lost.
+//!
+//! Pickle (kind 4): `version || 4 || var our_user_id || var their_user_id ||
+//! has_current u8 [|| var session] || n_previous u32 || n × var session`
+//! (each session in its kind-3 body form, without header).
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::identity::{IdentityKeyPair, IdentityPublic};
+use crate::limits::MAX_PREVIOUS_SESSIONS;
+use crate::message::Message;
+use crate::pickle::{PickleError, Reader, Writer, kind};
+use crate::prekey::{PrekeyBundle, PrekeyStore};
+use crate::ratchet::{DecryptError, EncryptError, Session};
+use crate::x3dh::X3dhError;
+
+/// Longest user id accepted when unpickling.
+const MAX_USER_ID_LEN: usize = 1024;
+
+/// The sessions we have with one peer.
+pub struct PeerSessions {
+    our_user_id: String,
+    their_user_id: String,
+    current: Option<Session>,
+    /// Newest first.
+    previous: VecDeque<Session>,
+}
+
+impl fmt::Debug for PeerSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerSessions")
+            .field("our_user_id", &self.our_user_id)
+            .field("their_user_id", &self.their_user_id)
+            .field("current", &self.current)
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+impl PeerSessions {
+    /// No sessions yet between `our_user_id` and `their_user_id`.
+    pub fn new(our_user_id: impl Into<String>, their_user_id: impl Into<String>) -> Self {
+        Self {
+            our_user_id: our_user_id.into(),
+            their_user_id: their_user_id.into(),
+            current: None,
+            previous: VecDeque::new(),
+        }
+    }
+
+    /// Whether there is a current session to encrypt with.
+    pub fn has_session(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The current session, if any.
+    pub fn current(&self) -> Option<&Session> {
+        self.current.as_ref()
+    }
+
+    /// Number of previous sessions kept.
+    pub fn previous_count(&self) -> usize {
+        self.previous.len()
+    }
+
+    /// The peer's identity in the current session.
+    pub fn peer_identity(&self) -> Option<&IdentityPublic> {
+        self.current.as_ref().map(Session::peer_identity)
+    }
+
+    /// The peer's user id.
+    pub fn their_user_id(&self) -> &str {
+        &self.their_user_id
+    }
+
+    /// Starts a session from the peer's prekey bundle; it becomes current.
+    pub fn initiate<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        ours: &IdentityKeyPair,
+        bundle: &PrekeyBundle,
+    ) -> Result<(), X3dhError> {
+        let session = Session::initiate(rng, ours, bundle)?;
+        self.promote(session);
+        Ok(())
+    }
+
+    /// Encrypts with the current session.
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, EncryptError> {
+        self.current
+            .as_mut()
+            .ok_or(EncryptError::NoSession)?
+            .encrypt(rng, plaintext)
+    }
+
+    /// Decrypts a ratchet or prekey message from this peer. Check the
+    /// initiator identity of a prekey message against the pinned key
+    /// ([`Message::decode`] then [`Message::initiator`]) before calling this.
+    /// On error nothing changes (sessions and prekeys alike).
+    pub fn decrypt(
+        &mut self,
+        ours: &IdentityKeyPair,
+        prekeys: &mut PrekeyStore,
+        now_ms: u64,
+        bytes: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+        match Message::decode(bytes)? {
+            Message::Ratchet(m) => {
+                let mut first_err = None;
+                for s in self.current.iter_mut().chain(self.previous.iter_mut()) {
+                    match s.decrypt_message(&m) {
+                        Ok(pt) => return Ok(pt),
+                        Err(e @ DecryptError::Duplicate { .. }) => return Err(e),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                Err(first_err.unwrap_or(DecryptError::NoSession))
+            }
+            Message::Prekey(p) => {
+                let existing = self
+                    .current
+                    .iter_mut()
+                    .chain(self.previous.iter_mut())
+                    .find(|s| !s.initiated_by_us() && s.base_key() == &p.base_key);
+                if let Some(s) = existing {
+                    return s.decrypt_message(&p.message);
+                }
+                let (session, pt) = Session::respond(ours, prekeys, &p, now_ms)?;
+                self.adopt_inbound(&ours.public(), session);
+                Ok(pt)
+            }
+        }
+    }
+
+    /// Whether the party that initiated `theirs` wins the tie-break.
+    fn peer_wins_tie(&self, ours: &IdentityPublic, theirs: &Session) -> bool {
+        let me = self.our_user_id.as_bytes();
+        let peer = self.their_user_id.as_bytes();
+        if me == peer {
+            // Same user id (e.g. two devices): compare identity signing keys.
+            return theirs.peer_identity().sig_pub < ours.sig_pub;
+        }
+        peer < me
+    }
+
+    fn adopt_inbound(&mut self, ours: &IdentityPublic, session: Session) {
+        let racing = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.initiated_by_us() && !c.has_received());
+        if racing && !self.peer_wins_tie(ours, &session) {
+            self.previous.push_front(session);
+            self.previous.truncate(MAX_PREVIOUS_SESSIONS);
+        } else {
+            self.promote(session);
+        }
+    }
+
+    fn promote(&mut self, session: Session) {
+        if let Some(old) = self.current.replace(session) {
+            self.previous.push_front(old);
+            self.previous.truncate(MAX_PREVIOUS_SESSIONS);
+        }
+    }
+
+    /// Secret-bearing serialisation for the local store.
+    pub fn pickle(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new(kind::PEER_SESSIONS, 4096);
+        w.var(self.our_user_id.as_bytes());
+        w.var(self.their_user_id.as_bytes());
+        let put = |w: &mut Writer, s: &Session| {
+            let mut inner = Writer::bare(1024);
+            s.write(&mut inner);
+            w.var(&inner.finish());
+        };
+        match &self.current {
+            Some(s) => {
+                w.bool(true);
+                put(&mut w, s);
+            }
+            None => w.bool(false),
+        }
+        w.u32(self.previous.len() as u32);
+        for s in &self.previous {
+            put(&mut w, s);
+        }
+        w.finish()
+    }
+
+    /// Reads back what [`PeerSessions::pickle`] wrote.
+    pub fn unpickle(bytes: &[u8]) -> Result<Self, PickleError> {
+        let mut r = Reader::open(bytes, kind::PEER_SESSIONS)?;
+        let user_id = |r: &mut Reader<'_>| -> Result<String, PickleError> {
+            let b = r.var()?;
+            if b.len() > MAX_USER_ID_LEN {
+                return Err(PickleError::Invalid("user id too long"));
+            }
+            String::from_utf8(b.to_vec()).map_err(|_| PickleError::Invalid("user id not UTF-8"))
+        };
+        let our_user_id = user_id(&mut r)?;
+        let their_user_id = user_id(&mut r)?;
+        let get = |r: &mut Reader<'_>| -> Result<Session, PickleError> {
+            let mut inner = Reader::bare(r.var()?);
+            let s = Session::read(&mut inner)?;
+            inner.finish()?;
+            Ok(s)
+        };
+        let current = if r.bool()? { Some(get(&mut r)?) } else { None };
+        let n = r.count(MAX_PREVIOUS_SESSIONS)?;
+        let mut previous = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            previous.push_back(get(&mut r)?);
+        }
+        r.finish()?;
+        Ok(Self {
+            our_user_id,
+            their_user_id,
+            current,
+            previous,
+        })
+    }
+}

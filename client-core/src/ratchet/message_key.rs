@@ -1,0 +1,123 @@
+//! Message keys and the AEAD: each message key `MK` expands with
+//! `HKDF-Expand-SHA256(PRK = MK, info = "Hush message keys v1", L = 44)`
+//! into a ChaCha20-Poly1305 key (first 32 bytes) and nonce (last 12 bytes).
+//! `MK` is already a uniformly random HMAC output, so the extract step is
+//! skipped (RFC 5869 §3.3). The AEAD's associated data is
+//! `X3DH_AD[128] || header[42]`.
+
+use std::fmt;
+
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::message::HEADER_LEN;
+use crate::x3dh::AD_LEN;
+
+/// HKDF info string expanding a message key.
+pub const MESSAGE_KEY_INFO: &[u8] = b"Hush message keys v1";
+
+/// Length of the Poly1305 tag at the end of every ciphertext.
+pub const TAG_LEN: usize = 16;
+
+/// The AEAD rejected the ciphertext (wrong key, or modified bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AuthFailed;
+
+/// A single-use message key. Zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct MessageKey {
+    key: [u8; 32],
+    #[zeroize(skip)]
+    index: u32,
+}
+
+impl MessageKey {
+    pub(crate) fn new(key: [u8; 32], index: u32) -> Self {
+        Self { key, index }
+    }
+
+    /// Number of the message this key is for.
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// Overwrites the key in place (unpickling into a boxed key).
+    pub(crate) fn fill_from(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(32);
+        self.key[..n].copy_from_slice(&bytes[..n]);
+    }
+
+    /// The ChaCha20-Poly1305 key and nonce this message key expands to.
+    pub(crate) fn expand(&self) -> Zeroizing<[u8; 44]> {
+        let mut okm = Zeroizing::new([0u8; 44]);
+        #[allow(clippy::expect_used)]
+        let hk = Hkdf::<Sha256>::from_prk(&self.key)
+            .expect("invariant: a 32-byte PRK is exactly SHA-256's output length");
+        #[allow(clippy::expect_used)]
+        hk.expand(MESSAGE_KEY_INFO, okm.as_mut())
+            .expect("invariant: 44 bytes is within HKDF-SHA256's output limit");
+        okm
+    }
+
+    fn cipher(okm: &[u8; 44]) -> (ChaCha20Poly1305, Nonce) {
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&okm[..32]);
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&okm[32..]);
+        (ChaCha20Poly1305::new(&(*key).into()), nonce.into())
+    }
+
+    /// Encrypts `buf` in place and returns the tag.
+    pub(crate) fn seal(&self, ad: &[u8; AD_LEN], header: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+        let okm = self.expand();
+        let (cipher, nonce) = Self::cipher(&okm);
+        let aad = aad(ad, header);
+        #[allow(clippy::expect_used)]
+        cipher
+            .encrypt_inout_detached(&nonce, &aad[..AD_LEN + header.len()], buf.into())
+            .expect("invariant: ChaCha20-Poly1305 only fails beyond 256 GiB; messages are bounded by MAX_PADDED_LEN")
+            .into()
+    }
+
+    /// Decrypts `buf` in place after checking `tag` (in constant time).
+    pub(crate) fn open(
+        &self,
+        ad: &[u8; AD_LEN],
+        header: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), AuthFailed> {
+        let okm = self.expand();
+        let (cipher, nonce) = Self::cipher(&okm);
+        let aad = aad(ad, header);
+        let tag = Tag::from(*tag);
+        cipher
+            .decrypt_inout_detached(&nonce, &aad[..AD_LEN + header.len()], buf.into(), &tag)
+            .map_err(|_| AuthFailed)
+    }
+}
+
+/// `X3DH_AD || header` on the stack.
+fn aad(ad: &[u8; AD_LEN], header: &[u8]) -> [u8; AD_LEN + HEADER_LEN] {
+    let mut out = [0u8; AD_LEN + HEADER_LEN];
+    out[..AD_LEN].copy_from_slice(ad);
+    let n = header.len().min(HEADER_LEN);
+    out[AD_LEN..AD_LEN + n].copy_from_slice(&header[..n]);
+    out
+}
+
+impl fmt::Debug for MessageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { key: _, index } = self;
+        f.debug_struct("MessageKey")
+            .field("index", index)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,618 @@
+//! One Double Ratchet session with one peer.
+//!
+//! Initiator A (after X3DH with `SK`): generates ratchet key `A1`,
+//! `RK, CKs = KDF_RK(SK, DH(A1, SPK_B))`; every message it sends carries the
+//! prekey wrapper until the first reply decrypts. Responder B: `RK = SK`,
+//! its first ratchet key is `SPK_B`.
+//!
+//! Receiving a new ratchet key `X` performs the receiving half of the DH
+//! step at once (`RK, CKr = KDF_RK(RK, DH(ours, X))`); the sending half (new
+//! key pair, `RK, CKs = KDF_RK(RK, DH(new, X))`) happens at the next
+//! encrypt. The resulting keys are those of Signal's spec; only the moment
+//! the new pair is generated moves, so decrypting never needs randomness.
+//!
+//! Decryption is compute-then-commit: every new chain key, root key and
+//! skipped key is computed on the side and written into the session only
+//! after the AEAD tag and the padding have verified. A failed decryption
+//! leaves the session byte-for-byte unchanged.
+//!
+//! Pickle (kind 3): `version || 3 || AD[128] || RK[32] || peer identity[128]
+//! || base_key[32] || initiated_by_us u8 || received u8 || sending pair
+//! (secret[32] || public[32]) || needs_ratchet u8 || previous_length u32 ||
+//! has_chain u8 [|| CKs[32] || Ns u32] || has_prefix u8 [|| var prefix] ||
+//! n_recv u32 || n × (ratchet[32] || CKr[32] || Nr u32) || n_retired u32 ||
+//! n × (ratchet[32] || Nr u32) || n_skipped u32 || n × (ratchet[32] || N u32
+//! || MK[32])`.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::identity::{IdentityKeyPair, IdentityPublic};
+use crate::keys::{DhKeyPair, NonContributory, short_hex};
+use crate::limits::{MAX_PLAINTEXT_LEN, MAX_RECEIVING_CHAINS, MAX_RETIRED_CHAINS, MAX_SKIP};
+use crate::message::{
+    HEADER_LEN, Message, MessageError, PrekeyMessage, RatchetHeader, RatchetMessage,
+    encode_prekey_prefix,
+};
+use crate::padding::{BadPadding, pad, padded_len, unpadded_len};
+use crate::pickle::{PickleError, Reader, Writer, kind};
+use crate::prekey::{PrekeyBundle, PrekeyError, PrekeyStore};
+use crate::x3dh::{self, AD_LEN, X3dhError};
+
+use super::chain_key::ChainKey;
+use super::message_key::{MessageKey, TAG_LEN};
+use super::receiver_chain::{ReceiverChain, SkippedKeys, skip_to};
+use super::root_key::RootKey;
+
+/// Why an incoming message was not decrypted. In every case the session
+/// state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// The bytes are not a well-formed message (version, type, length).
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The prekey message's handshake was refused.
+    #[error(transparent)]
+    X3dh(#[from] X3dhError),
+    /// This message number in this chain was already decrypted (or its
+    /// skipped key was evicted): a replay or a duplicate delivery.
+    #[error("duplicate message {message_number} (already decrypted)")]
+    Duplicate {
+        /// The duplicate's message number.
+        message_number: u32,
+    },
+    /// The message would skip more keys in one chain than [`MAX_SKIP`].
+    #[error("message skips {skip} keys in one chain; at most {max} allowed")]
+    SkipTooLarge {
+        /// Keys that would have been skipped.
+        skip: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The message belongs to a receiving chain that was forgotten (more than
+    /// `MAX_RECEIVING_CHAINS` ratchet steps ago) and has no stored key.
+    #[error("message {message_number} belongs to a forgotten receiving chain")]
+    ChainForgotten {
+        /// Its message number.
+        message_number: u32,
+    },
+    /// The AEAD tag did not verify: wrong session, forged or modified bytes.
+    #[error("message authentication failed")]
+    AuthFailed,
+    /// The tag verified but the padding is malformed (sender is not Hush).
+    #[error(transparent)]
+    BadPadding(#[from] BadPadding),
+    /// The peer's ratchet key is of low order.
+    #[error(transparent)]
+    NonContributory(#[from] NonContributory),
+    /// A ratchet message arrived for a peer with no session.
+    #[error("no session with this peer")]
+    NoSession,
+    /// A prekey message was handed to a session of another X3DH run.
+    #[error("prekey message does not belong to this session")]
+    WrongSession,
+}
+
+impl From<PrekeyError> for DecryptError {
+    fn from(e: PrekeyError) -> Self {
+        DecryptError::X3dh(X3dhError::Prekey(e))
+    }
+}
+
+/// Why a message could not be encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// The plaintext exceeds [`MAX_PLAINTEXT_LEN`].
+    #[error("plaintext of {len} bytes exceeds the limit of {max}")]
+    PlaintextTooLong {
+        /// Actual length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The sending chain has produced 2^32 - 1 messages.
+    #[error("sending chain exhausted")]
+    ChainExhausted,
+    /// No session with this peer (start one with a prekey bundle).
+    #[error("no session with this peer")]
+    NoSession,
+    /// The peer's ratchet key is of low order.
+    #[error(transparent)]
+    NonContributory(#[from] NonContributory),
+}
+
+/// Our side of the sending chain.
+struct Sending {
+    /// Our current ratchet key pair; its public half is cached.
+    pair: DhKeyPair,
+    /// `CKs`; `None` for a responder that has not sent yet.
+    chain: Option<ChainKey>,
+    /// A new ratchet key was received since we last generated ours: the next
+    /// encrypt performs the sending half of the DH step first.
+    needs_ratchet: bool,
+    /// `PN`: length of our previous sending chain.
+    previous_length: u32,
+}
+
+/// A Double Ratchet session. Not `Clone`; secrets zeroize on drop.
+pub struct Session {
+    ad: [u8; AD_LEN],
+    root: RootKey,
+    sending: Sending,
+    /// Newest first, at most [`MAX_RECEIVING_CHAINS`].
+    receiving: VecDeque<ReceiverChain>,
+    /// Public key and next index of forgotten receiving chains, to report late
+    /// duplicates on them as duplicates.
+    retired: VecDeque<([u8; 32], u32)>,
+    skipped: SkippedKeys,
+    /// Initiator only, until the first reply: the prekey wrapper put in front
+    /// of every outgoing message so the responder can build the session from
+    /// any of them.
+    prekey_prefix: Option<Vec<u8>>,
+    /// `EK_A`, identifying the X3DH run on both sides.
+    base_key: [u8; 32],
+    initiated_by_us: bool,
+    /// Whether any message from the peer has decrypted in this session.
+    received: bool,
+    peer: IdentityPublic,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("base_key", &short_hex(&self.base_key))
+            .field("initiated_by_us", &self.initiated_by_us)
+            .field("received", &self.received)
+            .field("sending_ratchet", &self.sending.pair)
+            .field("sending_chain", &self.sending.chain)
+            .field("receiving", &self.receiving)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open(
+    ad: &[u8; AD_LEN],
+    mk: &MessageKey,
+    msg: &RatchetMessage<'_>,
+) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    let mut buf = Zeroizing::new(msg.ciphertext.to_vec());
+    mk.open(ad, msg.header_bytes, &mut buf, msg.tag)
+        .map_err(|_| DecryptError::AuthFailed)?;
+    let len = unpadded_len(&buf)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+fn check_skip(from: u32, to: u32) -> Result<(), DecryptError> {
+    let skip = to.saturating_sub(from);
+    if skip > MAX_SKIP {
+        Err(DecryptError::SkipTooLarge {
+            skip,
+            max: MAX_SKIP,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Initiator: verifies `bundle` (both signatures, `verify_strict`), runs
+    /// X3DH and the first sending DH step. Messages this session encrypts are
+    /// prekey messages until the first reply decrypts.
+    pub fn initiate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        ours: &IdentityKeyPair,
+        bundle: &PrekeyBundle,
+    ) -> Result<Self, X3dhError> {
+        let init = x3dh::initiate(rng, ours, bundle)?;
+        let pair = DhKeyPair::generate(rng);
+        let dh = pair.dh(&bundle.signed_prekey.public)?;
+        let (root, chain) = RootKey::kdf(init.sk.as_bytes(), dh.as_bytes());
+        Ok(Self {
+            ad: init.ad,
+            root,
+            sending: Sending {
+                pair,
+                chain: Some(chain),
+                needs_ratchet: false,
+                previous_length: 0,
+            },
+            receiving: VecDeque::new(),
+            retired: VecDeque::new(),
+            skipped: SkippedKeys::default(),
+            prekey_prefix: Some(encode_prekey_prefix(
+                &ours.public(),
+                &init.base_key,
+                bundle.signed_prekey.id,
+                bundle.one_time_prekey.map(|o| o.id),
+            )),
+            base_key: init.base_key,
+            initiated_by_us: true,
+            received: false,
+            peer: bundle.identity,
+        })
+    }
+
+    /// Responder: runs X3DH for `msg` against our prekeys, decrypts its
+    /// ratchet message, and only then consumes the one-time prekey. On any
+    /// error nothing (prekeys included) has changed.
+    pub fn respond(
+        ours: &IdentityKeyPair,
+        prekeys: &mut PrekeyStore,
+        msg: &PrekeyMessage<'_>,
+        now_ms: u64,
+    ) -> Result<(Self, Zeroizing<Vec<u8>>), DecryptError> {
+        let r = x3dh::respond(ours, prekeys, msg, now_ms)?;
+        let mut session = Self {
+            ad: r.ad,
+            root: RootKey::new(r.sk.into_box()),
+            sending: Sending {
+                pair: r.signed_prekey,
+                chain: None,
+                needs_ratchet: false,
+                previous_length: 0,
+            },
+            receiving: VecDeque::new(),
+            retired: VecDeque::new(),
+            skipped: SkippedKeys::default(),
+            prekey_prefix: None,
+            base_key: msg.base_key,
+            initiated_by_us: false,
+            received: false,
+            peer: msg.initiator,
+        };
+        let plaintext = session.decrypt_message(&msg.message)?;
+        if let Some(id) = msg.one_time_prekey_id {
+            prekeys.take_one_time(id)?;
+        }
+        Ok((session, plaintext))
+    }
+
+    /// The peer's identity in this session.
+    pub fn peer_identity(&self) -> &IdentityPublic {
+        &self.peer
+    }
+
+    /// The initiator's ephemeral key `EK_A`, which identifies the X3DH run.
+    pub fn base_key(&self) -> &[u8; 32] {
+        &self.base_key
+    }
+
+    /// Whether we initiated this session.
+    pub fn initiated_by_us(&self) -> bool {
+        self.initiated_by_us
+    }
+
+    /// Whether a message from the peer has decrypted in this session.
+    pub fn has_received(&self) -> bool {
+        self.received
+    }
+
+    /// Number of stored skipped message keys.
+    pub fn skipped_key_count(&self) -> usize {
+        self.skipped.len()
+    }
+
+    /// Number of receiving chains kept.
+    pub fn receiving_chain_count(&self) -> usize {
+        self.receiving.len()
+    }
+
+    /// Our current ratchet public key.
+    pub fn ratchet_public(&self) -> &[u8; 32] {
+        self.sending.pair.public()
+    }
+
+    /// Encrypts one message; the output starts with the version byte (and is
+    /// a prekey message while no reply has arrived in a session we initiated).
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, EncryptError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(EncryptError::PlaintextTooLong {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
+        }
+        if self.sending.needs_ratchet || self.sending.chain.is_none() {
+            self.ratchet_sending(rng)?;
+        }
+        let chain = self.sending.chain.as_mut().ok_or(EncryptError::NoSession)?;
+        if chain.index() == u32::MAX {
+            return Err(EncryptError::ChainExhausted);
+        }
+        let header = RatchetHeader {
+            ratchet_key: *self.sending.pair.public(),
+            previous_chain_length: self.sending.previous_length,
+            message_number: chain.index(),
+        }
+        .encode();
+        let mk = chain.step();
+        let prefix: &[u8] = self.prekey_prefix.as_deref().unwrap_or(&[]);
+        let mut out =
+            Vec::with_capacity(prefix.len() + HEADER_LEN + padded_len(plaintext.len()) + TAG_LEN);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(&header);
+        let body = out.len();
+        out.extend_from_slice(plaintext);
+        pad(&mut out, body);
+        let tag = mk.seal(&self.ad, &header, &mut out[body..]);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// The sending half of a DH ratchet step.
+    fn ratchet_sending<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), EncryptError> {
+        let their = match self.receiving.front() {
+            Some(c) => c.ratchet,
+            None => return Err(EncryptError::NoSession),
+        };
+        let pair = DhKeyPair::generate(rng);
+        let dh = pair.dh(&their)?;
+        let (root, chain) = self.root.advance(&dh);
+        self.sending.previous_length = self.sending.chain.as_ref().map_or(0, ChainKey::index);
+        self.sending.pair = pair;
+        self.sending.chain = Some(chain);
+        self.sending.needs_ratchet = false;
+        self.root = root;
+        Ok(())
+    }
+
+    /// Decodes and decrypts `bytes`: a ratchet message, or a prekey message of
+    /// this session's X3DH run (same base key).
+    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+        match Message::decode(bytes)? {
+            Message::Ratchet(m) => self.decrypt_message(&m),
+            Message::Prekey(p) if p.base_key == self.base_key && !self.initiated_by_us => {
+                self.decrypt_message(&p.message)
+            }
+            Message::Prekey(_) => Err(DecryptError::WrongSession),
+        }
+    }
+
+    /// Decrypts a parsed ratchet message (compute, verify, then commit).
+    pub fn decrypt_message(
+        &mut self,
+        msg: &RatchetMessage<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+        let h = msg.header;
+        let n = h.message_number;
+        if let Some(pos) = self
+            .receiving
+            .iter()
+            .position(|c| c.ratchet == h.ratchet_key)
+        {
+            let index = self.receiving[pos].chain.index();
+            if n < index {
+                return self
+                    .decrypt_skipped(msg)
+                    .unwrap_or(Err(DecryptError::Duplicate { message_number: n }));
+            }
+            check_skip(index, n)?;
+            let pt = if n == index {
+                // In-order message: no allocation beyond the plaintext.
+                let (mk, next) = self.receiving[pos].chain.peek();
+                let pt = open(&self.ad, &mk, msg)?;
+                self.receiving[pos].chain.commit(&next);
+                pt
+            } else {
+                let mut chain = self.receiving[pos].chain.duplicate();
+                let mut skipped = Vec::with_capacity((n - index) as usize);
+                skip_to(&mut chain, &h.ratchet_key, n, &mut skipped);
+                let mk = chain.step();
+                let pt = open(&self.ad, &mk, msg)?;
+                self.receiving[pos].chain = chain;
+                self.skipped.extend(skipped);
+                pt
+            };
+            self.mark_received();
+            return Ok(pt);
+        }
+        if let Some(result) = self.decrypt_skipped(msg) {
+            return result;
+        }
+        if let Some((_, next)) = self.retired.iter().find(|(k, _)| k == &h.ratchet_key) {
+            return Err(if n < *next {
+                DecryptError::Duplicate { message_number: n }
+            } else {
+                DecryptError::ChainForgotten { message_number: n }
+            });
+        }
+        self.decrypt_with_ratchet_step(msg)
+    }
+
+    /// A message under a new ratchet key: skip the current receiving chain to
+    /// `PN`, do the receiving half of the DH step, skip to `N`, decrypt.
+    fn decrypt_with_ratchet_step(
+        &mut self,
+        msg: &RatchetMessage<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+        let h = msg.header;
+        check_skip(0, h.message_number)?;
+        let mut skipped = Vec::new();
+        let mut old_chain = None;
+        if let Some(current) = self.receiving.front() {
+            let index = current.chain.index();
+            if h.previous_chain_length > index {
+                check_skip(index, h.previous_chain_length)?;
+                let mut chain = current.chain.duplicate();
+                skip_to(
+                    &mut chain,
+                    &current.ratchet,
+                    h.previous_chain_length,
+                    &mut skipped,
+                );
+                old_chain = Some(chain);
+            }
+        }
+        let dh = self.sending.pair.dh(&h.ratchet_key)?;
+        let (root, mut chain) = self.root.advance(&dh);
+        skip_to(&mut chain, &h.ratchet_key, h.message_number, &mut skipped);
+        let mk = chain.step();
+        let pt = open(&self.ad, &mk, msg)?;
+
+        // Commit.
+        if let (Some(chain), Some(current)) = (old_chain, self.receiving.front_mut()) {
+            current.chain = chain;
+        }
+        self.receiving.push_front(ReceiverChain {
+            ratchet: h.ratchet_key,
+            chain,
+        });
+        while self.receiving.len() > MAX_RECEIVING_CHAINS {
+            if let Some(old) = self.receiving.pop_back() {
+                self.retired.push_front((old.ratchet, old.chain.index()));
+            }
+        }
+        self.retired.truncate(MAX_RETIRED_CHAINS);
+        self.root = root;
+        self.sending.needs_ratchet = true;
+        self.skipped.extend(skipped);
+        self.mark_received();
+        Ok(pt)
+    }
+
+    fn decrypt_skipped(
+        &mut self,
+        msg: &RatchetMessage<'_>,
+    ) -> Option<Result<Zeroizing<Vec<u8>>, DecryptError>> {
+        let pos = self
+            .skipped
+            .find(&msg.header.ratchet_key, msg.header.message_number)?;
+        let mk = self.skipped.get(pos)?;
+        Some(open(&self.ad, mk, msg).inspect(|_| {
+            self.skipped.remove(pos);
+            self.mark_received();
+        }))
+    }
+
+    fn mark_received(&mut self) {
+        self.received = true;
+        self.prekey_prefix = None;
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.bytes(&self.ad);
+        w.bytes(self.root.as_bytes());
+        w.bytes(&self.peer.to_bytes());
+        w.bytes(&self.base_key);
+        w.bool(self.initiated_by_us);
+        w.bool(self.received);
+        w.bytes(self.sending.pair.secret_bytes());
+        w.bytes(self.sending.pair.public());
+        w.bool(self.sending.needs_ratchet);
+        w.u32(self.sending.previous_length);
+        match &self.sending.chain {
+            Some(c) => {
+                w.bool(true);
+                w.bytes(c.as_bytes());
+                w.u32(c.index());
+            }
+            None => w.bool(false),
+        }
+        match &self.prekey_prefix {
+            Some(p) => {
+                w.bool(true);
+                w.var(p);
+            }
+            None => w.bool(false),
+        }
+        w.u32(self.receiving.len() as u32);
+        for c in &self.receiving {
+            c.write(w);
+        }
+        w.u32(self.retired.len() as u32);
+        for (k, n) in &self.retired {
+            w.bytes(k);
+            w.u32(*n);
+        }
+        self.skipped.write(w);
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, PickleError> {
+        let ad = r.array()?;
+        let root = RootKey::new(r.secret32()?);
+        let peer = IdentityPublic::from_bytes(&r.array()?);
+        let base_key = r.array()?;
+        let initiated_by_us = r.bool()?;
+        let received = r.bool()?;
+        let secret = r.secret32()?;
+        let public = r.array()?;
+        let needs_ratchet = r.bool()?;
+        let previous_length = r.u32()?;
+        let chain = if r.bool()? {
+            let key = r.secret32()?;
+            Some(ChainKey::new(key, r.u32()?))
+        } else {
+            None
+        };
+        let prekey_prefix = if r.bool()? {
+            let p = r.var()?;
+            if p.len() > 256 {
+                return Err(PickleError::Invalid("prekey prefix too long"));
+            }
+            Some(p.to_vec())
+        } else {
+            None
+        };
+        let n = r.count(MAX_RECEIVING_CHAINS)?;
+        let mut receiving = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            receiving.push_back(ReceiverChain::read(r)?);
+        }
+        let n = r.count(MAX_RETIRED_CHAINS)?;
+        let mut retired = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let k = r.array()?;
+            retired.push_back((k, r.u32()?));
+        }
+        let skipped = SkippedKeys::read(r)?;
+        Ok(Self {
+            ad,
+            root,
+            sending: Sending {
+                pair: DhKeyPair::from_parts(&secret, public),
+                chain,
+                needs_ratchet,
+                previous_length,
+            },
+            receiving,
+            retired,
+            skipped,
+            prekey_prefix,
+            base_key,
+            initiated_by_us,
+            received,
+            peer,
+        })
+    }
+
+    /// Secret-bearing serialisation for the local store.
+    pub fn pickle(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new(kind::SESSION, 1024 + self.skipped.len() * 68);
+        self.write(&mut w);
+        w.finish()
+    }
+
+    /// Reads back what [`Session::pickle`] wrote.
+    pub fn unpickle(bytes: &[u8]) -> Result<Self, PickleError> {
+        let mut r = Reader::open(bytes, kind::SESSION)?;
+        let s = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(s)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn root_bytes(&self) -> &[u8; 32] {
+        self.root.as_bytes()
+    }
+}
