@@ -1,0 +1,233 @@
+//! Disk backend: one redb file, `profile.redb`, in the profile directory.
+//!
+//! redb commits are atomic and (with the default `Immediate` durability)
+//! fsynced before `commit` returns: after a crash the file holds exactly the
+//! last committed transaction. redb also holds an exclusive file lock while
+//! the database is open; a second open (from another process or from this
+//! one) fails and is reported as [`StoreError::ProfileInUse`].
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+use super::StoreError;
+use super::backend::{Backend, Pairs, RawBatch, RawOp, ScanOrder, Table, prefix_end};
+
+/// File name of the database inside a profile directory.
+pub const PROFILE_FILE: &str = "profile.redb";
+
+const HEADER_KEY: &[u8] = b"header";
+
+type RangeItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+fn def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(table.name())
+}
+
+/// A profile database file, open and locked.
+pub struct DiskBackend {
+    db: Database,
+    dir: PathBuf,
+}
+
+impl fmt::Debug for DiskBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskBackend")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_db_err(e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::ProfileInUse,
+        redb::DatabaseError::Storage(s) => map_storage(s),
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn map_storage(e: redb::StorageError) -> StoreError {
+    match e {
+        redb::StorageError::Corrupted(what) => {
+            StoreError::corrupt(format!("database file: {what}"))
+        }
+        redb::StorageError::Io(io) => StoreError::Io(io),
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn map_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(what) => StoreError::corrupt(format!("database file: {what}")),
+        redb::Error::Io(io) => StoreError::Io(io),
+        redb::Error::DatabaseAlreadyOpen => StoreError::ProfileInUse,
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+impl DiskBackend {
+    /// The directory this backend's file lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Opens (creating if needed) the database file for a new profile in
+    /// `dir`, creating `dir` (mode 0700 on Unix) if it does not exist.
+    ///
+    /// Fails with [`StoreError::ProfileExists`] if the directory already
+    /// holds a profile. A database file without a header is what an
+    /// interrupted create leaves behind (the header is written in the same
+    /// transaction as the first records); it holds nothing and is reused.
+    pub fn create(dir: &Path) -> Result<DiskBackend, StoreError> {
+        create_private_dir(dir)?;
+        let path = dir.join(PROFILE_FILE);
+        let db = Database::create(&path).map_err(map_db_err)?;
+        let backend = DiskBackend {
+            db,
+            dir: dir.to_path_buf(),
+        };
+        if backend.get(Table::Meta, HEADER_KEY)?.is_some() {
+            return Err(StoreError::ProfileExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        // Create every table so readers never meet a missing one.
+        let txn = backend.db.begin_write().map_err(map_err)?;
+        for t in Table::ALL {
+            txn.open_table(def(t)).map_err(map_err)?;
+        }
+        txn.commit().map_err(map_err)?;
+        Ok(backend)
+    }
+
+    /// Opens the database of an existing profile in `dir`.
+    pub fn open(dir: &Path) -> Result<DiskBackend, StoreError> {
+        let path = dir.join(PROFILE_FILE);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(StoreError::corrupt(format!(
+                    "{} is not a file",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::ProfileMissing {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        }
+        let db = Database::open(&path).map_err(map_db_err)?;
+        let backend = DiskBackend {
+            db,
+            dir: dir.to_path_buf(),
+        };
+        if backend.get(Table::Meta, HEADER_KEY)?.is_none() {
+            return Err(StoreError::ProfileMissing {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(backend)
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+impl Backend for DiskBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(map_err)?;
+        let t = match txn.open_table(def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(map_err(e)),
+        };
+        Ok(t.get(key).map_err(map_storage)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        order: ScanOrder,
+        limit: Option<usize>,
+    ) -> Result<Pairs, StoreError> {
+        let txn = self.db.begin_read().map_err(map_err)?;
+        let t = match txn.open_table(def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(map_err(e)),
+        };
+        let end = prefix_end(prefix);
+        let upper = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let range = t
+            .range::<&[u8]>((Bound::Included(prefix), upper))
+            .map_err(map_storage)?;
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut push = |item: RangeItem<'_>| {
+            let (k, v) = item.map_err(map_storage)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+            Ok::<(), StoreError>(())
+        };
+        match order {
+            ScanOrder::Ascending => {
+                for item in range.take(limit) {
+                    push(item)?;
+                }
+            }
+            ScanOrder::Descending => {
+                for item in range.rev().take(limit) {
+                    push(item)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(map_err)?;
+        // Any early return below drops `txn` uncommitted: redb then discards
+        // every write of the batch.
+        for op in &batch.ops {
+            match op {
+                RawOp::Put { table, key, value } => {
+                    let mut t = txn.open_table(def(*table)).map_err(map_err)?;
+                    t.insert(key.as_slice(), value.as_slice())
+                        .map_err(map_storage)?;
+                }
+                RawOp::Delete { table, key } => {
+                    let mut t = txn.open_table(def(*table)).map_err(map_err)?;
+                    t.remove(key.as_slice()).map_err(map_storage)?;
+                }
+            }
+        }
+        txn.commit().map_err(map_err)?;
+        Ok(())
+    }
+}
