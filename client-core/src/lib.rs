@@ -38,4 +38,3 @@ pub use prekey::{
 pub use ratchet::{DecryptError, EncryptError, Session};
 pub use trust::{TrustDecision, fingerprint, safety_number};
 pub use x3dh::X3dhError;
-pub mod store;
