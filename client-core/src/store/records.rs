@@ -304,3 +304,15 @@ pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreE
         .map_err(|_| StoreError::corrupt(format!("{what} length")))?;
     Ok(u64::from_be_bytes(a))
 }
+
+impl From<crate::payload::MessageId> for MessageId {
+    fn from(id: crate::payload::MessageId) -> Self {
+        MessageId(id.0)
+    }
+}
+
+impl From<MessageId> for crate::payload::MessageId {
+    fn from(id: MessageId) -> Self {
+        crate::payload::MessageId(id.0)
+    }
+}
