@@ -26,6 +26,9 @@ pub mod ratchet;
 pub mod trust;
 pub mod x3dh;
 
+#[cfg(test)]
+mod tests;
+
 pub use identity::{IdentityKeyPair, IdentityPublic, KeyError};
 pub use keys::NonContributory;
 pub use message::{Message, MessageError};

@@ -612,7 +612,22 @@ impl Session {
     }
 
     #[cfg(test)]
-    pub(crate) fn root_bytes(&self) -> &[u8; 32] {
-        self.root.as_bytes()
+    pub(crate) fn root_key(&self) -> &RootKey {
+        &self.root
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sending_chain(&self) -> Option<&ChainKey> {
+        self.sending.chain.as_ref()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn receiving_chain(&self) -> Option<&ChainKey> {
+        self.receiving.front().map(|c| &c.chain)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ad(&self) -> &[u8; AD_LEN] {
+        &self.ad
     }
 }
