@@ -7,6 +7,7 @@
 //! no secret in the clear).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::StoreError;
 
@@ -119,6 +120,10 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// [`super::DiskBackend`] (redb file); the typed layer is written once against
 /// this trait.
 pub trait Backend: Send + fmt::Debug {
+    /// Where the profile lives, for error messages (`ProfileExists`,
+    /// `ProfileMissing`): the profile directory, or `<memory>`.
+    fn location(&self) -> PathBuf;
+
     /// Reads one value.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -181,6 +181,10 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl Backend for DiskBackend {
+    fn location(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(map_err)?;
         let t = match txn.open_table(def(table)) {
