@@ -105,10 +105,9 @@ proptest! {
                     let mut b = Batch::new();
                     b.update_status(name, id, status(st));
                     store.commit(b).unwrap();
-                    if let Some(e) = model.history.get_mut(name).and_then(|h| h.iter_mut().find(|e| e.message_id == id)) {
-                        if e.direction == Direction::Outgoing {
-                            e.status = e.status.max(Some(status(st)));
-                        }
+                    let target_entry = model.history.get_mut(name).and_then(|h| h.iter_mut().find(|e| e.message_id == id));
+                    if let Some(e) = target_entry.filter(|e| e.direction == Direction::Outgoing) {
+                        e.status = e.status.max(Some(status(st)));
                     }
                 }
                 Step::Reopen => {
