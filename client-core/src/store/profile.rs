@@ -471,7 +471,9 @@ impl ProfileStore {
             stage.apply(op, &mut outcome)?;
         }
         let raw = stage.seal()?;
-        self.backend.apply(raw)?;
+        if !raw.ops.is_empty() {
+            self.backend.apply(raw)?;
+        }
         Ok(outcome)
     }
 }
