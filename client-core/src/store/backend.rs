@@ -16,7 +16,7 @@ use super::StoreError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Table {
-    /// `header` (unsealed), `settings`, `dedup`, `next_seq`.
+    /// `header` (unsealed), `settings`, `next_seq`, `processed_seq`.
     Meta,
     /// `identity`, `prekeys`.
     Secrets,
@@ -28,7 +28,8 @@ pub enum Table {
     History,
     /// HMAC(peer, message id) -> sealed history key.
     MessageIndex,
-    /// HMAC(bucket) -> sealed list of processed envelope ids.
+    /// HMAC(1, envelope id) -> sealed order; HMAC(2, order) -> sealed
+    /// envelope id (the last `PROCESSED_ENVELOPES_KEPT` processed).
     Processed,
 }
 
