@@ -357,7 +357,7 @@ fn used_message_keys_are_not_in_the_persisted_state() {
     assert!(
         !sender_state
             .windows(32)
-            .any(|w| w == mk0.as_bytes() || w == &ck0)
+            .any(|w| w == mk0.as_bytes() || w == ck0)
     );
     let Ok(Message::Prekey(pm)) = Message::decode(&m0) else {
         panic!("not a prekey message")
@@ -367,7 +367,7 @@ fn used_message_keys_are_not_in_the_persisted_state() {
     assert!(
         !receiver_state
             .windows(32)
-            .any(|w| w == mk0.as_bytes() || w == &ck0)
+            .any(|w| w == mk0.as_bytes() || w == ck0)
     );
 }
 

@@ -97,8 +97,8 @@ proptest! {
             }
         }
         // Everything still in flight decrypts at the end, in reverse order.
-        for dir in 0..2 {
-            while let Some(msg) = in_flight[dir].pop() {
+        for (dir, queue) in in_flight.iter_mut().enumerate() {
+            while let Some(msg) = queue.pop() {
                 let got = if dir == 0 { p.b_receives(&msg.bytes) } else { p.a_receives(&msg.bytes) };
                 prop_assert_eq!(got.as_deref().ok(), Some(&msg.plaintext[..]), "late delivery failed: {:?}", got.as_ref().err());
             }
