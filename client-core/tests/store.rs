@@ -933,3 +933,19 @@ fn identity_pickle_round_trips_through_a_reopened_profile() {
         );
     }
 }
+
+#[test]
+fn store_can_move_to_a_blocking_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<ProfileStore>();
+    assert_send::<Batch>();
+    let place = Place::disk();
+    let s = place.create();
+    let s = std::thread::spawn(move || {
+        s.settings().unwrap();
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(s.settings().unwrap(), settings());
+}
