@@ -132,3 +132,26 @@ fn encrypt_without_session_is_an_error() {
         Err(hush_client_core::EncryptError::NoSession)
     );
 }
+
+#[test]
+fn replayed_prekey_message_of_a_forgotten_session_is_refused() {
+    let mut r = rng(34);
+    let alice = Party::new("alice", &mut r);
+    let mut bob = Party::new("bob", &mut r);
+    let mut b = bob.sessions_with(&alice);
+    let mut first = None;
+    for _ in 0..(hush_client_core::limits::MAX_PREVIOUS_SESSIONS + 2) {
+        let mut a = PeerSessions::new("alice", "bob");
+        let bundle = bob.bundle(&mut r, false);
+        a.initiate(&mut r, &alice.identity, &bundle).unwrap();
+        let m = a.encrypt(&mut r, b"x").unwrap();
+        bob.decrypt(&mut b, &m).unwrap();
+        first.get_or_insert(m);
+    }
+    let current = *b.current().unwrap().base_key();
+    assert_eq!(
+        bob.decrypt(&mut b, &first.unwrap()),
+        Err(hush_client_core::DecryptError::SessionForgotten)
+    );
+    assert_eq!(b.current().unwrap().base_key(), &current);
+}

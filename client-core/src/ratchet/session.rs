@@ -92,6 +92,10 @@ pub enum DecryptError {
     /// A ratchet message arrived for a peer with no session.
     #[error("no session with this peer")]
     NoSession,
+    /// A prekey message of an inbound session that has been dropped (a
+    /// replay, or a very late copy); it must not create a new session.
+    #[error("prekey message of a forgotten session")]
+    SessionForgotten,
     /// A prekey message was handed to a session of another X3DH run.
     #[error("prekey message does not belong to this session")]
     WrongSession,
