@@ -26,6 +26,8 @@ pub mod ratchet;
 pub mod trust;
 pub mod x3dh;
 
+pub mod client;
+
 pub use identity::{IdentityKeyPair, IdentityPublic, KeyError};
 pub use keys::NonContributory;
 pub use message::{Message, MessageError};
