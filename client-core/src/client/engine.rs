@@ -349,7 +349,19 @@ impl Engine {
         if let Some(id) = envelope.id {
             batch.mark_processed(id);
         }
+        // A second text under an id already stored (a peer bug, or a payload
+        // replayed inside a new message) advances the session but is not
+        // stored or shown twice.
+        let seen_before = matches!(payload.body, PayloadBody::Text { .. })
+            && self
+                .profile
+                .store
+                .message(from.as_str(), payload.id.into())?
+                .is_some();
         match &payload.body {
+            PayloadBody::Text { .. } if seen_before => {
+                debug!(from = %from, "text with an id already stored; not shown again");
+            }
             PayloadBody::Text { text } => {
                 let mut entry = HistoryEntry::incoming(
                     payload.id.into(),

@@ -32,7 +32,7 @@ pub use backoff::Backoff;
 pub use connection::ws_url;
 pub use profile::Profile;
 
-use connection::{Credentials, Inbound, Link};
+use connection::{Credentials, Inbound, Link, ReplyFuture};
 use engine::{Engine, bundle_from_frame};
 
 use crate::payload::{MessageId, PayloadBody, ReceiptKind, TypingState};
@@ -72,6 +72,10 @@ pub struct ClientConfig {
     /// How long one request waits for its reply (and `send_text` for a
     /// connection).
     pub request_timeout: Duration,
+    /// Process envelopes pushed by the relay. Off for a client that only
+    /// sends (`hush send`): envelopes then stay queued, unacknowledged, for
+    /// the next client that receives.
+    pub receive: bool,
     /// Send a delivery receipt for every text message stored.
     pub delivery_receipts: bool,
     /// Largest frame accepted from the relay.
@@ -87,6 +91,7 @@ impl Default for ClientConfig {
             connect_attempts: 5,
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
+            receive: true,
             delivery_receipts: true,
             max_frame_bytes: hush_protocol::Limits::default().max_frame_bytes,
             event_capacity: 1024,
@@ -473,32 +478,16 @@ impl Client {
         ephemeral: bool,
     ) -> Result<crate::payload::Payload, ClientError> {
         let deadline = tokio::time::Instant::now() + self.shared.config.request_timeout * 3;
-        let mut link = self.link().await?;
-        let mut checked = self.shared.send_lock.lock().await;
-        self.ensure_session(&link, &mut checked, to, ephemeral)
-            .await?;
-        let now = self.shared.clock.now_ms();
-        let to2 = to.clone();
-        let outgoing = self
-            .with_engine(move |e| e.encrypt(&to2, body, now))
-            .await??;
-        let frame = |rid| {
-            ClientFrame::Send(SendEnvelope {
-                rid,
-                to: to.clone(),
-                body: Body(outgoing.ciphertext.clone()),
-                ephemeral,
-            })
-        };
-        let mut reply = link.enqueue(frame).await;
-        drop(checked);
+        let link = self.link().await?;
+        let (queued, first_reply) = self.enqueue_payload(&link, to, body, ephemeral).await?;
+        let mut reply = Ok(first_reply);
         loop {
             let result = match reply {
                 Ok(r) => r.wait().await,
                 Err(e) => Err(e),
             };
             match result {
-                Ok(ServerFrame::Accepted(_)) => return Ok(outgoing.payload),
+                Ok(ServerFrame::Accepted(_)) => return Ok(queued.payload),
                 Ok(other) => {
                     return Err(ClientError::Protocol(format!(
                         "expected accepted, got {other:?}"
@@ -508,12 +497,40 @@ impl Client {
                     if tokio::time::Instant::now() < deadline =>
                 {
                     debug!(to = %to, "send interrupted; retrying on the next connection");
-                    link = self.link().await?;
-                    reply = link.enqueue(frame).await;
+                    let link = self.link().await?;
+                    reply = link.enqueue(|rid| queued.frame(rid)).await;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Encrypts `body` for `to` (starting a session if needed) and queues it
+    /// on `link`, all under the send lock so that ratchet order is queue
+    /// order.
+    async fn enqueue_payload(
+        &self,
+        link: &Link,
+        to: &UserId,
+        body: PayloadBody,
+        ephemeral: bool,
+    ) -> Result<(Queued, ReplyFuture), ClientError> {
+        let mut checked = self.shared.send_lock.lock().await;
+        self.ensure_session(link, &mut checked, to, ephemeral)
+            .await?;
+        let now = self.shared.clock.now_ms();
+        let to2 = to.clone();
+        let outgoing = self
+            .with_engine(move |e| e.encrypt(&to2, body, now))
+            .await??;
+        let queued = Queued {
+            to: to.clone(),
+            ciphertext: outgoing.ciphertext,
+            ephemeral,
+            payload: outgoing.payload,
+        };
+        let reply = link.enqueue(|rid| queued.frame(rid)).await?;
+        Ok((queued, reply))
     }
 
     /// Makes sure a session with `to` exists and that the relay's directory
@@ -754,9 +771,21 @@ impl Supervisor {
         &mut self,
         link: &Arc<Link>,
         mut inbox: mpsc::Receiver<Inbound>,
-        _queued: u32,
+        queued: u32,
     ) -> End {
         let mut acks: Vec<u64> = Vec::new();
+        // The relay pushes the envelopes that were queued at authentication
+        // first, in order: once that many stored envelopes are processed
+        // (and acknowledged), the backlog is drained.
+        let mut backlog = if self.shared.config.receive {
+            queued
+        } else {
+            0
+        };
+        if backlog == 0 {
+            self.emit(Event::Drained).await;
+        }
+        let mut drained_pending = false;
         loop {
             let next = tokio::select! {
                 item = inbox.recv() => item,
@@ -766,7 +795,14 @@ impl Supervisor {
                 return End::Lost("connection task ended".into());
             };
             match item {
+                Inbound::Envelope(_) if !self.shared.config.receive => {}
                 Inbound::Envelope(env) => {
+                    if env.id.is_some() && backlog > 0 {
+                        backlog -= 1;
+                        if backlog == 0 {
+                            drained_pending = true;
+                        }
+                    }
                     if let Err(e) = self.on_envelope(link, env, &mut acks).await {
                         warn!(error = %e, "failed to process an envelope; reconnecting");
                         return End::Lost(e.to_string());
@@ -796,6 +832,10 @@ impl Supervisor {
                     return End::Lost("connection lost while acknowledging".into());
                 }
             }
+            if drained_pending && acks.is_empty() {
+                drained_pending = false;
+                self.emit(Event::Drained).await;
+            }
         }
     }
 
@@ -817,21 +857,45 @@ impl Supervisor {
         if self.shared.config.delivery_receipts
             && let Some((to, id)) = processed.deliver_receipt
         {
+            // The receipt is encrypted and queued now, so it leaves before
+            // anything queued later (a close included); its reply is only
+            // logged, so a slow relay cannot stall the inbox.
             let client = Client {
                 shared: self.shared.clone(),
                 task: Arc::new(Mutex::new(None)),
             };
-            let _ = link;
-            // Receipts are best effort: queued, never awaited here, so a
-            // slow relay reply cannot stall the inbox.
-            tokio::spawn(async move {
-                let body = Engine::receipt(ReceiptKind::Delivered, vec![id]);
-                if let Err(e) = client.send_payload(&to, body, false).await {
-                    debug!(error = %e, "delivery receipt not sent");
+            let body = Engine::receipt(ReceiptKind::Delivered, vec![id]);
+            match client.enqueue_payload(link, &to, body, false).await {
+                Ok((_, reply)) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = reply.wait().await {
+                            debug!(error = %e, "delivery receipt not accepted");
+                        }
+                    });
                 }
-            });
+                Err(e) => debug!(error = %e, "delivery receipt not sent"),
+            }
         }
         Ok(())
+    }
+}
+
+/// An encrypted payload and the `send` frame that carries it.
+struct Queued {
+    to: UserId,
+    ciphertext: Vec<u8>,
+    ephemeral: bool,
+    payload: crate::payload::Payload,
+}
+
+impl Queued {
+    fn frame(&self, rid: u64) -> ClientFrame {
+        ClientFrame::Send(SendEnvelope {
+            rid,
+            to: self.to.clone(),
+            body: Body(self.ciphertext.clone()),
+            ephemeral: self.ephemeral,
+        })
     }
 }
 
