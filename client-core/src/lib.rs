@@ -28,6 +28,9 @@ pub mod x3dh;
 
 pub mod client;
 
+#[cfg(test)]
+mod tests;
+
 pub use identity::{IdentityKeyPair, IdentityPublic, KeyError};
 pub use keys::NonContributory;
 pub use message::{Message, MessageError};

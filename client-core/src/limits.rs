@@ -17,6 +17,10 @@ pub const MAX_RECEIVING_CHAINS: usize = 5;
 /// Most previous sessions kept per peer beside the current one.
 pub const MAX_PREVIOUS_SESSIONS: usize = 4;
 
+/// Most base keys of dropped inbound sessions remembered per peer, so a
+/// replay of their prekey messages is refused.
+pub const MAX_FORGOTTEN_SESSIONS: usize = 64;
+
 /// Most one-time prekeys generated (and uploaded) in one batch.
 pub const MAX_ONE_TIME_PREKEYS_PER_BATCH: usize = 100;
 

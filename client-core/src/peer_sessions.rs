@@ -21,9 +21,15 @@
 //! sides reach the same decision. The demoted session stays among the
 //! previous ones, so nothing either side sent in it is lost.
 //!
+//! A replayed prekey message of an inbound session that has since been
+//! dropped from the previous sessions is refused (`SessionForgotten`): the
+//! base keys of the last [`MAX_FORGOTTEN_SESSIONS`] dropped inbound sessions
+//! are remembered.
+//!
 //! Pickle (kind 4): `version || 4 || var our_user_id || var their_user_id ||
-//! has_current u8 [|| var session] || n_previous u32 || n × var session`
-//! (each session in its kind-3 body form, without header).
+//! has_current u8 [|| var session] || n_previous u32 || n × var session ||
+//! n_forgotten u32 || n × base_key[32]` (each session in its kind-3 body
+//! form, without header).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -32,7 +38,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::identity::{IdentityKeyPair, IdentityPublic};
-use crate::limits::MAX_PREVIOUS_SESSIONS;
+use crate::limits::{MAX_FORGOTTEN_SESSIONS, MAX_PREVIOUS_SESSIONS};
 use crate::message::Message;
 use crate::pickle::{PickleError, Reader, Writer, kind};
 use crate::prekey::{PrekeyBundle, PrekeyStore};
@@ -49,6 +55,10 @@ pub struct PeerSessions {
     current: Option<Session>,
     /// Newest first.
     previous: VecDeque<Session>,
+    /// Base keys of inbound sessions dropped from `previous`, so a replayed
+    /// prekey message of a forgotten session is refused instead of
+    /// silently creating (and promoting) a copy of it.
+    forgotten: VecDeque<[u8; 32]>,
 }
 
 impl fmt::Debug for PeerSessions {
@@ -58,6 +68,7 @@ impl fmt::Debug for PeerSessions {
             .field("their_user_id", &self.their_user_id)
             .field("current", &self.current)
             .field("previous", &self.previous)
+            .field("forgotten", &self.forgotten.len())
             .finish()
     }
 }
@@ -70,6 +81,7 @@ impl PeerSessions {
             their_user_id: their_user_id.into(),
             current: None,
             previous: VecDeque::new(),
+            forgotten: VecDeque::new(),
         }
     }
 
@@ -156,6 +168,9 @@ impl PeerSessions {
                 if let Some(s) = existing {
                     return s.decrypt_message(&p.message);
                 }
+                if self.forgotten.contains(&p.base_key) {
+                    return Err(DecryptError::SessionForgotten);
+                }
                 let (session, pt) = Session::respond(ours, prekeys, &p, now_ms)?;
                 self.adopt_inbound(&ours.public(), session);
                 Ok(pt)
@@ -180,8 +195,7 @@ impl PeerSessions {
             .as_ref()
             .is_some_and(|c| c.initiated_by_us() && !c.has_received());
         if racing && !self.peer_wins_tie(ours, &session) {
-            self.previous.push_front(session);
-            self.previous.truncate(MAX_PREVIOUS_SESSIONS);
+            self.push_previous(session);
         } else {
             self.promote(session);
         }
@@ -189,9 +203,20 @@ impl PeerSessions {
 
     fn promote(&mut self, session: Session) {
         if let Some(old) = self.current.replace(session) {
-            self.previous.push_front(old);
-            self.previous.truncate(MAX_PREVIOUS_SESSIONS);
+            self.push_previous(old);
         }
+    }
+
+    fn push_previous(&mut self, session: Session) {
+        self.previous.push_front(session);
+        while self.previous.len() > MAX_PREVIOUS_SESSIONS {
+            if let Some(old) = self.previous.pop_back()
+                && !old.initiated_by_us()
+            {
+                self.forgotten.push_front(*old.base_key());
+            }
+        }
+        self.forgotten.truncate(MAX_FORGOTTEN_SESSIONS);
     }
 
     /// Secret-bearing serialisation for the local store.
@@ -214,6 +239,10 @@ impl PeerSessions {
         w.u32(self.previous.len() as u32);
         for s in &self.previous {
             put(&mut w, s);
+        }
+        w.u32(self.forgotten.len() as u32);
+        for k in &self.forgotten {
+            w.bytes(k);
         }
         w.finish()
     }
@@ -242,12 +271,18 @@ impl PeerSessions {
         for _ in 0..n {
             previous.push_back(get(&mut r)?);
         }
+        let n = r.count(MAX_FORGOTTEN_SESSIONS)?;
+        let mut forgotten = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            forgotten.push_back(r.array()?);
+        }
         r.finish()?;
         Ok(Self {
             our_user_id,
             their_user_id,
             current,
             previous,
+            forgotten,
         })
     }
 }

@@ -906,3 +906,46 @@ fn profile_directory_holds_only_the_database_file() {
         );
     }
 }
+
+#[test]
+fn identity_pickle_round_trips_through_a_reopened_profile() {
+    use hush_client_core::IdentityKeyPair;
+    for place in Place::both() {
+        let identity = IdentityKeyPair::generate(&mut rand::rng());
+        let public = identity.public();
+        {
+            let mut s = place.create();
+            let mut b = Batch::new();
+            b.put_identity(identity.pickle());
+            b.put_contact(Contact::pinned(
+                "self-check",
+                IdentityKeys::from(&public),
+                1,
+            ));
+            s.commit(b).unwrap();
+        }
+        let s = place.open();
+        let back = IdentityKeyPair::unpickle(&s.identity().unwrap().unwrap()).unwrap();
+        assert_eq!(back.public(), public, "{}", place.name());
+        assert_eq!(
+            s.contact("self-check").unwrap().unwrap().keys,
+            IdentityKeys::from(&public)
+        );
+    }
+}
+
+#[test]
+fn store_can_move_to_a_blocking_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<ProfileStore>();
+    assert_send::<Batch>();
+    let place = Place::disk();
+    let s = place.create();
+    let s = std::thread::spawn(move || {
+        s.settings().unwrap();
+        s
+    })
+    .join()
+    .unwrap();
+    assert_eq!(s.settings().unwrap(), settings());
+}

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use hush_client_core::store::{
-    Batch, HistoryEntry, KdfParams, MessageId, PROFILE_FILE, ProfileSettings, ProfileStore,
-    StoreError,
+    Batch, DiskBackend, HistoryEntry, KdfParams, MessageId, PROFILE_FILE, ProfileSettings,
+    ProfileStore, StoreError,
 };
 use zeroize::Zeroizing;
 
 const PASS: &[u8] = b"crash test passphrase";
 const CHILD_DIR_ENV: &str = "HUSH_STORE_CRASH_CHILD_DIR";
+const PASS_B: &[u8] = b"the other passphrase";
 
 fn create(dir: &Path) -> ProfileStore {
     ProfileStore::create_in(
@@ -177,5 +178,93 @@ fn killed_writer_leaves_an_openable_profile() {
         );
         last_reported = n;
         drop(s);
+    }
+}
+
+#[test]
+fn interrupted_create_is_missing_and_can_be_created_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    // What a crash between opening the file and the first commit leaves.
+    drop(DiskBackend::create(&dir).unwrap());
+    assert!(dir.join(PROFILE_FILE).exists());
+    let err = ProfileStore::open_in(&dir, PASS).unwrap_err();
+    assert!(matches!(err, StoreError::ProfileMissing { .. }), "{err:?}");
+    let mut s = create(&dir);
+    receive(&mut s, 1);
+    drop(s);
+    assert_eq!(
+        assert_consistent(&ProfileStore::open_in(&dir, PASS).unwrap()),
+        1
+    );
+}
+
+/// Child half of `killed_during_passphrase_changes_opens_with_one_of_them`:
+/// flips the passphrase back and forth forever.
+#[test]
+#[ignore = "started as a child process by killed_during_passphrase_changes_opens_with_one_of_them"]
+fn crash_child_passphrase_flipper() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let mut s = ProfileStore::open_in(dir, PASS)
+        .or_else(|_| ProfileStore::open_in(dir, PASS_B))
+        .unwrap();
+    let mut current_is_a = s
+        .change_passphrase(PASS, PASS, KdfParams::insecure_for_tests())
+        .is_ok();
+    for n in 0u64.. {
+        let (old, new) = if current_is_a {
+            (PASS, PASS_B)
+        } else {
+            (PASS_B, PASS)
+        };
+        s.change_passphrase(old, new, KdfParams::insecure_for_tests())
+            .unwrap();
+        current_is_a = !current_is_a;
+        println!("changed {n}");
+    }
+}
+
+#[test]
+fn killed_during_passphrase_changes_opens_with_one_of_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let mut s = create(&dir);
+    receive(&mut s, 1);
+    drop(s);
+    for round in 0..3u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_child_passphrase_flipper",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR_ENV, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let target = 10 + round * 13;
+        let mut seen = 0;
+        for line in BufReader::new(stdout).lines() {
+            if let Some(n) = line.unwrap().strip_prefix("changed ") {
+                seen = n.parse::<u64>().unwrap();
+                if seen >= target {
+                    child.kill().unwrap();
+                    break;
+                }
+            }
+        }
+        child.wait().unwrap();
+        assert!(seen >= target, "child reported only {seen} changes");
+        let s = ProfileStore::open_in(&dir, PASS)
+            .or_else(|_| ProfileStore::open_in(&dir, PASS_B))
+            .unwrap();
+        assert_eq!(assert_consistent(&s), 1, "round {round}");
     }
 }

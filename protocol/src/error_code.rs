@@ -91,6 +91,8 @@ pub mod close {
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame larger than `max_frame_bytes` was received.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The relay failed internally (e.g. its store); reconnect later.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// Replaced by a newer connection of the same user.
     pub const REPLACED: u16 = 4000;
     /// Authentication failed, or a protocol violation before authentication.

@@ -1,1 +1,29 @@
-//! Hush relay (to be filled by the relay issue).
+//! Hush relay: authenticates users by their Ed25519 identity keys, keeps a
+//! directory of their published prekeys, and queues opaque envelopes in
+//! durable per-user mailboxes until the recipient acknowledges them.
+//!
+//! - [`server`]: [`serve`] (what the binary runs) and [`RelayHandle`] (the
+//!   same relay started in-process, for tests).
+//! - `connection`: one WebSocket: challenge, auth, requests.
+//! - `hub`: live sessions and gap-free in-order delivery.
+//! - [`store`]: the [`Store`] trait with [`MemoryStore`] and [`RedbStore`].
+//! - [`admin`]: operator commands on a stopped relay's data directory.
+//! - [`config`]: the [`Config`] struct.
+//!
+//! The protocol is specified in `docs/protocol.md`; the wire types live in
+//! `hush-protocol`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod admin;
+pub mod config;
+mod connection;
+mod hub;
+mod random;
+mod rate;
+pub mod server;
+pub mod store;
+mod wire;
+
+pub use config::{Config, StoreConfig};
+pub use server::{RelayError, RelayHandle, serve, serve_with_store};
+pub use store::{MemoryStore, RedbStore, Store, StoreError};

@@ -92,6 +92,10 @@ pub enum DecryptError {
     /// A ratchet message arrived for a peer with no session.
     #[error("no session with this peer")]
     NoSession,
+    /// A prekey message of an inbound session that has been dropped (a
+    /// replay, or a very late copy); it must not create a new session.
+    #[error("prekey message of a forgotten session")]
+    SessionForgotten,
     /// A prekey message was handed to a session of another X3DH run.
     #[error("prekey message does not belong to this session")]
     WrongSession,
@@ -612,7 +616,22 @@ impl Session {
     }
 
     #[cfg(test)]
-    pub(crate) fn root_bytes(&self) -> &[u8; 32] {
-        self.root.as_bytes()
+    pub(crate) fn root_key(&self) -> &RootKey {
+        &self.root
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sending_chain(&self) -> Option<&ChainKey> {
+        self.sending.chain.as_ref()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn receiving_chain(&self) -> Option<&ChainKey> {
+        self.receiving.front().map(|c| &c.chain)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ad(&self) -> &[u8; AD_LEN] {
+        &self.ad
     }
 }

@@ -7,6 +7,7 @@
 //! no secret in the clear).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::StoreError;
 
@@ -15,7 +16,7 @@ use super::StoreError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Table {
-    /// `header` (unsealed), `settings`, `dedup`, `next_seq`.
+    /// `header` (unsealed), `settings`, `next_seq`, `processed_seq`.
     Meta,
     /// `identity`, `prekeys`.
     Secrets,
@@ -27,7 +28,8 @@ pub enum Table {
     History,
     /// HMAC(peer, message id) -> sealed history key.
     MessageIndex,
-    /// HMAC(bucket) -> sealed list of processed envelope ids.
+    /// HMAC(1, envelope id) -> sealed order; HMAC(2, order) -> sealed
+    /// envelope id (the last `PROCESSED_ENVELOPES_KEPT` processed).
     Processed,
 }
 
@@ -119,6 +121,10 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// [`super::DiskBackend`] (redb file); the typed layer is written once against
 /// this trait.
 pub trait Backend: Send + fmt::Debug {
+    /// Where the profile lives, for error messages (`ProfileExists`,
+    /// `ProfileMissing`): the profile directory, or `<memory>`.
+    fn location(&self) -> PathBuf;
+
     /// Reads one value.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 

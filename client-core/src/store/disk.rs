@@ -89,7 +89,7 @@ impl DiskBackend {
     pub fn create(dir: &Path) -> Result<DiskBackend, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join(PROFILE_FILE);
-        let db = Database::create(&path).map_err(map_db_err)?;
+        let db = builder().create(&path).map_err(map_db_err)?;
         let backend = DiskBackend {
             db,
             dir: dir.to_path_buf(),
@@ -100,7 +100,8 @@ impl DiskBackend {
             });
         }
         // Create every table so readers never meet a missing one.
-        let txn = backend.db.begin_write().map_err(map_err)?;
+        let mut txn = backend.db.begin_write().map_err(map_err)?;
+        durable(&mut txn)?;
         for t in Table::ALL {
             txn.open_table(def(t)).map_err(map_err)?;
         }
@@ -126,7 +127,7 @@ impl DiskBackend {
             }
             Err(e) => return Err(StoreError::Io(e)),
         }
-        let db = Database::open(&path).map_err(map_db_err)?;
+        let db = builder().open(&path).map_err(map_db_err)?;
         let backend = DiskBackend {
             db,
             dir: dir.to_path_buf(),
@@ -138,6 +139,29 @@ impl DiskBackend {
         }
         Ok(backend)
     }
+}
+
+/// Page cache bound: a profile is small, redb's default (1 GiB) is meant
+/// for servers.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+fn builder() -> redb::Builder {
+    // `ExclusiveWriter` (the default concurrency mode) locks the whole file:
+    // that lock is what turns a second open into `ProfileInUse`.
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
+/// Every commit is fsynced before it returns (`Immediate`) and uses redb's
+/// two-phase commit (data and commit slot fsynced before the commit slot is
+/// activated), so a crash or torn write at any point leaves the previous
+/// commit in force rather than relying on checksums alone.
+fn durable(txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    txn.set_two_phase_commit(true);
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -157,6 +181,10 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl Backend for DiskBackend {
+    fn location(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(map_err)?;
         let t = match txn.open_table(def(table)) {
@@ -211,7 +239,8 @@ impl Backend for DiskBackend {
     }
 
     fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(map_err)?;
+        let mut txn = self.db.begin_write().map_err(map_err)?;
+        durable(&mut txn)?;
         // Any early return below drops `txn` uncommitted: redb then discards
         // every write of the batch.
         for op in &batch.ops {

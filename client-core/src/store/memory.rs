@@ -42,6 +42,10 @@ impl fmt::Debug for MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
+    fn location(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from("<memory>")
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock()?.get(&table).and_then(|t| t.get(key)).cloned())
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
@@ -249,7 +249,7 @@ impl ProfileStore {
     ) -> Result<ProfileStore, StoreError> {
         if backend.get(Table::Meta, HEADER)?.is_some() {
             return Err(StoreError::ProfileExists {
-                path: PathBuf::from(format!("{backend:?}")),
+                path: backend.location(),
             });
         }
         let data_key = DataKey::random();
@@ -282,7 +282,7 @@ impl ProfileStore {
     pub fn open(backend: Box<dyn Backend>, passphrase: &[u8]) -> Result<ProfileStore, StoreError> {
         let Some(raw) = backend.get(Table::Meta, HEADER)? else {
             return Err(StoreError::ProfileMissing {
-                path: PathBuf::from(format!("{backend:?}")),
+                path: backend.location(),
             });
         };
         let header = Header::decode(&raw)?;
@@ -471,7 +471,9 @@ impl ProfileStore {
             stage.apply(op, &mut outcome)?;
         }
         let raw = stage.seal()?;
-        self.backend.apply(raw)?;
+        if !raw.ops.is_empty() {
+            self.backend.apply(raw)?;
+        }
         Ok(outcome)
     }
 }

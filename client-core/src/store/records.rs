@@ -316,3 +316,12 @@ impl From<MessageId> for crate::payload::MessageId {
         crate::payload::MessageId(id.0)
     }
 }
+
+impl From<&crate::identity::IdentityPublic> for IdentityKeys {
+    fn from(p: &crate::identity::IdentityPublic) -> Self {
+        IdentityKeys {
+            sig_pub: p.sig_pub,
+            dh_pub: p.dh_pub,
+        }
+    }
+}

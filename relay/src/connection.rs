@@ -1,0 +1,593 @@
+//! One WebSocket connection: challenge, authentication, then requests.
+//!
+//! Two tasks per connection: this reader, which handles one request at a
+//! time in order (so replies come in request order), and a writer that owns
+//! the socket's sending half and drains a bounded queue. Replies wait for
+//! room in the queue (backpressure on this client only); pushes from other
+//! connections never wait (see [`crate::hub`]).
+//!
+//! Errors before authentication close the connection (4001, or 4002 for the
+//! deadline); errors after it are answered and the connection stays open.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use hush_protocol::frame::{
+    Accepted, Ack, Acked, AuthOk, Bundle, Challenge, FetchBundle, KeysPublished, PROTOCOL_VERSION,
+    Pong, PrekeysLow, PublishKeys, SendEnvelope,
+};
+use hush_protocol::{ChallengeBytes, ClientFrame, ErrorCode, ServerFrame, UserId, close, signing};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::hub::{Hub, IpGuard, Kill, Outbound, Session, TaskToken, kill};
+use crate::random::os_bytes;
+use crate::rate::TokenBucket;
+use crate::store::{AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, PublishedKeys, Store};
+use crate::wire;
+
+/// How long a close frame may take to go out before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+type Flow = ControlFlow<()>;
+
+struct Authed {
+    user: UserId,
+    key: VerifyingKey,
+}
+
+struct Conn<S> {
+    hub: Hub<S>,
+    conn_id: u64,
+    out: mpsc::Sender<Outbound>,
+    kill: Kill,
+    challenge: [u8; 32],
+    authed: Option<Authed>,
+    bucket: TokenBucket,
+    /// Set once this side queued its own close frame.
+    closing: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Serves one upgraded WebSocket until it closes.
+pub(crate) async fn run<S: Store>(
+    hub: Hub<S>,
+    socket: WebSocket,
+    _ip: IpGuard<S>,
+    mut shutdown: watch::Receiver<bool>,
+    _token: TaskToken,
+) {
+    let limits = hub.limits.clone();
+    let conn_id = hub.next_conn_id();
+    let (sink, mut stream) = socket.split();
+    let (out, out_rx) = mpsc::channel(limits.outbound_queue.max(1));
+    let (kill_tx, mut kill_rx) = watch::channel(None);
+    let kill_tx: Kill = Arc::new(kill_tx);
+    let writer = tokio::spawn(writer(sink, out_rx, kill_rx.clone()));
+
+    let challenge = match os_bytes::<32>() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "OS RNG failed");
+            kill(&kill_tx, close::INTERNAL_ERROR);
+            let _ = writer.await;
+            return;
+        }
+    };
+    let mut conn = Conn {
+        hub,
+        conn_id,
+        out,
+        kill: kill_tx,
+        challenge,
+        authed: None,
+        bucket: TokenBucket::new(limits.rate_per_sec, limits.rate_burst, Instant::now()),
+        closing: false,
+    };
+    tracing::debug!(conn = conn_id, "connection opened");
+    let hello = ServerFrame::Challenge(Challenge {
+        v: PROTOCOL_VERSION,
+        relay_id: conn.hub.relay_id.clone(),
+        challenge: ChallengeBytes(challenge),
+    });
+    let mut go_on = conn.send(&hello).await.is_continue();
+
+    let deadline = tokio::time::sleep(limits.auth_timeout);
+    tokio::pin!(deadline);
+    while go_on {
+        tokio::select! {
+            biased;
+            _ = kill_rx.changed() => break,
+            _ = shutdown.changed() => {
+                kill(&conn.kill, close::GOING_AWAY);
+                break;
+            }
+            () = &mut deadline, if conn.authed.is_none() => {
+                conn.fail(None, ErrorCode::AuthTimeout, "authentication deadline passed", close::AUTH_TIMEOUT).await;
+                break;
+            }
+            msg = stream.next() => {
+                go_on = match msg {
+                    Some(Ok(Message::Text(text))) => conn.on_text(text).await.is_continue(),
+                    Some(Ok(Message::Binary(_))) => {
+                        conn.close(close::UNSUPPORTED_DATA, "binary frames are not accepted").await;
+                        false
+                    }
+                    Some(Ok(Message::Close(_))) | None => false,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
+                    Some(Err(e)) => {
+                        tracing::debug!(conn = conn_id, error = %e, "read failed");
+                        // Most likely a frame over the hard size cap.
+                        conn.close(close::MESSAGE_TOO_BIG, "frame too large or invalid").await;
+                        false
+                    }
+                };
+            }
+        }
+    }
+
+    if let Some(a) = &conn.authed {
+        conn.hub.deactivate(&a.user, conn_id);
+    }
+    if !conn.closing {
+        kill(&conn.kill, close::NORMAL);
+    }
+    let Conn { out, authed, .. } = conn;
+    drop(out);
+    drop(authed);
+    let _ = writer.await;
+    tracing::debug!(conn = conn_id, "connection closed");
+}
+
+/// Owns the sending half: drains the queue in order; a kill preempts it.
+async fn writer(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut kill_rx: watch::Receiver<Option<u16>>,
+) {
+    let code = loop {
+        tokio::select! {
+            biased;
+            _ = kill_rx.changed() => break *kill_rx.borrow(),
+            item = rx.recv() => match item {
+                Some(Outbound::Text(t)) => {
+                    tokio::select! {
+                        biased;
+                        _ = kill_rx.changed() => break *kill_rx.borrow(),
+                        r = sink.send(Message::Text(t)) => if r.is_err() { return },
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
+                    return;
+                }
+                None => return,
+            },
+        }
+    };
+    let code = code.unwrap_or(close::NORMAL);
+    let reason = match code {
+        close::REPLACED => "replaced by a newer connection",
+        close::SLOW_CONSUMER => "slow consumer",
+        close::GOING_AWAY => "relay shutting down",
+        close::INTERNAL_ERROR => "internal error",
+        _ => "",
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
+}
+
+fn close_msg(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+impl<S: Store> Conn<S> {
+    async fn send(&self, frame: &ServerFrame) -> Flow {
+        self.send_text(frame.encode()).await
+    }
+
+    async fn send_text(&self, text: String) -> Flow {
+        match self.out.send(Outbound::Text(text.into())).await {
+            Ok(()) => Flow::Continue(()),
+            Err(_) => Flow::Break(()),
+        }
+    }
+
+    async fn error(&self, rid: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Flow {
+        self.send(&ServerFrame::error(rid, code, message)).await
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        self.closing = true;
+        let _ = self.out.send(Outbound::Close(code, reason)).await;
+    }
+
+    /// Answers an error, then closes.
+    async fn fail(&mut self, rid: Option<u64>, code: ErrorCode, message: &str, close_code: u16) {
+        let _ = self.error(rid, code, message).await;
+        let reason = match close_code {
+            close::AUTH_TIMEOUT => "authentication deadline passed",
+            close::AUTH_FAILED => "authentication failed",
+            _ => "closing",
+        };
+        self.close(close_code, reason).await;
+    }
+
+    async fn on_text(&mut self, text: Utf8Bytes) -> Flow {
+        if text.len() > self.hub.limits.max_frame_bytes {
+            self.close(close::MESSAGE_TOO_BIG, "frame larger than max_frame_bytes")
+                .await;
+            return Flow::Break(());
+        }
+        let frame = ClientFrame::decode(text.as_str());
+        if self.authed.is_none() {
+            return match frame {
+                Ok(ClientFrame::Auth(a)) => self.authenticate(a).await,
+                Ok(other) => {
+                    self.fail(
+                        Some(other.rid()),
+                        ErrorCode::NotAuthenticated,
+                        "authenticate first",
+                        close::AUTH_FAILED,
+                    )
+                    .await;
+                    Flow::Break(())
+                }
+                Err(e) => {
+                    self.fail(e.rid(), e.code(), &e.to_string(), close::AUTH_FAILED)
+                        .await;
+                    Flow::Break(())
+                }
+            };
+        }
+        if !self.bucket.try_take(Instant::now()) {
+            let rid = match &frame {
+                Ok(f) => Some(f.rid()),
+                Err(e) => e.rid(),
+            };
+            return self
+                .error(rid, ErrorCode::RateLimited, "too many frames; slow down")
+                .await;
+        }
+        match frame {
+            Err(e) => self.send(&e.to_error_frame()).await,
+            Ok(f) => self.handle(f).await,
+        }
+    }
+
+    async fn authenticate(&mut self, a: hush_protocol::frame::Auth) -> Flow {
+        let rid = Some(a.rid);
+        let verified = VerifyingKey::from_bytes(&a.identity_key.0)
+            .ok()
+            .and_then(|key| {
+                let msg =
+                    signing::auth_message(&self.hub.relay_id, &self.challenge, a.user_id.as_str())
+                        .ok()?;
+                key.verify_strict(&msg, &Signature::from_bytes(&a.signature.0))
+                    .ok()
+                    .map(|()| key)
+            });
+        let Some(key) = verified else {
+            tracing::info!(conn = self.conn_id, user = %a.user_id, "auth signature rejected");
+            self.fail(
+                rid,
+                ErrorCode::AuthFailed,
+                "bad signature",
+                close::AUTH_FAILED,
+            )
+            .await;
+            return Flow::Break(());
+        };
+        let outcome = match self
+            .hub
+            .store
+            .register_or_authenticate(&a.user_id, &a.identity_key)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "store failed during auth");
+                self.fail(
+                    rid,
+                    ErrorCode::StoreUnavailable,
+                    "store unavailable",
+                    close::INTERNAL_ERROR,
+                )
+                .await;
+                return Flow::Break(());
+            }
+        };
+        let AuthOutcome::Ok {
+            registered,
+            one_time_prekeys,
+            has_keys,
+        } = outcome
+        else {
+            tracing::info!(conn = self.conn_id, user = %a.user_id, "auth with another key rejected");
+            self.fail(
+                rid,
+                ErrorCode::AuthFailed,
+                "user id is registered to another key",
+                close::AUTH_FAILED,
+            )
+            .await;
+            return Flow::Break(());
+        };
+        tracing::info!(conn = self.conn_id, user = %a.user_id, registered, "authenticated");
+        // auth_ok goes out before the session is live, so it precedes every
+        // pushed envelope.
+        self.send(&ServerFrame::AuthOk(AuthOk {
+            rid: a.rid,
+            user_id: a.user_id.clone(),
+            registered,
+            one_time_prekeys,
+            has_keys,
+        }))
+        .await?;
+        let session = Arc::new(Session::new(
+            self.conn_id,
+            a.user_id.clone(),
+            self.out.clone(),
+            Arc::clone(&self.kill),
+        ));
+        self.hub.activate(session);
+        self.authed = Some(Authed {
+            user: a.user_id,
+            key,
+        });
+        Flow::Continue(())
+    }
+
+    async fn handle(&mut self, frame: ClientFrame) -> Flow {
+        match frame {
+            ClientFrame::Auth(a) => {
+                self.error(
+                    Some(a.rid),
+                    ErrorCode::AlreadyAuthenticated,
+                    "already authenticated",
+                )
+                .await
+            }
+            ClientFrame::PublishKeys(p) => self.publish_keys(p).await,
+            ClientFrame::FetchBundle(f) => self.fetch_bundle(f).await,
+            ClientFrame::Send(s) => self.send_envelope(s).await,
+            ClientFrame::Ack(a) => self.ack(a).await,
+            ClientFrame::Ping(p) => self.send(&ServerFrame::Pong(Pong { rid: p.rid })).await,
+            other => {
+                self.error(
+                    Some(other.rid()),
+                    ErrorCode::UnknownType,
+                    "frame type not handled by this relay",
+                )
+                .await
+            }
+        }
+    }
+
+    async fn store_error(&self, rid: u64, e: crate::store::StoreError) -> Flow {
+        tracing::error!(error = %e, "store failed");
+        self.error(
+            Some(rid),
+            ErrorCode::StoreUnavailable,
+            "store unavailable; retry later",
+        )
+        .await
+    }
+
+    async fn publish_keys(&mut self, p: PublishKeys) -> Flow {
+        let Some(authed) = &self.authed else {
+            return Flow::Break(());
+        };
+        let limits = &self.hub.limits;
+        if p.one_time_prekeys.len() > limits.max_prekeys_per_upload {
+            let msg = format!(
+                "{} one-time prekeys in one upload; at most {}",
+                p.one_time_prekeys.len(),
+                limits.max_prekeys_per_upload
+            );
+            return self
+                .error(Some(p.rid), ErrorCode::TooManyPrekeys, msg)
+                .await;
+        }
+        let dh_ok = authed
+            .key
+            .verify_strict(
+                &signing::identity_dh_message(&p.identity_dh.0),
+                &Signature::from_bytes(&p.identity_dh_sig.0),
+            )
+            .is_ok();
+        let spk_ok = authed
+            .key
+            .verify_strict(
+                &signing::signed_prekey_message(p.signed_prekey.id, &p.signed_prekey.key.0),
+                &Signature::from_bytes(&p.signed_prekey.signature.0),
+            )
+            .is_ok();
+        if !dh_ok || !spk_ok {
+            let which = if dh_ok {
+                "signed_prekey.signature"
+            } else {
+                "identity_dh_sig"
+            };
+            return self
+                .error(
+                    Some(p.rid),
+                    ErrorCode::BadSignature,
+                    format!("{which} does not verify with the registered identity key"),
+                )
+                .await;
+        }
+        let keys = PublishedKeys {
+            identity_dh: p.identity_dh,
+            identity_dh_sig: p.identity_dh_sig,
+            signed_prekey: p.signed_prekey,
+        };
+        let max = limits.max_prekeys_stored;
+        match self
+            .hub
+            .store
+            .publish_keys(&authed.user, keys, p.one_time_prekeys, max)
+            .await
+        {
+            Ok(PublishOutcome::Published { one_time_prekeys }) => {
+                self.send(&ServerFrame::KeysPublished(KeysPublished {
+                    rid: p.rid,
+                    one_time_prekeys,
+                }))
+                .await
+            }
+            Ok(PublishOutcome::TooManyPrekeys { would_store, max }) => {
+                let msg =
+                    format!("upload would store {would_store} one-time prekeys; at most {max}");
+                self.error(Some(p.rid), ErrorCode::TooManyPrekeys, msg)
+                    .await
+            }
+            Ok(PublishOutcome::UnknownUser) => {
+                self.error(
+                    Some(p.rid),
+                    ErrorCode::UnknownUser,
+                    "user no longer registered",
+                )
+                .await
+            }
+            Err(e) => self.store_error(p.rid, e).await,
+        }
+    }
+
+    async fn fetch_bundle(&mut self, f: FetchBundle) -> Flow {
+        let fetched = match self.hub.store.fetch_bundle(&f.user_id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return self
+                    .error(
+                        Some(f.rid),
+                        ErrorCode::UnknownUser,
+                        "no such user or no published keys",
+                    )
+                    .await;
+            }
+            Err(e) => return self.store_error(f.rid, e).await,
+        };
+        let popped = fetched.one_time_prekey.is_some();
+        let remaining = fetched.remaining;
+        let reply = ServerFrame::Bundle(Box::new(Bundle {
+            rid: f.rid,
+            user_id: f.user_id.clone(),
+            identity_key: fetched.identity_key,
+            identity_dh: fetched.keys.identity_dh,
+            identity_dh_sig: fetched.keys.identity_dh_sig,
+            signed_prekey: fetched.keys.signed_prekey,
+            one_time_prekey: fetched.one_time_prekey,
+        }));
+        if popped
+            && remaining < self.hub.limits.prekey_low_threshold
+            && let Some(owner) = self.hub.online(&f.user_id)
+        {
+            owner.push_now(
+                ServerFrame::PrekeysLow(PrekeysLow {
+                    one_time_prekeys: remaining,
+                })
+                .encode(),
+            );
+        }
+        self.send(&reply).await
+    }
+
+    async fn send_envelope(&mut self, s: SendEnvelope) -> Flow {
+        let Some(authed) = &self.authed else {
+            return Flow::Break(());
+        };
+        let max = self.hub.limits.max_envelope_bytes;
+        if s.body.len() > max {
+            let msg = format!("body is {} bytes; at most {max}", s.body.len());
+            return self
+                .error(Some(s.rid), ErrorCode::EnvelopeTooLarge, msg)
+                .await;
+        }
+        let accepted_at = now_ms();
+        if s.ephemeral {
+            // Same reply whether or not the recipient is online: the reply
+            // must not reveal presence.
+            if let Some(to) = self.hub.online(&s.to) {
+                to.push_now(wire::ephemeral_envelope(
+                    authed.user.as_str(),
+                    accepted_at,
+                    s.body.as_bytes(),
+                ));
+            } else {
+                match self.hub.store.user_exists(&s.to).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return self
+                            .error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")
+                            .await;
+                    }
+                    Err(e) => return self.store_error(s.rid, e).await,
+                }
+            }
+            return self
+                .send(&ServerFrame::Accepted(Accepted {
+                    rid: s.rid,
+                    id: None,
+                }))
+                .await;
+        }
+        let envelope = NewEnvelope {
+            from: authed.user.clone(),
+            accepted_at,
+            body: s.body,
+        };
+        let limits = self.hub.mailbox_limits();
+        match self.hub.store.append(&s.to, envelope, limits).await {
+            Ok(AppendOutcome::Appended(env)) => {
+                self.hub.deliver(&s.to, &env);
+                self.send(&ServerFrame::Accepted(Accepted {
+                    rid: s.rid,
+                    id: Some(env.id),
+                }))
+                .await
+            }
+            Ok(AppendOutcome::MailboxFull) => {
+                self.error(
+                    Some(s.rid),
+                    ErrorCode::MailboxFull,
+                    "recipient's mailbox is full",
+                )
+                .await
+            }
+            Ok(AppendOutcome::UnknownUser) => {
+                self.error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")
+                    .await
+            }
+            Err(e) => self.store_error(s.rid, e).await,
+        }
+    }
+
+    async fn ack(&mut self, a: Ack) -> Flow {
+        let Some(authed) = &self.authed else {
+            return Flow::Break(());
+        };
+        let max = self.hub.limits.max_ack_ids;
+        if a.ids.len() > max {
+            let msg = format!("{} ids in one ack; at most {max}", a.ids.len());
+            return self.error(Some(a.rid), ErrorCode::TooManyIds, msg).await;
+        }
+        match self.hub.store.ack(&authed.user, a.ids).await {
+            Ok(_) => self.send(&ServerFrame::Acked(Acked { rid: a.rid })).await,
+            Err(e) => self.store_error(a.rid, e).await,
+        }
+    }
+}

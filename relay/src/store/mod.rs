@@ -1,0 +1,259 @@
+//! Storage: the user directory (id -> identity key), published prekeys, and
+//! per-user mailboxes of opaque envelopes, behind one [`Store`] trait.
+//!
+//! Backends: [`MemoryStore`] (tests, `--store memory`) and [`RedbStore`]
+//! (embedded, durable, group-committed). Routing code only sees the trait.
+//!
+//! Contract every backend keeps:
+//! - Envelope ids are per recipient, strictly increasing from 1, never reused
+//!   for a user id until [`Store::reset_user`].
+//! - [`Store::append`] returns only once the envelope is durable (for a
+//!   durable backend) and visible to [`Store::mailbox_after`].
+//! - Envelope `N` is visible to `mailbox_after` no later than any envelope
+//!   with a higher id for the same recipient (ids become visible in order).
+//!   The delivery code relies on this to never skip an envelope.
+//! - [`Store::fetch_bundle`] removes the one-time prekey it returns
+//!   atomically: a prekey is handed out at most once.
+
+use std::future::Future;
+
+use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
+use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
+
+mod memory;
+pub(crate) mod redb_store;
+
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+
+/// A storage failure. The relay answers `store_unavailable`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory's database is open in another process (or another
+    /// relay in this one).
+    #[error("the database at {path} is in use by another process (is a relay running on it?)")]
+    Locked {
+        /// The database file.
+        path: String,
+    },
+    /// There is no database where one was expected.
+    #[error("no relay database at {path}")]
+    Missing {
+        /// The expected database file.
+        path: String,
+    },
+    /// The backend failed.
+    #[error("storage backend failed during {op}: {detail}")]
+    Backend {
+        /// What the store was doing.
+        op: &'static str,
+        /// The backend's explanation.
+        detail: String,
+    },
+    /// A stored record did not have the expected layout.
+    #[error("corrupt record in {table}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+    },
+    /// The store was shut down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// What a user has published (everything but the one-time prekeys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKeys {
+    /// X25519 identity key.
+    pub identity_dh: PublicKeyBytes,
+    /// Its signature by the identity key.
+    pub identity_dh_sig: SignatureBytes,
+    /// The current signed prekey.
+    pub signed_prekey: SignedPrekey,
+}
+
+/// Result of [`Store::register_or_authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The key matches (or was just registered).
+    Ok {
+        /// The id was unknown and is now registered to the key.
+        registered: bool,
+        /// One-time prekeys stored.
+        one_time_prekeys: u32,
+        /// A signed prekey bundle is published.
+        has_keys: bool,
+    },
+    /// The id is registered to another key.
+    KeyMismatch,
+}
+
+/// Result of [`Store::publish_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Stored; the user now has this many one-time prekeys.
+    Published {
+        /// One-time prekeys stored after the upload.
+        one_time_prekeys: u32,
+    },
+    /// The upload would leave more than `max` one-time prekeys stored;
+    /// nothing was changed.
+    TooManyPrekeys {
+        /// How many would have been stored.
+        would_store: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The user is not registered (e.g. reset meanwhile).
+    UnknownUser,
+}
+
+/// A bundle popped by [`Store::fetch_bundle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedBundle {
+    /// The registered identity key.
+    pub identity_key: PublicKeyBytes,
+    /// The published keys.
+    pub keys: PublishedKeys,
+    /// A one-time prekey, now deleted from the store.
+    pub one_time_prekey: Option<OneTimePrekey>,
+    /// One-time prekeys left after this fetch.
+    pub remaining: u32,
+}
+
+/// An envelope to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvelope {
+    /// Authenticated sender.
+    pub from: UserId,
+    /// Unix ms at acceptance.
+    pub accepted_at: u64,
+    /// Opaque body.
+    pub body: Body,
+}
+
+/// An envelope in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// Id in the recipient's mailbox.
+    pub id: u64,
+    /// Authenticated sender.
+    pub from: UserId,
+    /// Unix ms at acceptance.
+    pub accepted_at: u64,
+    /// Opaque body.
+    pub body: Body,
+}
+
+/// Mailbox bounds applied by [`Store::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxLimits {
+    /// Most envelopes waiting.
+    pub max_envelopes: u64,
+    /// Most body bytes waiting.
+    pub max_bytes: u64,
+}
+
+/// Result of [`Store::append`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Durably appended.
+    Appended(StoredEnvelope),
+    /// The recipient's mailbox is full; nothing stored.
+    MailboxFull,
+    /// No such recipient.
+    UnknownUser,
+}
+
+/// Counts for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Registered users.
+    pub users: u64,
+    /// Envelopes waiting in all mailboxes.
+    pub envelopes: u64,
+    /// Body bytes waiting in all mailboxes.
+    pub envelope_bytes: u64,
+}
+
+/// A relay's storage. Every method is async-capable; implementations must be
+/// cheap to share (`&self`) across connection tasks.
+pub trait Store: Send + Sync + 'static {
+    /// The relay id persisted with this store (generated on first use).
+    fn relay_id(&self) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Registers `user` to `key` if unknown; otherwise checks the key.
+    fn register_or_authenticate(
+        &self,
+        user: &UserId,
+        key: &PublicKeyBytes,
+    ) -> impl Future<Output = Result<AuthOutcome, StoreError>> + Send;
+
+    /// Replaces the published keys and adds one-time prekeys (an existing id
+    /// is replaced), refusing the whole upload if more than `max_stored`
+    /// one-time prekeys would be stored.
+    fn publish_keys(
+        &self,
+        user: &UserId,
+        keys: PublishedKeys,
+        one_time_prekeys: Vec<OneTimePrekey>,
+        max_stored: usize,
+    ) -> impl Future<Output = Result<PublishOutcome, StoreError>> + Send;
+
+    /// The user's bundle with at most one one-time prekey, removed atomically
+    /// (lowest id first). `None` for an unknown user or one without keys.
+    fn fetch_bundle(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<FetchedBundle>, StoreError>> + Send;
+
+    /// Whether `user` is registered.
+    fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends to `to`'s mailbox, assigning the next id.
+    fn append(
+        &self,
+        to: &UserId,
+        envelope: NewEnvelope,
+        limits: MailboxLimits,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Up to `limit` envelopes of `user`'s mailbox with id > `after_id`, in
+    /// id order.
+    fn mailbox_after(
+        &self,
+        user: &UserId,
+        after_id: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEnvelope>, StoreError>> + Send;
+
+    /// Deletes these ids from `user`'s own mailbox; ids not there are
+    /// ignored. Returns how many were deleted.
+    fn ack(
+        &self,
+        user: &UserId,
+        ids: Vec<u64>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes the user, its keys, mailbox and id counter. Returns whether
+    /// the user existed.
+    fn reset_user(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes envelopes accepted before `cutoff_ms` (Unix ms). Returns how
+    /// many.
+    fn sweep_expired(&self, cutoff_ms: u64)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Counts for monitoring.
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+}
+
+/// A fresh random relay id: 16 bytes from the OS RNG, hex.
+pub(crate) fn random_relay_id() -> Result<String, StoreError> {
+    let bytes = crate::random::os_bytes::<16>().map_err(|e| StoreError::Backend {
+        op: "relay id",
+        detail: e.to_string(),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
