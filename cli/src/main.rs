@@ -1,2 +1,53 @@
-//! `hush`, the command-line client (to be filled by the CLI issue).
-fn main() {}
+//! `hush`, the Hush command-line client: a thin layer over
+//! `hush-client-core`. This file parses flags, sets up logging and maps
+//! failures to the documented exit codes; the commands live in
+//! [`commands`].
+
+mod args;
+mod commands;
+mod exit;
+mod home;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hush: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::Failure::Other as u8);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hush: {}", e.message);
+            ExitCode::from(e.failure as u8)
+        }
+    }
+}
+
+/// Logs go to stderr, and only with `-v` (info) or `-vv` (debug);
+/// `RUST_LOG` overrides.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "off",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

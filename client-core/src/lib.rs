@@ -26,6 +26,8 @@ pub mod ratchet;
 pub mod trust;
 pub mod x3dh;
 
+pub mod client;
+
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,124 @@
+//! Command-line interface. The names and behaviours here are a contract
+//! with scripts and tests: keep them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// End-to-end encrypted chat over a Hush relay.
+///
+/// Every command works on one profile (`--home`), sealed with a passphrase
+/// taken from HUSH_PASSPHRASE or asked on the terminal.
+///
+/// Exit codes: 0 success; 1 other failure; 2 usage error; 3 relay
+/// unreachable; 4 unknown user; 5 identity key changed; 6 wrong passphrase;
+/// 7 profile missing; 8 rate limited; 9 mailbox full; 10 user id taken on
+/// the relay (authentication refused); 11 profile already exists.
+#[derive(Debug, Parser)]
+#[command(name = "hush", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options for every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Profile directory (default: the user's data directory, e.g.
+    /// ~/.local/share/hush).
+    #[arg(long, env = "HUSH_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    /// Relay URL (ws://HOST:PORT): required by `init`, which stores it in
+    /// the profile; for other commands, overrides the profile's for this
+    /// command only.
+    #[arg(long, global = true)]
+    pub relay: Option<String>,
+    /// Log to stderr: -v for progress, -vv for debugging.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a profile: generate the identity and prekeys, register the
+    /// user id with the relay and publish the keys.
+    Init(InitArgs),
+    /// Show the user id, relay and fingerprint of the profile.
+    Whoami,
+    /// Encrypt and send a message; prints its id once the relay accepted it.
+    Send(SendArgs),
+    /// Receive queued messages (and, with --wait, what arrives meanwhile),
+    /// store them in the history and print them.
+    Recv(RecvArgs),
+    /// Show the stored conversation with a user.
+    History(HistoryArgs),
+    /// List known users, whether verified, whether their key changed.
+    Contacts(JsonArg),
+    /// Show the safety number to compare with a contact out of band.
+    SafetyNumber(UserArg),
+    /// Mark a contact verified after comparing safety numbers.
+    Verify(UserArg),
+    /// Accept a contact's changed identity key (after being warned).
+    Trust(UserArg),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// User id to register (1-32 of a-z 0-9 . _ -, starting with a letter
+    /// or digit).
+    #[arg(long)]
+    pub user: String,
+    /// Argon2id memory for sealing the profile, in KiB (default 65536).
+    /// Lower values make a stolen profile cheaper to brute-force.
+    #[arg(long, default_value_t = 65536)]
+    pub kdf_memory_kib: u32,
+    /// Argon2id passes (default 3).
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Recipient user id.
+    pub user: String,
+    /// The message; `-` reads it from standard input.
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Keep receiving for this many seconds (default: stop once the queued
+    /// messages are drained).
+    #[arg(long)]
+    pub wait: Option<f64>,
+    /// One JSON object per event and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The other user.
+    pub user: String,
+    /// Only the newest N messages.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// One JSON object per message and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArg {
+    /// The other user.
+    pub user: String,
+}

@@ -1,0 +1,81 @@
+//! `hush init`: create the profile and register with the relay.
+
+use std::sync::Arc;
+
+use hush_client_core::client::{Client, ClientConfig, Profile, SystemClock, ws_url};
+use hush_client_core::store::{KdfParams, PROFILE_FILE};
+
+use super::messaging::rng;
+use super::offline::{now_ms, user_id};
+use crate::args::{Global, InitArgs};
+use crate::exit::{CliError, Failure};
+use crate::home;
+
+pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
+    let relay = g
+        .relay
+        .as_deref()
+        .ok_or_else(|| CliError::usage("init needs --relay ws://HOST:PORT"))?;
+    ws_url(relay)?;
+    let user = user_id(&a.user)?;
+    let dir = home::profile_dir(g.home.as_ref())?;
+    if dir.join(PROFILE_FILE).exists() {
+        return Err(CliError::new(
+            Failure::ProfileExists,
+            format!("a profile already exists at {}", dir.display()),
+        ));
+    }
+    let created_dir = !dir.exists();
+    let pass = home::passphrase(true)?;
+    let kdf = KdfParams {
+        m_cost_kib: a.kdf_memory_kib,
+        t_cost: a.kdf_iterations,
+        p_cost: 1,
+    };
+    progress("generating keys and sealing the profile");
+    let profile = Profile::create_in(
+        &dir,
+        pass.as_bytes(),
+        kdf,
+        &user,
+        relay,
+        &mut rng(),
+        now_ms(),
+    )
+    .map_err(|e| {
+        remove_profile(&dir, created_dir);
+        CliError::from(e)
+    })?;
+    let fingerprint = profile.fingerprint();
+    progress("registering with the relay and publishing keys");
+    let config = ClientConfig {
+        receive: false,
+        ..ClientConfig::default()
+    };
+    match Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await {
+        Ok((client, _events)) => client.close().await,
+        Err(e) => {
+            // Nothing is registered: leave no half-made profile behind, so
+            // `init` can simply be run again.
+            remove_profile(&dir, created_dir);
+            return Err(e.into());
+        }
+    }
+    println!("user: {user}");
+    println!("fingerprint: {fingerprint}");
+    Ok(())
+}
+
+fn remove_profile(dir: &std::path::Path, created_dir: bool) {
+    if created_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    } else {
+        let _ = std::fs::remove_file(dir.join(PROFILE_FILE));
+    }
+}
+
+fn progress(what: &str) {
+    if home::interactive() {
+        eprintln!("{what}...");
+    }
+}

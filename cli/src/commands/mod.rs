@@ -1,0 +1,24 @@
+//! The subcommands. Each opens the profile, does one thing and returns;
+//! failures are [`CliError`]s with their exit code.
+
+mod init;
+mod messaging;
+mod offline;
+
+use crate::args::{Cli, Command};
+use crate::exit::CliError;
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a).await,
+        Command::Whoami => offline::whoami(g),
+        Command::Send(a) => messaging::send(g, a).await,
+        Command::Recv(a) => messaging::recv(g, a).await,
+        Command::History(a) => offline::history(g, a),
+        Command::Contacts(a) => offline::contacts(g, a),
+        Command::SafetyNumber(a) => offline::safety_number(g, a),
+        Command::Verify(a) => offline::verify(g, a),
+        Command::Trust(a) => offline::trust(g, a),
+    }
+}

@@ -1,0 +1,98 @@
+//! Failure classes and their exit codes (documented in `hush --help` and
+//! the README; scripts rely on them).
+
+use hush_client_core::client::ClientError;
+use hush_client_core::store::StoreError;
+
+/// Exit code of each failure class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Failure {
+    Other = 1,
+    Usage = 2,
+    Unreachable = 3,
+    UnknownUser = 4,
+    IdentityChanged = 5,
+    WrongPassphrase = 6,
+    ProfileMissing = 7,
+    RateLimited = 8,
+    MailboxFull = 9,
+    AuthRejected = 10,
+    ProfileExists = 11,
+}
+
+/// A failure with the one line shown on stderr.
+#[derive(Debug)]
+pub struct CliError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(failure: Failure, message: impl Into<String>) -> Self {
+        Self {
+            failure,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Failure::Usage, message)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        store_failure(&e)
+    }
+}
+
+fn store_failure(e: &StoreError) -> CliError {
+    match e {
+        StoreError::WrongPassphrase => CliError::new(Failure::WrongPassphrase, "wrong passphrase"),
+        StoreError::ProfileMissing { path } => CliError::new(
+            Failure::ProfileMissing,
+            format!(
+                "no profile at {}: create one with `hush init --user NAME --relay URL`",
+                path.display()
+            ),
+        ),
+        StoreError::ProfileExists { path } => CliError::new(
+            Failure::ProfileExists,
+            format!("a profile already exists at {}", path.display()),
+        ),
+        StoreError::ProfileInUse => CliError::new(
+            Failure::Other,
+            "the profile is in use by another hush process",
+        ),
+        e => CliError::new(Failure::Other, e.to_string()),
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        let failure = match &e {
+            ClientError::Store(s) => return store_failure(s),
+            ClientError::Unreachable { .. } => Failure::Unreachable,
+            ClientError::UnknownUser { .. } | ClientError::UnknownContact { .. } => {
+                Failure::UnknownUser
+            }
+            ClientError::IdentityChanged { user } => {
+                return Self::new(
+                    Failure::IdentityChanged,
+                    format!(
+                        "the identity key of {user} changed; nothing was sent. Compare safety \
+                         numbers (`hush safety-number {user}`) with {user} out of band, then \
+                         accept the new key with `hush trust {user}`"
+                    ),
+                );
+            }
+            ClientError::RateLimited => Failure::RateLimited,
+            ClientError::MailboxFull => Failure::MailboxFull,
+            ClientError::AuthRejected { .. } => Failure::AuthRejected,
+            ClientError::InvalidUserId(_) | ClientError::InvalidRelayUrl { .. } => Failure::Usage,
+            _ => Failure::Other,
+        };
+        Self::new(failure, e.to_string())
+    }
+}

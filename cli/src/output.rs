@@ -1,0 +1,207 @@
+//! Output formats. `--json` prints one object per line; the field names
+//! below are stable and documented in the README.
+
+use hush_client_core::client::{ConnectionState, Event, IncomingMessage};
+use hush_client_core::payload::{ReceiptKind, TypingState};
+use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry};
+use serde_json::{Value, json};
+
+pub fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+fn receipt_kind(k: ReceiptKind) -> &'static str {
+    match k {
+        ReceiptKind::Delivered => "delivered",
+        ReceiptKind::Read => "read",
+    }
+}
+
+fn typing_state(s: TypingState) -> &'static str {
+    match s {
+        TypingState::Started => "started",
+        TypingState::Stopped => "stopped",
+    }
+}
+
+fn status(s: Option<DeliveryStatus>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(DeliveryStatus::Sent) => "sent".into(),
+        Some(DeliveryStatus::Delivered) => "delivered".into(),
+        Some(DeliveryStatus::Read) => "read".into(),
+    }
+}
+
+/// The JSON form of an event, or `None` for events scripts do not see
+/// (connection state).
+pub fn event_json(event: &Event) -> Option<Value> {
+    Some(match event {
+        Event::Message(m) => json!({
+            "type": "message",
+            "from": m.from.as_str(),
+            "id": m.id.to_hex(),
+            "text": m.text,
+            "sent_at": m.sent_at_ms,
+            "accepted_at": m.accepted_at_ms,
+            "key_changed": m.flags.from_changed_key,
+            "verified": !m.flags.identity_unverified,
+        }),
+        Event::Typing { from, state } => json!({
+            "type": "typing",
+            "from": from.as_str(),
+            "state": typing_state(*state),
+        }),
+        Event::Receipt {
+            from,
+            kind,
+            message_ids,
+        } => json!({
+            "type": "receipt",
+            "from": from.as_str(),
+            "kind": receipt_kind(*kind),
+            "ids": message_ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+        }),
+        Event::IdentityChanged { user } => json!({
+            "type": "identity_changed",
+            "user": user.as_str(),
+        }),
+        Event::Undecryptable {
+            from,
+            envelope_id,
+            reason,
+        } => json!({
+            "type": "undecryptable",
+            "from": from.as_str(),
+            "envelope_id": envelope_id,
+            "reason": reason,
+        }),
+        _ => return None,
+    })
+}
+
+/// The plain-text line for an event, or `None` for events not shown.
+pub fn event_line(event: &Event) -> Option<String> {
+    match event {
+        Event::Message(m) => Some(message_line(m)),
+        Event::IdentityChanged { user } => Some(format!(
+            "! the identity key of {user} changed: compare safety numbers \
+             (`hush safety-number {user}`), then `hush trust {user}`"
+        )),
+        Event::Undecryptable { from, reason, .. } => Some(format!(
+            "! a message from {from} could not be decrypted ({reason})"
+        )),
+        Event::Connection(ConnectionState::Replaced) => {
+            Some("! another hush session of this user took over".to_owned())
+        }
+        _ => None,
+    }
+}
+
+fn message_line(m: &IncomingMessage) -> String {
+    if m.flags.from_changed_key {
+        format!("{} [identity key changed, unverified]: {}", m.from, m.text)
+    } else {
+        format!("{}: {}", m.from, m.text)
+    }
+}
+
+pub fn history_json(me: &str, peer: &str, e: &HistoryEntry) -> Value {
+    let (from, to, direction) = match e.direction {
+        Direction::Incoming => (peer, me, "in"),
+        Direction::Outgoing => (me, peer, "out"),
+    };
+    json!({
+        "id": e.message_id.to_hex(),
+        "direction": direction,
+        "from": from,
+        "to": to,
+        "text": e.text,
+        "sent_at": e.sent_at_ms,
+        "stored_at": e.stored_at_ms,
+        "status": status(e.status),
+        "key_changed": e.flags.from_changed_key,
+    })
+}
+
+pub fn history_line(me: &str, peer: &str, e: &HistoryEntry) -> String {
+    let when = format_ms(e.sent_at_ms);
+    match e.direction {
+        Direction::Incoming => {
+            let flag = if e.flags.from_changed_key {
+                " [identity key changed]"
+            } else {
+                ""
+            };
+            format!("{when} {peer}{flag}: {}", e.text)
+        }
+        Direction::Outgoing => {
+            let mark = match e.status {
+                Some(DeliveryStatus::Read) => "read",
+                Some(DeliveryStatus::Delivered) => "delivered",
+                _ => "sent",
+            };
+            format!("{when} {me}: {} ({mark})", e.text)
+        }
+    }
+}
+
+pub fn contact_json(c: &Contact) -> Value {
+    json!({
+        "user": c.user_id,
+        "verified": c.verified,
+        "key_changed": c.has_pending_key_change(),
+        "first_seen": c.first_seen_ms,
+        "last_activity": c.last_activity_ms,
+    })
+}
+
+pub fn contact_line(c: &Contact) -> String {
+    let trust = if c.verified { "verified" } else { "unverified" };
+    let changed = if c.has_pending_key_change() {
+        "  KEY CHANGED: run `hush safety-number` and `hush trust`"
+    } else {
+        ""
+    };
+    format!("{}  {trust}{changed}", c.user_id)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, from unix milliseconds.
+pub fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_ms;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(format_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(format_ms(1_764_104_400_000), "2025-11-25 21:00:00");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,906 @@
+//! The async client: a [`Profile`] taken online.
+//!
+//! [`Client::connect`] opens a WebSocket to the relay, authenticates,
+//! registers and publishes keys on first use, and then keeps the connection
+//! up in a background task, reconnecting with jittered exponential backoff.
+//! That task processes pushed envelopes strictly in the relay's order:
+//! decrypt, commit (session, history, envelope id) and only then acknowledge,
+//! emitting [`Event`]s on the channel returned by `connect`.
+//!
+//! The cryptographic and storage work is synchronous ([`engine`]) and runs
+//! on tokio's blocking pool; this module and [`connection`] are the only
+//! async parts of the crate.
+
+mod backoff;
+mod connection;
+mod engine;
+mod profile;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hush_protocol::frame::{FetchBundle, SendEnvelope};
+use hush_protocol::{Body, ClientFrame, ErrorCode, ServerFrame, UserId, UserIdError, close};
+use rand_core::CryptoRng;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+pub use backoff::Backoff;
+pub use connection::ws_url;
+pub use profile::Profile;
+
+use connection::{Credentials, Inbound, Link, ReplyFuture};
+use engine::{Engine, bundle_from_frame};
+
+use crate::payload::{MessageId, PayloadBody, ReceiptKind, TypingState};
+use crate::store::{MessageFlags, StoreError};
+
+/// Wall-clock time for timestamps and prekey rotation; injected so tests
+/// control it.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// How a client behaves on the network.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Relay WebSocket URL; `None` uses the profile's.
+    pub relay_url: Option<String>,
+    /// Connection attempts before [`Client::connect`] gives up with
+    /// [`ClientError::Unreachable`]. Once connected, the client retries
+    /// forever.
+    pub connect_attempts: u32,
+    /// Delays between attempts.
+    pub backoff: Backoff,
+    /// How long one request waits for its reply (and `send_text` for a
+    /// connection).
+    pub request_timeout: Duration,
+    /// Process envelopes pushed by the relay. Off for a client that only
+    /// sends (`hush send`): envelopes then stay queued, unacknowledged, for
+    /// the next client that receives.
+    pub receive: bool,
+    /// Send a delivery receipt for every text message stored.
+    pub delivery_receipts: bool,
+    /// Largest frame accepted from the relay.
+    pub max_frame_bytes: usize,
+    /// Events buffered for the application before processing waits for it.
+    pub event_capacity: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            relay_url: None,
+            connect_attempts: 5,
+            backoff: Backoff::default(),
+            request_timeout: Duration::from_secs(10),
+            receive: true,
+            delivery_receipts: true,
+            max_frame_bytes: hush_protocol::Limits::default().max_frame_bytes,
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// A text message received and stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// Sender, as authenticated by the relay and by the session.
+    pub from: UserId,
+    /// Sender-chosen message id (receipts refer to it).
+    pub id: MessageId,
+    /// The text.
+    pub text: String,
+    /// Sender's clock (ms).
+    pub sent_at_ms: u64,
+    /// When the relay accepted it (ms, relay clock).
+    pub accepted_at_ms: u64,
+    /// The relay's envelope id.
+    pub envelope_id: Option<u64>,
+    /// Warnings: unverified sender, sender's key changed.
+    pub flags: MessageFlags,
+}
+
+/// What a connection state change was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Authenticated to the relay.
+    Connected,
+    /// The connection ended; the client will retry after `retry_in`.
+    Disconnected {
+        /// Why, as far as known.
+        reason: String,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+    /// Another connection of this user took over (close code 4000); the
+    /// client stopped.
+    Replaced,
+    /// The client stopped for good.
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something the application is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A text message, already stored in the history.
+    Message(IncomingMessage),
+    /// A typing indicator.
+    Typing {
+        /// Who is typing.
+        from: UserId,
+        /// Started or stopped.
+        state: TypingState,
+    },
+    /// A delivery or read receipt for messages we sent.
+    Receipt {
+        /// Who sent the receipt.
+        from: UserId,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Which of our messages.
+        message_ids: Vec<MessageId>,
+    },
+    /// A peer presented an identity key different from the pinned one.
+    /// Sending to them stops until the user re-trusts.
+    IdentityChanged {
+        /// The peer.
+        user: UserId,
+    },
+    /// An envelope that could not be decrypted or parsed (forged, corrupted,
+    /// or from a session this device no longer has). It is acknowledged and
+    /// never shown as a message.
+    Undecryptable {
+        /// The relay-stamped sender.
+        from: UserId,
+        /// The relay's envelope id.
+        envelope_id: Option<u64>,
+        /// What failed.
+        reason: String,
+    },
+    /// Connection state.
+    Connection(ConnectionState),
+    /// Every envelope that was queued when the client connected has been
+    /// processed.
+    Drained,
+}
+
+/// What can go wrong in a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The local store failed (includes a wrong passphrase).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored secrets did not decode.
+    #[error("profile data is corrupt: {0}")]
+    Pickle(#[from] crate::pickle::PickleError),
+    /// A profile without its identity or prekeys.
+    #[error("profile is incomplete: no {what}")]
+    ProfileIncomplete {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// Not a valid user id.
+    #[error(transparent)]
+    InvalidUserId(#[from] UserIdError),
+    /// The relay URL is not usable.
+    #[error("invalid relay URL {url:?}: {reason}")]
+    InvalidRelayUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No connection to the relay could be made.
+    #[error("relay {url} unreachable: {reason}")]
+    Unreachable {
+        /// The relay's URL.
+        url: String,
+        /// The last failure.
+        reason: String,
+    },
+    /// The relay refused our key for this user id.
+    #[error("the relay refused authentication: {message}")]
+    AuthRejected {
+        /// The relay's explanation.
+        message: String,
+    },
+    /// The recipient is not registered (or has no keys) on the relay.
+    #[error("unknown user {user}")]
+    UnknownUser {
+        /// Who.
+        user: String,
+    },
+    /// The peer's identity key changed and was not re-trusted.
+    #[error("the identity key of {user} changed; compare safety numbers, then trust the new key")]
+    IdentityChanged {
+        /// The peer.
+        user: UserId,
+    },
+    /// No contact of that name in the profile.
+    #[error("no contact named {user}")]
+    UnknownContact {
+        /// Who.
+        user: UserId,
+    },
+    /// The recipient's mailbox is full.
+    #[error("the recipient's mailbox is full")]
+    MailboxFull,
+    /// Too many requests.
+    #[error("rate limited by the relay")]
+    RateLimited,
+    /// Any other error the relay answered.
+    #[error("relay error {code}: {message}")]
+    Relay {
+        /// The relay's error code.
+        code: ErrorCode,
+        /// Its explanation.
+        message: String,
+    },
+    /// The relay broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The connection dropped before the reply came.
+    #[error("disconnected from the relay")]
+    Disconnected,
+    /// No reply in time.
+    #[error("the relay did not answer in time")]
+    Timeout,
+    /// Another connection of this user replaced this client.
+    #[error("another connection of this user took over")]
+    Replaced,
+    /// The client has stopped.
+    #[error("the client has stopped")]
+    Stopped,
+    /// Session setup failed (bad bundle signatures, non-contributory keys).
+    #[error("session setup failed: {0}")]
+    X3dh(#[from] crate::x3dh::X3dhError),
+    /// Encryption failed.
+    #[error("encryption failed: {0}")]
+    Encrypt(#[from] crate::ratchet::EncryptError),
+    /// A payload could not be encoded (text too long).
+    #[error("message cannot be encoded: {0}")]
+    Payload(#[from] crate::payload::PayloadError),
+    /// Prekey generation failed.
+    #[error("prekeys: {0}")]
+    Prekey(#[from] crate::prekey::PrekeyError),
+    /// A key presented by the relay's directory failed verification.
+    #[error("directory key invalid: {0}")]
+    Key(#[from] crate::identity::KeyError),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl ClientError {
+    fn from_relay(code: ErrorCode, message: String) -> Self {
+        match code {
+            ErrorCode::MailboxFull => Self::MailboxFull,
+            ErrorCode::RateLimited => Self::RateLimited,
+            ErrorCode::UnknownUser => Self::UnknownUser { user: message },
+            ErrorCode::AuthFailed => Self::AuthRejected { message },
+            code => Self::Relay { code, message },
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Disconnected | Self::Timeout | Self::Protocol(_)
+        )
+    }
+}
+
+struct Shared {
+    engine: Arc<Mutex<Engine>>,
+    link: watch::Receiver<Option<Arc<Link>>>,
+    /// Serialises encryption and queueing so that per-peer ratchet order is
+    /// queue order (and so concurrent first sends to one peer start one
+    /// session, not two).
+    send_lock: tokio::sync::Mutex<HashSet<UserId>>,
+    config: ClientConfig,
+    clock: Arc<dyn Clock>,
+    stop: watch::Sender<bool>,
+}
+
+/// A connected client. Cheap to clone; every clone drives the same
+/// connection.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Events from a [`Client`], in the order they happened.
+pub type Events = mpsc::Receiver<Event>;
+
+impl Client {
+    /// Connects `profile` to its relay (or `config.relay_url`), trying
+    /// `config.connect_attempts` times, and returns the client with its
+    /// event stream. Keys are published on first use and refilled when low.
+    pub async fn connect(
+        profile: Profile,
+        config: ClientConfig,
+        rng: Box<dyn CryptoRng + Send>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Client, Events), ClientError> {
+        let url = ws_url(config.relay_url.as_deref().unwrap_or(profile.relay_url()))?;
+        let engine = Arc::new(Mutex::new(Engine::new(profile, rng)));
+        let (link_tx, link_rx) = watch::channel(None);
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            engine,
+            link: link_rx,
+            send_lock: tokio::sync::Mutex::new(HashSet::new()),
+            config,
+            clock,
+            stop: stop_tx,
+        });
+        let (first_tx, first_rx) = oneshot::channel();
+        let supervisor = Supervisor {
+            shared: shared.clone(),
+            url,
+            link_tx,
+            events: events_tx,
+            stop: stop_rx,
+        };
+        let task = tokio::spawn(supervisor.run(first_tx));
+        match first_rx.await {
+            Ok(Ok(())) => Ok((
+                Client {
+                    shared,
+                    task: Arc::new(Mutex::new(Some(task))),
+                },
+                events_rx,
+            )),
+            Ok(Err(e)) => {
+                let _ = task.await;
+                Err(e)
+            }
+            Err(_) => Err(ClientError::Internal("client task ended before connecting")),
+        }
+    }
+
+    /// Encrypts `text` for `to`, hands it to the relay and returns its
+    /// message id once the relay accepted it (stored in `to`'s mailbox).
+    /// The message is recorded in the history with status `sent`.
+    pub async fn send_text(&self, to: &UserId, text: &str) -> Result<MessageId, ClientError> {
+        let body = PayloadBody::Text {
+            text: text.to_owned(),
+        };
+        let payload = self.send_payload(to, body, false).await?;
+        let id = payload.id;
+        let to = to.clone();
+        self.with_engine(move |e| e.record_sent(&to, &payload))
+            .await??;
+        Ok(id)
+    }
+
+    /// Tells `to` that we started or stopped typing (ephemeral: dropped by
+    /// the relay if `to` is offline). Needs an existing session.
+    pub async fn send_typing(&self, to: &UserId, state: TypingState) -> Result<(), ClientError> {
+        self.send_payload(to, Engine::typing(state), true).await?;
+        Ok(())
+    }
+
+    /// Tells `to` that we displayed their messages `ids`, unless read
+    /// receipts are off in the profile settings.
+    pub async fn send_read_receipt(
+        &self,
+        to: &UserId,
+        ids: Vec<MessageId>,
+    ) -> Result<(), ClientError> {
+        let enabled = self
+            .with_engine(|e| e.profile().settings().send_read_receipts)
+            .await?;
+        if enabled && !ids.is_empty() {
+            self.send_payload(to, Engine::receipt(ReceiptKind::Read, ids), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the profile (history, contacts, safety numbers...).
+    pub async fn with_profile<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Profile) -> T + Send + 'static,
+    ) -> Result<T, ClientError> {
+        self.with_engine(move |e| f(e.profile_mut())).await
+    }
+
+    /// Stops the client: closes the connection and ends the background task.
+    pub async fn close(&self) {
+        let _ = self.shared.stop.send(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    async fn with_engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Result<T, ClientError> {
+        with_engine(&self.shared.engine, f).await
+    }
+
+    /// Waits (up to the request timeout) for a live connection.
+    async fn link(&self) -> Result<Arc<Link>, ClientError> {
+        let mut rx = self.shared.link.clone();
+        let wait = rx.wait_for(|l| l.is_some());
+        match tokio::time::timeout(self.shared.config.request_timeout, wait).await {
+            Ok(Ok(guard)) => guard.clone().ok_or(ClientError::Disconnected),
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Disconnected),
+        }
+    }
+
+    /// Encrypts and queues a payload; waits for `accepted`. Retries the same
+    /// ciphertext on a new connection if the old one dropped before the
+    /// reply: the recipient's ratchet drops the second copy if both arrive.
+    async fn send_payload(
+        &self,
+        to: &UserId,
+        body: PayloadBody,
+        ephemeral: bool,
+    ) -> Result<crate::payload::Payload, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.shared.config.request_timeout * 3;
+        let link = self.link().await?;
+        let (queued, first_reply) = self.enqueue_payload(&link, to, body, ephemeral).await?;
+        let mut reply = Ok(first_reply);
+        loop {
+            let result = match reply {
+                Ok(r) => r.wait().await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ServerFrame::Accepted(_)) => return Ok(queued.payload),
+                Ok(other) => {
+                    return Err(ClientError::Protocol(format!(
+                        "expected accepted, got {other:?}"
+                    )));
+                }
+                Err(ClientError::Disconnected | ClientError::Timeout)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    debug!(to = %to, "send interrupted; retrying on the next connection");
+                    let link = self.link().await?;
+                    reply = link.enqueue(|rid| queued.frame(rid)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Encrypts `body` for `to` (starting a session if needed) and queues it
+    /// on `link`, all under the send lock so that ratchet order is queue
+    /// order.
+    async fn enqueue_payload(
+        &self,
+        link: &Link,
+        to: &UserId,
+        body: PayloadBody,
+        ephemeral: bool,
+    ) -> Result<(Queued, ReplyFuture), ClientError> {
+        let mut checked = self.shared.send_lock.lock().await;
+        self.ensure_session(link, &mut checked, to, ephemeral)
+            .await?;
+        let now = self.shared.clock.now_ms();
+        let to2 = to.clone();
+        let outgoing = self
+            .with_engine(move |e| e.encrypt(&to2, body, now))
+            .await??;
+        let queued = Queued {
+            to: to.clone(),
+            ciphertext: outgoing.ciphertext,
+            ephemeral,
+            payload: outgoing.payload,
+        };
+        let reply = link.enqueue(|rid| queued.frame(rid)).await?;
+        Ok((queued, reply))
+    }
+
+    /// Makes sure a session with `to` exists and that the relay's directory
+    /// still lists the identity we pinned; fetches a bundle if needed.
+    async fn ensure_session(
+        &self,
+        link: &Link,
+        _checked: &mut HashSet<UserId>,
+        to: &UserId,
+        ephemeral: bool,
+    ) -> Result<(), ClientError> {
+        let to2 = to.clone();
+        let ready = self.with_engine(move |e| e.ready_to_send(&to2)).await??;
+        if ready {
+            return Ok(());
+        }
+        if ephemeral {
+            // Typing indicators never start a session (that would consume
+            // one of the peer's one-time prekeys for nothing).
+            return Err(ClientError::UnknownContact { user: to.clone() });
+        }
+        let reply = link
+            .request(|rid| {
+                ClientFrame::FetchBundle(FetchBundle {
+                    rid,
+                    user_id: to.clone(),
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                ClientError::UnknownUser { .. } => ClientError::UnknownUser {
+                    user: to.to_string(),
+                },
+                e => e,
+            })?;
+        let ServerFrame::Bundle(bundle) = reply else {
+            return Err(ClientError::Protocol(format!(
+                "expected a bundle, got {reply:?}"
+            )));
+        };
+        if bundle.user_id != *to {
+            return Err(ClientError::Protocol("bundle for another user".into()));
+        }
+        let bundle = bundle_from_frame(&bundle);
+        let now = self.shared.clock.now_ms();
+        let to2 = to.clone();
+        self.with_engine(move |e| e.start_session(&to2, &bundle, now))
+            .await??;
+        Ok(())
+    }
+}
+
+async fn with_engine<T: Send + 'static>(
+    engine: &Arc<Mutex<Engine>>,
+    f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+) -> Result<T, ClientError> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = engine
+            .lock()
+            .map_err(|_| ClientError::Internal("client state lock poisoned"))?;
+        Ok(f(&mut guard))
+    })
+    .await
+    .map_err(|_| ClientError::Internal("client state task panicked"))?
+}
+
+/// The background task: connects, reconnects, processes the inbox.
+struct Supervisor {
+    shared: Arc<Shared>,
+    url: String,
+    link_tx: watch::Sender<Option<Arc<Link>>>,
+    events: mpsc::Sender<Event>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    async fn run(mut self, first: oneshot::Sender<Result<(), ClientError>>) {
+        let mut first = Some(first);
+        let mut attempt: u32 = 0;
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+        loop {
+            if *self.stop.borrow() {
+                break;
+            }
+            match self.connect_once().await {
+                Ok((link, inbox, queued)) => {
+                    attempt = 0;
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                    let _ = self.link_tx.send(Some(link.clone()));
+                    self.emit(Event::Connection(ConnectionState::Connected))
+                        .await;
+                    let end = self.serve(&link, inbox, queued).await;
+                    let _ = self.link_tx.send(None);
+                    match end {
+                        End::Stopped => {
+                            link.close().await;
+                            break;
+                        }
+                        End::Replaced => {
+                            self.emit(Event::Connection(ConnectionState::Replaced))
+                                .await;
+                            break;
+                        }
+                        End::Lost(reason) => {
+                            let retry_in = self.shared.config.backoff.delay(0, &mut rng);
+                            info!(%reason, "connection to the relay lost");
+                            self.emit(Event::Connection(ConnectionState::Disconnected {
+                                reason,
+                                retry_in,
+                            }))
+                            .await;
+                            if self.pause(retry_in).await {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) if !e.is_transient() => {
+                    warn!(error = %e, "cannot connect to the relay; giving up");
+                    match first.take() {
+                        Some(tx) => {
+                            let _ = tx.send(Err(e));
+                        }
+                        None => {
+                            self.emit(Event::Connection(ConnectionState::Stopped {
+                                reason: e.to_string(),
+                            }))
+                            .await
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    attempt = attempt.saturating_add(1);
+                    if first.is_some() && attempt >= self.shared.config.connect_attempts.max(1) {
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Err(e));
+                        }
+                        break;
+                    }
+                    let retry_in = self.shared.config.backoff.delay(attempt, &mut rng);
+                    debug!(error = %e, attempt, ?retry_in, "connection attempt failed");
+                    if first.is_none() {
+                        self.emit(Event::Connection(ConnectionState::Disconnected {
+                            reason: e.to_string(),
+                            retry_in,
+                        }))
+                        .await;
+                    }
+                    if self.pause(retry_in).await {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(tx) = first.take() {
+            let _ = tx.send(Err(ClientError::Stopped));
+        }
+    }
+
+    /// Sleeps unless stopped first; returns whether the client was stopped.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => false,
+            _ = self.stop.wait_for(|s| *s) => true,
+        }
+    }
+
+    async fn emit(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Connects, authenticates and brings our published keys up to date.
+    /// Returns the link, the inbox and how many envelopes were queued.
+    async fn connect_once(&self) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, u32), ClientError> {
+        let (user_id, identity_key) = {
+            let e = self
+                .shared
+                .engine
+                .lock()
+                .map_err(|_| ClientError::Internal("client state lock poisoned"))?;
+            (e.user_id().clone(), e.identity_key())
+        };
+        let engine = self.shared.engine.clone();
+        let sign = move |m: &[u8]| -> [u8; 64] {
+            match engine.lock() {
+                Ok(e) => e.sign(m),
+                // A poisoned lock means a bug elsewhere; an all-zero
+                // signature simply fails authentication.
+                Err(_) => [0; 64],
+            }
+        };
+        let creds = Credentials {
+            user_id: &user_id,
+            identity_key,
+            sign: &sign,
+        };
+        let (link, inbox, auth_ok) = connection::open(
+            &self.url,
+            creds,
+            self.shared.config.request_timeout,
+            self.shared.config.max_frame_bytes,
+        )
+        .await?;
+        self.publish_keys(&link, auth_ok.has_keys, auth_ok.one_time_prekeys)
+            .await?;
+        Ok((link, inbox, 0))
+    }
+
+    async fn publish_keys(
+        &self,
+        link: &Link,
+        has_keys: bool,
+        published: u32,
+    ) -> Result<(), ClientError> {
+        let now = self.shared.clock.now_ms();
+        // The rid is assigned when the frame is queued; build with 0 here.
+        let frame = with_engine(&self.shared.engine, move |e| {
+            e.keys_to_publish(0, has_keys, published, now)
+        })
+        .await??;
+        if let Some(frame) = frame {
+            let count = frame.one_time_prekeys.len();
+            link.request(move |rid| {
+                ClientFrame::PublishKeys(hush_protocol::frame::PublishKeys { rid, ..frame })
+            })
+            .await?;
+            info!(one_time_prekeys = count, "published keys");
+        }
+        Ok(())
+    }
+
+    /// Processes the inbox until the connection ends or the client stops.
+    async fn serve(
+        &mut self,
+        link: &Arc<Link>,
+        mut inbox: mpsc::Receiver<Inbound>,
+        queued: u32,
+    ) -> End {
+        let mut acks: Vec<u64> = Vec::new();
+        // The relay pushes the envelopes that were queued at authentication
+        // first, in order: once that many stored envelopes are processed
+        // (and acknowledged), the backlog is drained.
+        let mut backlog = if self.shared.config.receive {
+            queued
+        } else {
+            0
+        };
+        if backlog == 0 {
+            self.emit(Event::Drained).await;
+        }
+        let mut drained_pending = false;
+        loop {
+            let next = tokio::select! {
+                item = inbox.recv() => item,
+                _ = self.stop.wait_for(|s| *s) => return End::Stopped,
+            };
+            let Some(item) = next else {
+                return End::Lost("connection task ended".into());
+            };
+            match item {
+                Inbound::Envelope(_) if !self.shared.config.receive => {}
+                Inbound::Envelope(env) => {
+                    if env.id.is_some() && backlog > 0 {
+                        backlog -= 1;
+                        if backlog == 0 {
+                            drained_pending = true;
+                        }
+                    }
+                    if let Err(e) = self.on_envelope(link, env, &mut acks).await {
+                        warn!(error = %e, "failed to process an envelope; reconnecting");
+                        return End::Lost(e.to_string());
+                    }
+                }
+                Inbound::PrekeysLow(n) => {
+                    if let Err(e) = self.publish_keys(link, true, n).await {
+                        warn!(error = %e, "failed to refill one-time prekeys");
+                    }
+                }
+                Inbound::Closed { code, reason } => {
+                    return match code {
+                        Some(close::REPLACED) => End::Replaced,
+                        Some(c) => End::Lost(format!("closed by the relay ({c}: {reason})")),
+                        None => End::Lost(reason),
+                    };
+                }
+            }
+            // Acknowledge in batches: whatever was processed while more
+            // envelopes were already waiting goes in one `ack`.
+            if !acks.is_empty() && inbox.is_empty() {
+                let ids = std::mem::take(&mut acks);
+                let sent = link
+                    .send_only(|rid| ClientFrame::Ack(hush_protocol::frame::Ack { rid, ids }))
+                    .await;
+                if sent.is_err() {
+                    return End::Lost("connection lost while acknowledging".into());
+                }
+            }
+            if drained_pending && acks.is_empty() {
+                drained_pending = false;
+                self.emit(Event::Drained).await;
+            }
+        }
+    }
+
+    async fn on_envelope(
+        &self,
+        link: &Arc<Link>,
+        envelope: hush_protocol::frame::Envelope,
+        acks: &mut Vec<u64>,
+    ) -> Result<(), ClientError> {
+        let now = self.shared.clock.now_ms();
+        let processed =
+            with_engine(&self.shared.engine, move |e| e.process(&envelope, now)).await??;
+        if let Some(id) = processed.ack {
+            acks.push(id);
+        }
+        for event in processed.events {
+            self.emit(event).await;
+        }
+        if self.shared.config.delivery_receipts
+            && let Some((to, id)) = processed.deliver_receipt
+        {
+            // The receipt is encrypted and queued now, so it leaves before
+            // anything queued later (a close included); its reply is only
+            // logged, so a slow relay cannot stall the inbox.
+            let client = Client {
+                shared: self.shared.clone(),
+                task: Arc::new(Mutex::new(None)),
+            };
+            let body = Engine::receipt(ReceiptKind::Delivered, vec![id]);
+            match client.enqueue_payload(link, &to, body, false).await {
+                Ok((_, reply)) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = reply.wait().await {
+                            debug!(error = %e, "delivery receipt not accepted");
+                        }
+                    });
+                }
+                Err(e) => debug!(error = %e, "delivery receipt not sent"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An encrypted payload and the `send` frame that carries it.
+struct Queued {
+    to: UserId,
+    ciphertext: Vec<u8>,
+    ephemeral: bool,
+    payload: crate::payload::Payload,
+}
+
+impl Queued {
+    fn frame(&self, rid: u64) -> ClientFrame {
+        ClientFrame::Send(SendEnvelope {
+            rid,
+            to: self.to.clone(),
+            body: Body(self.ciphertext.clone()),
+            ephemeral: self.ephemeral,
+        })
+    }
+}
+
+enum End {
+    Stopped,
+    Replaced,
+    Lost(String),
+}

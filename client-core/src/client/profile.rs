@@ -1,0 +1,257 @@
+//! A user's profile: the sealed store opened, with the identity and prekey
+//! secrets decoded from it. Everything a client does offline (who am I,
+//! contacts, history, safety numbers, re-trusting a changed key) is here;
+//! [`Client`](super::Client) takes a `Profile` to go online.
+
+use std::fmt;
+use std::path::Path;
+
+use hush_protocol::UserId;
+use rand_core::CryptoRng;
+
+use super::ClientError;
+use crate::identity::{IdentityKeyPair, IdentityPublic};
+use crate::prekey::PrekeyStore;
+use crate::store::{
+    Backend, Batch, Contact, HistoryEntry, IdentityKeys, KdfParams, MemoryBackend, ProfileSettings,
+    ProfileStore,
+};
+use crate::trust;
+
+/// An opened profile.
+pub struct Profile {
+    pub(crate) store: ProfileStore,
+    pub(crate) settings: ProfileSettings,
+    pub(crate) user_id: UserId,
+    pub(crate) identity: IdentityKeyPair,
+    pub(crate) prekeys: PrekeyStore,
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("user_id", &self.user_id)
+            .field("relay_url", &self.settings.relay_url)
+            .field("identity", &self.identity.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    /// Creates a new profile in `dir`: a fresh identity and signed prekey,
+    /// sealed under `passphrase`. One-time prekeys are generated when the
+    /// client first publishes its keys.
+    pub fn create_in<R: CryptoRng + ?Sized>(
+        dir: &Path,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        user_id: &UserId,
+        relay_url: &str,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, ClientError> {
+        let settings = ProfileSettings::new(user_id.as_str(), relay_url, now_ms);
+        let store = ProfileStore::create_in(dir, passphrase, kdf, &settings)?;
+        Self::initialise(store, rng, now_ms)
+    }
+
+    /// A new profile held in memory only (tests, benchmarks, throw-away
+    /// identities).
+    pub fn create_in_memory<R: CryptoRng + ?Sized>(
+        user_id: &UserId,
+        relay_url: &str,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, ClientError> {
+        Self::create_on(
+            Box::new(MemoryBackend::new()),
+            b"",
+            KdfParams::insecure_for_tests(),
+            user_id,
+            relay_url,
+            rng,
+            now_ms,
+        )
+    }
+
+    /// A new profile on any store backend.
+    pub fn create_on<R: CryptoRng + ?Sized>(
+        backend: Box<dyn Backend>,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        user_id: &UserId,
+        relay_url: &str,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, ClientError> {
+        let settings = ProfileSettings::new(user_id.as_str(), relay_url, now_ms);
+        let store = ProfileStore::create(backend, passphrase, kdf, &settings)?;
+        Self::initialise(store, rng, now_ms)
+    }
+
+    fn initialise<R: CryptoRng + ?Sized>(
+        mut store: ProfileStore,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, ClientError> {
+        let identity = IdentityKeyPair::generate(rng);
+        let prekeys = PrekeyStore::new(rng, &identity, now_ms);
+        let mut batch = Batch::new();
+        batch
+            .put_identity(identity.pickle())
+            .put_prekeys(prekeys.pickle());
+        store.commit(batch)?;
+        Self::from_store(store)
+    }
+
+    /// Opens the profile in `dir`.
+    pub fn open_in(dir: &Path, passphrase: &[u8]) -> Result<Self, ClientError> {
+        Self::from_store(ProfileStore::open_in(dir, passphrase)?)
+    }
+
+    /// Wraps an opened store, decoding its identity and prekeys.
+    pub fn from_store(store: ProfileStore) -> Result<Self, ClientError> {
+        let settings = store.settings()?;
+        let user_id = UserId::try_from(settings.user_id.as_str())?;
+        let identity = store
+            .identity()?
+            .ok_or(ClientError::ProfileIncomplete { what: "identity" })?;
+        let identity = IdentityKeyPair::unpickle(&identity)?;
+        let prekeys = store
+            .prekeys()?
+            .ok_or(ClientError::ProfileIncomplete { what: "prekeys" })?;
+        let prekeys = PrekeyStore::unpickle(&prekeys)?;
+        Ok(Self {
+            store,
+            settings,
+            user_id,
+            identity,
+            prekeys,
+        })
+    }
+
+    /// The user id this profile authenticates as.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// The relay this profile connects to.
+    pub fn relay_url(&self) -> &str {
+        &self.settings.relay_url
+    }
+
+    /// Profile-wide settings.
+    pub fn settings(&self) -> &ProfileSettings {
+        &self.settings
+    }
+
+    /// Changes and stores profile-wide settings (`user_id` cannot change).
+    pub fn update_settings(
+        &mut self,
+        change: impl FnOnce(&mut ProfileSettings),
+    ) -> Result<(), ClientError> {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        settings.user_id = self.settings.user_id.clone();
+        let mut batch = Batch::new();
+        batch.set_settings(settings.clone());
+        self.store.commit(batch)?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// Our public identity.
+    pub fn identity(&self) -> IdentityPublic {
+        self.identity.public()
+    }
+
+    /// Our fingerprint, hex.
+    pub fn fingerprint(&self) -> String {
+        trust::fingerprint_hex(&self.identity.public())
+    }
+
+    /// Every known peer, sorted by user id.
+    pub fn contacts(&self) -> Result<Vec<Contact>, ClientError> {
+        Ok(self.store.contacts()?)
+    }
+
+    /// One contact.
+    pub fn contact(&self, peer: &UserId) -> Result<Option<Contact>, ClientError> {
+        Ok(self.store.contact(peer.as_str())?)
+    }
+
+    /// The conversation with `peer`, oldest first; with `limit`, the newest
+    /// `limit` entries.
+    pub fn history(
+        &self,
+        peer: &UserId,
+        limit: Option<usize>,
+    ) -> Result<Vec<HistoryEntry>, ClientError> {
+        Ok(self.store.history(peer.as_str(), limit)?)
+    }
+
+    /// The safety number with `peer` (60 digits in 12 groups), computed over
+    /// the keys pinned for them.
+    pub fn safety_number(&self, peer: &UserId) -> Result<String, ClientError> {
+        let contact = self.known_contact(peer)?;
+        Ok(trust::safety_number_grouped(
+            self.user_id.as_str(),
+            &self.identity.public(),
+            peer.as_str(),
+            &identity_of(&contact.keys),
+        ))
+    }
+
+    /// Marks the pinned keys of `peer` as verified (the user compared safety
+    /// numbers). Refused while a key change is pending: the user must first
+    /// decide about the new key with [`Profile::trust`].
+    pub fn verify(&mut self, peer: &UserId) -> Result<(), ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if contact.has_pending_key_change() {
+            return Err(ClientError::IdentityChanged { user: peer.clone() });
+        }
+        contact.verified = true;
+        let mut batch = Batch::new();
+        batch.put_contact(contact);
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    /// Accepts the changed identity key of `peer`: the new key is pinned
+    /// (unverified) and sending resumes. Returns `false` if no change was
+    /// pending.
+    pub fn trust(&mut self, peer: &UserId, now_ms: u64) -> Result<bool, ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if !contact.accept_key_change(now_ms) {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        batch.put_contact(contact);
+        self.store.commit(batch)?;
+        Ok(true)
+    }
+
+    fn known_contact(&self, peer: &UserId) -> Result<Contact, ClientError> {
+        self.store
+            .contact(peer.as_str())?
+            .ok_or_else(|| ClientError::UnknownContact { user: peer.clone() })
+    }
+}
+
+/// The public identity for pinned keys. The signature over the DH key is
+/// not kept with a contact (it was verified when the key was pinned) and no
+/// use of the result reads it.
+fn identity_of(keys: &IdentityKeys) -> IdentityPublic {
+    IdentityPublic {
+        sig_pub: keys.sig_pub,
+        dh_pub: keys.dh_pub,
+        dh_sig: [0; 64],
+    }
+}
+
+pub(crate) fn keys_of(identity: &IdentityPublic) -> IdentityKeys {
+    IdentityKeys {
+        sig_pub: identity.sig_pub,
+        dh_pub: identity.dh_pub,
+    }
+}
