@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use crate::bytes::{Body, BytesError, PublicKeyBytes, SignatureBytes, decode_b64, decode_fixed};
 use crate::error_code::ErrorCode;
 use crate::frame::{
-    Ack, Auth, ClientFrame, FetchBundle, OneTimePrekey, Ping, PublishKeys, SendEnvelope,
+    Ack, Auth, ClientFrame, FetchBundle, Lookup, OneTimePrekey, Ping, PublishKeys, SendEnvelope,
     ServerFrame, SignedPrekey,
 };
 use crate::user_id::{UserId, UserIdError};
@@ -211,6 +211,7 @@ struct PublishKeysWire<'a> {
     one_time_prekeys: Vec<OneTimePrekeyWire<'a>>,
 }
 
+/// `fetch_bundle` and `lookup` carry the same fields.
 #[derive(Deserialize)]
 struct FetchBundleWire<'a> {
     rid: u64,
@@ -330,6 +331,13 @@ pub(crate) fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
                 user_id: cx.user("user_id", w.user_id)?,
             })
         }
+        "lookup" => {
+            let w: FetchBundleWire<'_> = cx.wire(text)?;
+            ClientFrame::Lookup(Lookup {
+                rid: w.rid,
+                user_id: cx.user("user_id", w.user_id)?,
+            })
+        }
         "send" => {
             let w: SendWire<'_> = cx.wire(text)?;
             ClientFrame::Send(SendEnvelope {
@@ -355,6 +363,7 @@ const SERVER_TYPES: &[&str] = &[
     "auth_ok",
     "keys_published",
     "bundle",
+    "identity",
     "accepted",
     "envelope",
     "acked",

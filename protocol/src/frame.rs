@@ -82,6 +82,17 @@ pub struct FetchBundle {
     pub user_id: UserId,
 }
 
+/// `lookup`: asks for a user's identity keys as the directory lists them,
+/// without taking a one-time prekey. Clients use it to notice that a peer
+/// they already have a session with registered a new identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// Whose identity.
+    pub user_id: UserId,
+}
+
 /// `send`: an envelope for `to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendEnvelope {
@@ -123,6 +134,8 @@ pub enum ClientFrame {
     PublishKeys(PublishKeys),
     /// See [`FetchBundle`].
     FetchBundle(FetchBundle),
+    /// See [`Lookup`].
+    Lookup(Lookup),
     /// See [`SendEnvelope`].
     Send(SendEnvelope),
     /// See [`Ack`].
@@ -138,6 +151,7 @@ impl ClientFrame {
             Self::Auth(_) => "auth",
             Self::PublishKeys(_) => "publish_keys",
             Self::FetchBundle(_) => "fetch_bundle",
+            Self::Lookup(_) => "lookup",
             Self::Send(_) => "send",
             Self::Ack(_) => "ack",
             Self::Ping(_) => "ping",
@@ -150,6 +164,7 @@ impl ClientFrame {
             Self::Auth(f) => f.rid,
             Self::PublishKeys(f) => f.rid,
             Self::FetchBundle(f) => f.rid,
+            Self::Lookup(f) => f.rid,
             Self::Send(f) => f.rid,
             Self::Ack(f) => f.rid,
             Self::Ping(f) => f.rid,
@@ -195,6 +210,12 @@ pub struct AuthOk {
     pub one_time_prekeys: u32,
     /// A signed prekey bundle is published.
     pub has_keys: bool,
+    /// Id of the newest envelope in this user's mailbox at authentication,
+    /// 0 when it was empty. Envelopes are pushed in id order, so a client
+    /// has its whole backlog once it processed the envelope with this id
+    /// (or had processed it on an earlier connection).
+    #[serde(default)]
+    pub last_queued: u64,
 }
 
 /// `keys_published`: `publish_keys` succeeded.
@@ -224,6 +245,21 @@ pub struct Bundle {
     pub signed_prekey: SignedPrekey,
     /// A one-time prekey, or `null` when none is left.
     pub one_time_prekey: Option<OneTimePrekey>,
+}
+
+/// `identity`: the reply to `lookup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The request's id.
+    pub rid: u64,
+    /// Whose identity.
+    pub user_id: UserId,
+    /// The user's Ed25519 identity key `IKsig` (as registered).
+    pub identity_key: PublicKeyBytes,
+    /// The user's X25519 identity key `IKdh`.
+    pub identity_dh: PublicKeyBytes,
+    /// `IKsig`'s signature over [`crate::signing::identity_dh_message`].
+    pub identity_dh_sig: SignatureBytes,
 }
 
 /// `accepted`: a `send` was taken. For a stored envelope, only after it is
@@ -305,6 +341,8 @@ pub enum ServerFrame {
     KeysPublished(KeysPublished),
     /// See [`Bundle`].
     Bundle(Box<Bundle>),
+    /// See [`Identity`].
+    Identity(Identity),
     /// See [`Accepted`].
     Accepted(Accepted),
     /// See [`Envelope`].

@@ -64,6 +64,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             ),
         (any::<u64>(), user_id())
             .prop_map(|(rid, user_id)| ClientFrame::FetchBundle(FetchBundle { rid, user_id })),
+        (any::<u64>(), user_id())
+            .prop_map(|(rid, user_id)| ClientFrame::Lookup(Lookup { rid, user_id })),
         (any::<u64>(), user_id(), body(), any::<bool>()).prop_map(|(rid, to, body, ephemeral)| {
             ClientFrame::Send(SendEnvelope {
                 rid,
@@ -115,17 +117,30 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             user_id(),
             any::<bool>(),
             any::<u32>(),
-            any::<bool>()
+            any::<bool>(),
+            any::<u64>()
         )
-            .prop_map(|(rid, user_id, registered, one_time_prekeys, has_keys)| {
+            .prop_map(|(rid, user_id, registered, one_time_prekeys, has_keys, last_queued)| {
                 ServerFrame::AuthOk(AuthOk {
                     rid,
                     user_id,
                     registered,
                     one_time_prekeys,
                     has_keys,
+                    last_queued,
                 })
             }),
+        (any::<u64>(), user_id(), key(), key(), sig()).prop_map(
+            |(rid, user_id, identity_key, identity_dh, identity_dh_sig)| {
+                ServerFrame::Identity(Identity {
+                    rid,
+                    user_id,
+                    identity_key,
+                    identity_dh,
+                    identity_dh_sig,
+                })
+            }
+        ),
         (any::<u64>(), any::<u32>()).prop_map(|(rid, one_time_prekeys)| {
             ServerFrame::KeysPublished(KeysPublished {
                 rid,

@@ -18,8 +18,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hush_protocol::frame::{
-    Accepted, Ack, Acked, AuthOk, Bundle, Challenge, FetchBundle, KeysPublished, PROTOCOL_VERSION,
-    Pong, PrekeysLow, PublishKeys, SendEnvelope,
+    Accepted, Ack, Acked, AuthOk, Bundle, Challenge, FetchBundle, Identity, KeysPublished, Lookup,
+    PROTOCOL_VERSION, Pong, PrekeysLow, PublishKeys, SendEnvelope,
 };
 use hush_protocol::{ChallengeBytes, ClientFrame, ErrorCode, ServerFrame, UserId, close, signing};
 use tokio::sync::{mpsc, watch};
@@ -314,6 +314,7 @@ impl<S: Store> Conn<S> {
             registered,
             one_time_prekeys,
             has_keys,
+            last_queued,
         } = outcome
         else {
             tracing::info!(conn = self.conn_id, user = %a.user_id, "auth with another key rejected");
@@ -335,6 +336,7 @@ impl<S: Store> Conn<S> {
             registered,
             one_time_prekeys,
             has_keys,
+            last_queued,
         }))
         .await?;
         let session = Arc::new(Session::new(
@@ -363,6 +365,7 @@ impl<S: Store> Conn<S> {
             }
             ClientFrame::PublishKeys(p) => self.publish_keys(p).await,
             ClientFrame::FetchBundle(f) => self.fetch_bundle(f).await,
+            ClientFrame::Lookup(l) => self.lookup(l).await,
             ClientFrame::Send(s) => self.send_envelope(s).await,
             ClientFrame::Ack(a) => self.ack(a).await,
             ClientFrame::Ping(p) => self.send(&ServerFrame::Pong(Pong { rid: p.rid })).await,
@@ -504,6 +507,30 @@ impl<S: Store> Conn<S> {
             );
         }
         self.send(&reply).await
+    }
+
+    async fn lookup(&mut self, l: Lookup) -> Flow {
+        match self.hub.store.lookup_identity(&l.user_id).await {
+            Ok(Some((identity_key, keys))) => {
+                self.send(&ServerFrame::Identity(Identity {
+                    rid: l.rid,
+                    user_id: l.user_id,
+                    identity_key,
+                    identity_dh: keys.identity_dh,
+                    identity_dh_sig: keys.identity_dh_sig,
+                }))
+                .await
+            }
+            Ok(None) => {
+                self.error(
+                    Some(l.rid),
+                    ErrorCode::UnknownUser,
+                    "no such user or no published keys",
+                )
+                .await
+            }
+            Err(e) => self.store_error(l.rid, e).await,
+        }
     }
 
     async fn send_envelope(&mut self, s: SendEnvelope) -> Flow {

@@ -384,6 +384,77 @@ mod scenarios {
         assert_eq!(error_code(&reply), Some(ErrorCode::TooManyPrekeys));
     }
 
+    pub async fn lookup_returns_identity_without_taking_a_prekey(b: Backend) {
+        let relay = b.start().await;
+        let key = new_key();
+        let (mut bob, _) = Client::login(&relay, "bob", &key).await;
+        let rid = bob.rid();
+        let ClientFrame::PublishKeys(p) = publish_frame(rid, &key, [9]) else {
+            unreachable!()
+        };
+        bob.request(ClientFrame::PublishKeys(p.clone())).await;
+        let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+        let rid = alice.rid();
+        let reply = alice
+            .request(ClientFrame::Lookup(Lookup {
+                rid,
+                user_id: user("bob"),
+            }))
+            .await;
+        assert_eq!(
+            reply,
+            ServerFrame::Identity(Identity {
+                rid,
+                user_id: user("bob"),
+                identity_key: public(&key),
+                identity_dh: p.identity_dh,
+                identity_dh_sig: p.identity_dh_sig,
+            })
+        );
+        let rid = alice.rid();
+        let ServerFrame::Bundle(bundle) = alice
+            .request(ClientFrame::FetchBundle(FetchBundle {
+                rid,
+                user_id: user("bob"),
+            }))
+            .await
+        else {
+            panic!("no bundle")
+        };
+        assert_eq!(
+            bundle.one_time_prekey.map(|o| o.id),
+            Some(9),
+            "lookup took no prekey"
+        );
+        let rid = alice.rid();
+        let reply = alice
+            .request(ClientFrame::Lookup(Lookup {
+                rid,
+                user_id: user("nobody"),
+            }))
+            .await;
+        assert_eq!(error_code(&reply), Some(ErrorCode::UnknownUser));
+    }
+
+    pub async fn auth_ok_reports_newest_queued_id(b: Backend) {
+        let relay = b.start().await;
+        let bob_key = new_key();
+        let (_bob, ok) = Client::login(&relay, "bob", &bob_key).await;
+        assert_eq!(ok.last_queued, 0);
+        drop(_bob);
+        let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+        alice.send_ok("bob", b"1").await;
+        alice.send_ok("bob", b"2").await;
+        let (mut bob, ok) = Client::login(&relay, "bob", &bob_key).await;
+        assert_eq!(ok.last_queued, 2);
+        bob.next_envelope().await;
+        bob.next_envelope().await;
+        bob.ack(vec![1, 2]).await;
+        drop(bob);
+        let (_bob, ok) = Client::login(&relay, "bob", &bob_key).await;
+        assert_eq!(ok.last_queued, 0, "empty mailbox");
+    }
+
     pub async fn prekeys_low_sent_to_owner(b: Backend) {
         let relay = b.start().await;
         let key = new_key();
@@ -777,6 +848,8 @@ macro_rules! all_backends_scenarios {
                 publish_keys_with_bad_signature_rejected,
                 fetched_bundle_carries_published_keys,
                 prekeys_low_sent_to_owner,
+                lookup_returns_identity_without_taking_a_prekey,
+                auth_ok_reports_newest_queued_id,
                 mailbox_full_refused_to_sender,
                 ephemeral_never_stored_and_reply_hides_presence,
                 ack_of_foreign_or_unknown_id_has_no_effect,

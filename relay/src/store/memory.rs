@@ -69,6 +69,7 @@ impl Store for MemoryStore {
                 registered: false,
                 one_time_prekeys: count(u.one_time_prekeys.len()),
                 has_keys: u.keys.is_some(),
+                last_queued: u.mailbox.last_key_value().map_or(0, |(id, _)| *id),
             }),
             Some(_) => Ok(AuthOutcome::KeyMismatch),
             None => {
@@ -87,6 +88,7 @@ impl Store for MemoryStore {
                     registered: true,
                     one_time_prekeys: 0,
                     has_keys: false,
+                    last_queued: 0,
                 })
             }
         }
@@ -143,6 +145,16 @@ impl Store for MemoryStore {
             one_time_prekey,
             remaining: count(u.one_time_prekeys.len()),
         }))
+    }
+
+    async fn lookup_identity(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<(PublicKeyBytes, PublishedKeys)>, StoreError> {
+        let users = self.lock();
+        Ok(users
+            .get(user)
+            .and_then(|u| u.keys.clone().map(|k| (u.identity_key, k))))
     }
 
     async fn user_exists(&self, user: &UserId) -> Result<bool, StoreError> {

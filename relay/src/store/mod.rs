@@ -84,6 +84,8 @@ pub enum AuthOutcome {
         one_time_prekeys: u32,
         /// A signed prekey bundle is published.
         has_keys: bool,
+        /// Id of the newest envelope in the mailbox, 0 if it is empty.
+        last_queued: u64,
     },
     /// The id is registered to another key.
     KeyMismatch,
@@ -207,6 +209,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: &UserId,
     ) -> impl Future<Output = Result<Option<FetchedBundle>, StoreError>> + Send;
+
+    /// The user's registered identity key and published keys, without
+    /// touching one-time prekeys (the `lookup` request). `None` for an
+    /// unknown user or one without keys.
+    fn lookup_identity(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<(PublicKeyBytes, PublishedKeys)>, StoreError>> + Send;
 
     /// Whether `user` is registered.
     fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;

@@ -408,6 +408,20 @@ fn opk_count<T: ReadableTable<(&'static str, u32), &'static [u8]>>(
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+/// Id of the newest envelope in `user`'s mailbox, 0 if it is empty.
+fn newest_queued<T: ReadableTable<(&'static str, u64), &'static [u8]>>(
+    mailbox: &T,
+    user: &str,
+) -> Result<u64, StoreError> {
+    let mut range = mailbox
+        .range((user, 0u64)..=(user, u64::MAX))
+        .map_err(be("newest envelope"))?;
+    match range.next_back() {
+        Some(entry) => Ok(entry.map_err(be("newest envelope"))?.0.value().1),
+        None => Ok(0),
+    }
+}
+
 fn get_user<T: ReadableTable<&'static str, &'static [u8]>>(
     users: &T,
     user: &str,
@@ -430,10 +444,12 @@ fn auth_write(
         }
         let opks = txn.open_table(OPKS).map_err(be("auth"))?;
         let keys = txn.open_table(KEYS).map_err(be("auth"))?;
+        let mailbox = txn.open_table(MAILBOX).map_err(be("auth"))?;
         return Ok(AuthOutcome::Ok {
             registered: false,
             one_time_prekeys: opk_count(&opks, user)?,
             has_keys: keys.get(user).map_err(be("auth"))?.is_some(),
+            last_queued: newest_queued(&mailbox, user)?,
         });
     }
     let rec = UserRec {
@@ -449,6 +465,7 @@ fn auth_write(
         registered: true,
         one_time_prekeys: 0,
         has_keys: false,
+        last_queued: 0,
     })
 }
 
@@ -476,10 +493,12 @@ impl Store for RedbStore {
                 }
                 let opks = txn.open_table(OPKS).map_err(be("auth"))?;
                 let keys = txn.open_table(KEYS).map_err(be("auth"))?;
+                let mailbox = txn.open_table(MAILBOX).map_err(be("auth"))?;
                 Ok(Some(AuthOutcome::Ok {
                     registered: false,
                     one_time_prekeys: opk_count(&opks, &name)?,
                     has_keys: keys.get(name.as_str()).map_err(be("auth"))?.is_some(),
+                    last_queued: newest_queued(&mailbox, &name)?,
                 }))
             })
             .await?;
@@ -577,6 +596,26 @@ impl Store for RedbStore {
                 one_time_prekey: first,
                 remaining: opk_count(&opks, &name)?,
             }))
+        })
+        .await
+    }
+
+    async fn lookup_identity(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<(PublicKeyBytes, PublishedKeys)>, StoreError> {
+        let name = user.as_str().to_owned();
+        self.read("lookup", move |txn| {
+            let users = txn.open_table(USERS).map_err(be("lookup"))?;
+            let Some(rec) = get_user(&users, &name)? else {
+                return Ok(None);
+            };
+            let keys = txn.open_table(KEYS).map_err(be("lookup"))?;
+            let published = match keys.get(name.as_str()).map_err(be("lookup"))? {
+                Some(v) => decode_keys(v.value())?,
+                None => return Ok(None),
+            };
+            Ok(Some((PublicKeyBytes(rec.identity_key), published)))
         })
         .await
     }

@@ -117,6 +117,7 @@ pub fn rid_of(f: &ServerFrame) -> Option<u64> {
         ServerFrame::AuthOk(f) => Some(f.rid),
         ServerFrame::KeysPublished(f) => Some(f.rid),
         ServerFrame::Bundle(f) => Some(f.rid),
+        ServerFrame::Identity(f) => Some(f.rid),
         ServerFrame::Accepted(f) => Some(f.rid),
         ServerFrame::Acked(f) => Some(f.rid),
         ServerFrame::Pong(f) => Some(f.rid),
