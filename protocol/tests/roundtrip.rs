@@ -120,16 +120,18 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<bool>(),
             any::<u64>()
         )
-            .prop_map(|(rid, user_id, registered, one_time_prekeys, has_keys, last_queued)| {
-                ServerFrame::AuthOk(AuthOk {
-                    rid,
-                    user_id,
-                    registered,
-                    one_time_prekeys,
-                    has_keys,
-                    last_queued,
-                })
-            }),
+            .prop_map(
+                |(rid, user_id, registered, one_time_prekeys, has_keys, last_queued)| {
+                    ServerFrame::AuthOk(AuthOk {
+                        rid,
+                        user_id,
+                        registered,
+                        one_time_prekeys,
+                        has_keys,
+                        last_queued,
+                    })
+                }
+            ),
         (any::<u64>(), user_id(), key(), key(), sig()).prop_map(
             |(rid, user_id, identity_key, identity_dh, identity_dh_sig)| {
                 ServerFrame::Identity(Identity {
