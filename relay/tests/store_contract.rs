@@ -1,0 +1,371 @@
+//! The `Store` contract, checked directly against every backend (adding a
+//! backend is one line at the bottom): id allocation, mailbox bounds and
+//! byte accounting, one-time prekey popping, publish caps, reset and
+//! retention sweep.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
+use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
+use hush_relay::Store;
+use hush_relay::store::{
+    AppendOutcome, AuthOutcome, MailboxLimits, NewEnvelope, PublishOutcome, PublishedKeys,
+};
+
+fn user(s: &str) -> UserId {
+    UserId::try_from(s).unwrap()
+}
+
+fn keys() -> PublishedKeys {
+    PublishedKeys {
+        identity_dh: PublicKeyBytes([1; 32]),
+        identity_dh_sig: SignatureBytes([2; 64]),
+        signed_prekey: SignedPrekey {
+            id: 3,
+            key: PublicKeyBytes([4; 32]),
+            signature: SignatureBytes([5; 64]),
+        },
+    }
+}
+
+fn opks(ids: impl IntoIterator<Item = u32>) -> Vec<OneTimePrekey> {
+    ids.into_iter()
+        .map(|id| OneTimePrekey {
+            id,
+            key: PublicKeyBytes([id as u8; 32]),
+        })
+        .collect()
+}
+
+const ROOMY: MailboxLimits = MailboxLimits {
+    max_envelopes: 1000,
+    max_bytes: 1 << 20,
+};
+
+fn env(from: &str, at: u64, body: &[u8]) -> NewEnvelope {
+    NewEnvelope {
+        from: user(from),
+        accepted_at: at,
+        body: Body(body.to_vec()),
+    }
+}
+
+async fn register<S: Store>(s: &S, name: &str) {
+    let out = s
+        .register_or_authenticate(&user(name), &PublicKeyBytes([9; 32]))
+        .await
+        .unwrap();
+    assert!(matches!(out, AuthOutcome::Ok { .. }), "{out:?}");
+}
+
+async fn append_id<S: Store>(s: &S, to: &str, e: NewEnvelope, limits: MailboxLimits) -> u64 {
+    match s.append(&user(to), e, limits).await.unwrap() {
+        AppendOutcome::Appended(stored) => stored.id,
+        other => panic!("not appended: {other:?}"),
+    }
+}
+
+mod contract {
+    use super::*;
+
+    pub async fn registration_binds_the_key<S: Store>(s: S) {
+        let u = user("alice");
+        let k1 = PublicKeyBytes([1; 32]);
+        let k2 = PublicKeyBytes([2; 32]);
+        let first = s.register_or_authenticate(&u, &k1).await.unwrap();
+        assert!(matches!(
+            first,
+            AuthOutcome::Ok {
+                registered: true,
+                ..
+            }
+        ));
+        let again = s.register_or_authenticate(&u, &k1).await.unwrap();
+        assert!(matches!(
+            again,
+            AuthOutcome::Ok {
+                registered: false,
+                ..
+            }
+        ));
+        let other = s.register_or_authenticate(&u, &k2).await.unwrap();
+        assert_eq!(other, AuthOutcome::KeyMismatch);
+        assert!(s.user_exists(&u).await.unwrap());
+        assert!(!s.user_exists(&user("bob")).await.unwrap());
+    }
+
+    pub async fn ids_start_at_one_and_increase<S: Store>(s: S) {
+        register(&s, "bob").await;
+        for i in 1..=5 {
+            assert_eq!(append_id(&s, "bob", env("a", 1, b"x"), ROOMY).await, i);
+        }
+        s.ack(&user("bob"), vec![1, 2, 3, 4, 5]).await.unwrap();
+        assert_eq!(
+            append_id(&s, "bob", env("a", 1, b"x"), ROOMY).await,
+            6,
+            "ids are never reused"
+        );
+        let after = s.mailbox_after(&user("bob"), 0, 10).await.unwrap();
+        assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), vec![6]);
+    }
+
+    pub async fn mailbox_after_pages_in_id_order<S: Store>(s: S) {
+        register(&s, "bob").await;
+        for i in 0..10u8 {
+            append_id(&s, "bob", env("a", u64::from(i), &[i]), ROOMY).await;
+        }
+        let page = s.mailbox_after(&user("bob"), 3, 4).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![4, 5, 6, 7]
+        );
+        assert_eq!(page[0].body.0, vec![3]);
+        assert_eq!(page[0].from.as_str(), "a");
+        assert!(
+            s.mailbox_after(&user("bob"), 10, 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.mailbox_after(&user("bob"), u64::MAX, 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.mailbox_after(&user("nobody"), 0, 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn append_to_unknown_user_is_refused<S: Store>(s: S) {
+        let out = s
+            .append(&user("ghost"), env("a", 1, b"x"), ROOMY)
+            .await
+            .unwrap();
+        assert_eq!(out, AppendOutcome::UnknownUser);
+    }
+
+    pub async fn mailbox_bounds_count_depth_and_bytes<S: Store>(s: S) {
+        register(&s, "bob").await;
+        let limits = MailboxLimits {
+            max_envelopes: 3,
+            max_bytes: 10,
+        };
+        append_id(&s, "bob", env("a", 1, b"1234"), limits).await;
+        append_id(&s, "bob", env("a", 1, b"1234"), limits).await;
+        let full = s
+            .append(&user("bob"), env("a", 1, b"123"), limits)
+            .await
+            .unwrap();
+        assert_eq!(full, AppendOutcome::MailboxFull, "bytes");
+        append_id(&s, "bob", env("a", 1, b"12"), limits).await;
+        let full = s
+            .append(&user("bob"), env("a", 1, b""), limits)
+            .await
+            .unwrap();
+        assert_eq!(full, AppendOutcome::MailboxFull, "depth");
+        // Acks give back both depth and bytes; unknown ids change nothing.
+        assert_eq!(s.ack(&user("bob"), vec![1, 99]).await.unwrap(), 1);
+        append_id(&s, "bob", env("a", 1, b"1234"), limits).await;
+        let stats = s.stats().await.unwrap();
+        assert_eq!((stats.envelopes, stats.envelope_bytes), (3, 10));
+    }
+
+    pub async fn fetch_pops_lowest_prekey_once<S: Store>(s: S) {
+        register(&s, "bob").await;
+        assert_eq!(
+            s.fetch_bundle(&user("bob")).await.unwrap(),
+            None,
+            "no keys yet"
+        );
+        let out = s
+            .publish_keys(&user("bob"), keys(), opks([30, 10, 20]), 500)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PublishOutcome::Published {
+                one_time_prekeys: 3
+            }
+        );
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let b = s.fetch_bundle(&user("bob")).await.unwrap().unwrap();
+            assert_eq!(b.keys, keys());
+            assert_eq!(b.identity_key, PublicKeyBytes([9; 32]));
+            got.push((b.one_time_prekey.map(|o| o.id), b.remaining));
+        }
+        assert_eq!(
+            got,
+            vec![(Some(10), 2), (Some(20), 1), (Some(30), 0), (None, 0)]
+        );
+        let (ik, k) = s.lookup_identity(&user("bob")).await.unwrap().unwrap();
+        assert_eq!((ik, k), (PublicKeyBytes([9; 32]), keys()));
+    }
+
+    pub async fn publish_cap_refuses_the_whole_upload<S: Store>(s: S) {
+        register(&s, "bob").await;
+        s.publish_keys(&user("bob"), keys(), opks(1..=4), 5)
+            .await
+            .unwrap();
+        // Replacing existing ids does not count against the cap.
+        let out = s
+            .publish_keys(&user("bob"), keys(), opks(1..=5), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PublishOutcome::Published {
+                one_time_prekeys: 5
+            }
+        );
+        let out = s
+            .publish_keys(&user("bob"), keys(), opks(5..=6), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PublishOutcome::TooManyPrekeys {
+                would_store: 6,
+                max: 5
+            }
+        );
+        let b = s.fetch_bundle(&user("bob")).await.unwrap().unwrap();
+        assert_eq!(b.remaining, 4, "refused upload stored nothing");
+        let out = s
+            .publish_keys(&user("ghost"), keys(), vec![], 5)
+            .await
+            .unwrap();
+        assert_eq!(out, PublishOutcome::UnknownUser);
+    }
+
+    pub async fn reset_user_deletes_everything<S: Store>(s: S) {
+        register(&s, "bob").await;
+        register(&s, "carol").await;
+        s.publish_keys(&user("bob"), keys(), opks(1..=3), 500)
+            .await
+            .unwrap();
+        append_id(&s, "bob", env("a", 1, b"x"), ROOMY).await;
+        append_id(&s, "bob", env("a", 1, b"y"), ROOMY).await;
+        append_id(&s, "carol", env("a", 1, b"z"), ROOMY).await;
+        assert!(s.reset_user(&user("bob")).await.unwrap());
+        assert!(!s.reset_user(&user("bob")).await.unwrap());
+        assert!(!s.user_exists(&user("bob")).await.unwrap());
+        assert_eq!(s.fetch_bundle(&user("bob")).await.unwrap(), None);
+        assert!(
+            s.mailbox_after(&user("bob"), 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Re-registered: a fresh counter, no old prekeys.
+        let out = s
+            .register_or_authenticate(&user("bob"), &PublicKeyBytes([7; 32]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            out,
+            AuthOutcome::Ok {
+                registered: true,
+                one_time_prekeys: 0,
+                has_keys: false,
+                last_queued: 0
+            }
+        ));
+        assert_eq!(append_id(&s, "bob", env("a", 1, b"x"), ROOMY).await, 1);
+        // Others untouched.
+        assert_eq!(
+            s.mailbox_after(&user("carol"), 0, 10).await.unwrap().len(),
+            1
+        );
+    }
+
+    pub async fn sweep_deletes_only_expired<S: Store>(s: S) {
+        register(&s, "bob").await;
+        register(&s, "carol").await;
+        append_id(&s, "bob", env("a", 100, b"old"), ROOMY).await;
+        append_id(&s, "bob", env("a", 200, b"new"), ROOMY).await;
+        append_id(&s, "carol", env("a", 150, b"old"), ROOMY).await;
+        assert_eq!(s.sweep_expired(180).await.unwrap(), 2);
+        let bob = s.mailbox_after(&user("bob"), 0, 10).await.unwrap();
+        assert_eq!(bob.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
+        assert!(
+            s.mailbox_after(&user("carol"), 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let stats = s.stats().await.unwrap();
+        assert_eq!(
+            (stats.users, stats.envelopes, stats.envelope_bytes),
+            (2, 1, 3)
+        );
+    }
+
+    pub async fn concurrent_appends_get_distinct_consecutive_ids<S: Store>(s: S) {
+        let s = std::sync::Arc::new(s);
+        register(&*s, "bob").await;
+        let mut tasks = Vec::new();
+        for t in 0..8u8 {
+            let s = std::sync::Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..25u8 {
+                    ids.push(append_id(&*s, "bob", env("a", 1, &[t, i]), ROOMY).await);
+                }
+                ids
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            let ids = t.await.unwrap();
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "one task's ids increase"
+            );
+            all.extend(ids);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=200).collect::<Vec<u64>>());
+    }
+}
+
+macro_rules! contract_tests {
+    ($m:ident, $make:expr) => {
+        mod $m {
+            use super::*;
+            contract_tests!(@each $make;
+                registration_binds_the_key,
+                ids_start_at_one_and_increase,
+                mailbox_after_pages_in_id_order,
+                append_to_unknown_user_is_refused,
+                mailbox_bounds_count_depth_and_bytes,
+                fetch_pops_lowest_prekey_once,
+                publish_cap_refuses_the_whole_upload,
+                reset_user_deletes_everything,
+                sweep_deletes_only_expired,
+                concurrent_appends_get_distinct_consecutive_ids,
+            );
+        }
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                #[allow(unused_variables)]
+                let dir = tempfile::tempdir().unwrap();
+                let make = $make;
+                contract::$name(make(dir.path())).await;
+            }
+        )*
+    };
+}
+
+// One line per backend.
+contract_tests!(memory, |_: &std::path::Path| hush_relay::MemoryStore::new()
+    .unwrap());
+contract_tests!(redb, |p: &std::path::Path| hush_relay::RedbStore::open(p)
+    .unwrap());
