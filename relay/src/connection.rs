@@ -32,7 +32,7 @@ use crate::store::{AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, Publ
 use crate::wire;
 
 /// How long a close frame may take to go out before the socket is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 type Flow = ControlFlow<()>;
 
@@ -150,30 +150,53 @@ pub(crate) async fn run<S: Store>(
     tracing::debug!(conn = conn_id, "connection closed");
 }
 
-/// Owns the sending half: drains the queue in order; a kill preempts it.
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Owns the sending half: drains the queue in order, writing whatever is
+/// already queued before flushing once; a kill preempts it.
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     mut kill_rx: watch::Receiver<Option<u16>>,
 ) {
     let code = loop {
+        let first = tokio::select! {
+            biased;
+            _ = kill_rx.changed() => break *kill_rx.borrow(),
+            item = rx.recv() => item,
+        };
+        let mut then_close = None;
+        let text = match first {
+            Some(Outbound::Text(t)) => t,
+            Some(Outbound::Close(code, reason)) => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
+                return;
+            }
+            None => return,
+        };
+        let write = async {
+            sink.feed(Message::Text(text)).await?;
+            for _ in 1..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Outbound::Text(t)) => sink.feed(Message::Text(t)).await?,
+                    Ok(Outbound::Close(code, reason)) => {
+                        then_close = Some((code, reason));
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
         tokio::select! {
             biased;
             _ = kill_rx.changed() => break *kill_rx.borrow(),
-            item = rx.recv() => match item {
-                Some(Outbound::Text(t)) => {
-                    tokio::select! {
-                        biased;
-                        _ = kill_rx.changed() => break *kill_rx.borrow(),
-                        r = sink.send(Message::Text(t)) => if r.is_err() { return },
-                    }
-                }
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
-                    return;
-                }
-                None => return,
-            },
+            r = write => if r.is_err() { return },
+        }
+        if let Some((code, reason)) = then_close {
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
+            return;
         }
     };
     let code = code.unwrap_or(close::NORMAL);

@@ -336,6 +336,7 @@ fn reply_rid(frame: &ServerFrame) -> Option<u64> {
         ServerFrame::AuthOk(f) => Some(f.rid),
         ServerFrame::KeysPublished(f) => Some(f.rid),
         ServerFrame::Bundle(f) => Some(f.rid),
+        ServerFrame::Identity(f) => Some(f.rid),
         ServerFrame::Accepted(f) => Some(f.rid),
         ServerFrame::Acked(f) => Some(f.rid),
         ServerFrame::Pong(f) => Some(f.rid),

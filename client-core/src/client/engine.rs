@@ -90,6 +90,11 @@ impl Engine {
         &self.profile.user_id
     }
 
+    /// Whether relay envelope `id` was processed (on any connection).
+    pub fn was_processed(&self, id: u64) -> Result<bool, ClientError> {
+        Ok(self.profile.store.is_processed(id)?)
+    }
+
     /// Ed25519 signature over `message` with our identity signing key.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.profile.identity.sign(message)

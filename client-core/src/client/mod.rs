@@ -538,13 +538,48 @@ impl Client {
     async fn ensure_session(
         &self,
         link: &Link,
-        _checked: &mut HashSet<UserId>,
+        checked: &mut HashSet<UserId>,
         to: &UserId,
         ephemeral: bool,
     ) -> Result<(), ClientError> {
         let to2 = to.clone();
         let ready = self.with_engine(move |e| e.ready_to_send(&to2)).await??;
         if ready {
+            if ephemeral || checked.contains(to) {
+                return Ok(());
+            }
+            // Once per connection, make sure the directory still lists the
+            // identity we pinned: a peer who re-registered with a new key
+            // must not silently receive messages under the old session.
+            let reply = link
+                .request(|rid| {
+                    ClientFrame::Lookup(hush_protocol::frame::Lookup {
+                        rid,
+                        user_id: to.clone(),
+                    })
+                })
+                .await
+                .map_err(|e| match e {
+                    ClientError::UnknownUser { .. } => ClientError::UnknownUser {
+                        user: to.to_string(),
+                    },
+                    e => e,
+                })?;
+            let ServerFrame::Identity(listed) = reply else {
+                return Err(ClientError::Protocol(format!(
+                    "expected an identity, got {reply:?}"
+                )));
+            };
+            let listed = crate::identity::IdentityPublic {
+                sig_pub: listed.identity_key.0,
+                dh_pub: listed.identity_dh.0,
+                dh_sig: listed.identity_dh_sig.0,
+            };
+            let now = self.shared.clock.now_ms();
+            let to2 = to.clone();
+            self.with_engine(move |e| e.check_directory_identity(&to2, &listed, now))
+                .await??;
+            checked.insert(to.clone());
             return Ok(());
         }
         if ephemeral {
@@ -579,6 +614,7 @@ impl Client {
         let to2 = to.clone();
         self.with_engine(move |e| e.start_session(&to2, &bundle, now))
             .await??;
+        checked.insert(to.clone());
         Ok(())
     }
 }
@@ -707,8 +743,8 @@ impl Supervisor {
     }
 
     /// Connects, authenticates and brings our published keys up to date.
-    /// Returns the link, the inbox and how many envelopes were queued.
-    async fn connect_once(&self) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, u32), ClientError> {
+    /// Returns the link, the inbox and the id of the newest queued envelope.
+    async fn connect_once(&self) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, u64), ClientError> {
         let (user_id, identity_key) = {
             let e = self
                 .shared
@@ -740,7 +776,10 @@ impl Supervisor {
         .await?;
         self.publish_keys(&link, auth_ok.has_keys, auth_ok.one_time_prekeys)
             .await?;
-        Ok((link, inbox, 0))
+        // Peers' identities are checked against the directory once per
+        // connection.
+        self.shared.send_lock.lock().await.clear();
+        Ok((link, inbox, auth_ok.last_queued))
     }
 
     async fn publish_keys(
@@ -771,18 +810,19 @@ impl Supervisor {
         &mut self,
         link: &Arc<Link>,
         mut inbox: mpsc::Receiver<Inbound>,
-        queued: u32,
+        last_queued: u64,
     ) -> End {
         let mut acks: Vec<u64> = Vec::new();
-        // The relay pushes the envelopes that were queued at authentication
-        // first, in order: once that many stored envelopes are processed
-        // (and acknowledged), the backlog is drained.
-        let mut backlog = if self.shared.config.receive {
-            queued
-        } else {
-            0
+        // The relay pushes stored envelopes in id order, so the backlog
+        // present at authentication is drained once the envelope with id
+        // `last_queued` is processed (and acknowledged), or at once if there
+        // was none or it was processed on an earlier connection.
+        let mut backlog_done = !self.shared.config.receive || last_queued == 0 || {
+            let seen =
+                with_engine(&self.shared.engine, move |e| e.was_processed(last_queued)).await;
+            matches!(seen, Ok(Ok(true)))
         };
-        if backlog == 0 {
+        if backlog_done {
             self.emit(Event::Drained).await;
         }
         let mut drained_pending = false;
@@ -797,11 +837,9 @@ impl Supervisor {
             match item {
                 Inbound::Envelope(_) if !self.shared.config.receive => {}
                 Inbound::Envelope(env) => {
-                    if env.id.is_some() && backlog > 0 {
-                        backlog -= 1;
-                        if backlog == 0 {
-                            drained_pending = true;
-                        }
+                    if !backlog_done && env.id.is_some_and(|id| id >= last_queued) {
+                        backlog_done = true;
+                        drained_pending = true;
                     }
                     if let Err(e) = self.on_envelope(link, env, &mut acks).await {
                         warn!(error = %e, "failed to process an envelope; reconnecting");
