@@ -62,6 +62,19 @@ pub enum Command {
     Verify(UserArg),
     /// Accept a contact's changed identity key (after being warned).
     Trust(UserArg),
+    /// Open an interactive conversation with a user (needs a terminal).
+    ///
+    /// Shows the last 200 messages with USER and what arrives live, with a
+    /// header (connection, "typing…", "unverified" or "KEY CHANGED") and an
+    /// input line. Enter sends; Left/Right, Home/End, Backspace, Delete
+    /// edit; Ctrl-U clears the line; PgUp/PgDn and Up/Down scroll, Esc
+    /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /help lists
+    /// the keys. Marks after your messages: (sending) not yet accepted by
+    /// the relay, (sent) queued for USER, (delivered) on USER's device,
+    /// (read) USER displayed it, (failed) not sent (the status line says
+    /// why). Messages from other users are stored and announced in the
+    /// status line. Times are UTC.
+    Chat(UserArg),
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! Where the profile lives and how its passphrase is obtained.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hush_client_core::client::Profile;
 
@@ -46,7 +46,7 @@ pub fn passphrase(confirm: bool) -> Result<String, CliError> {
 }
 
 /// Opens the profile in `dir`, asking for its passphrase.
-pub fn open(dir: &PathBuf) -> Result<Profile, CliError> {
+pub fn open(dir: &Path) -> Result<Profile, CliError> {
     if !dir.join(hush_client_core::store::PROFILE_FILE).exists() {
         return Err(CliError::new(
             Failure::ProfileMissing,

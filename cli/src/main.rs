@@ -4,6 +4,7 @@
 //! [`commands`].
 
 mod args;
+mod chat;
 mod commands;
 mod exit;
 mod home;

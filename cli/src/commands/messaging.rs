@@ -85,7 +85,7 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
         } else if let Some(line) = output::event_line(&event) {
             println!("{line}");
         }
-        if progress && received > 0 && received % 100 == 0 {
+        if progress && received > 0 && received.is_multiple_of(100) {
             eprint!("\r{received} messages received");
         }
     }

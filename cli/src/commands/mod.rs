@@ -5,6 +5,9 @@ mod init;
 mod messaging;
 mod offline;
 
+pub(crate) use messaging::rng;
+pub(crate) use offline::{now_ms, user_id};
+
 use crate::args::{Cli, Command};
 use crate::exit::CliError;
 
@@ -20,5 +23,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::SafetyNumber(a) => offline::safety_number(g, a),
         Command::Verify(a) => offline::verify(g, a),
         Command::Trust(a) => offline::trust(g, a),
+        Command::Chat(a) => crate::chat::run(g, a).await,
     }
 }

@@ -1,0 +1,409 @@
+//! `hush chat USER`: the interactive conversation.
+//!
+//! The profile is opened (passphrase asked) and the client connected before
+//! the terminal switches to raw mode; the last [`HISTORY`] messages with the
+//! peer come from the stored history. Then one loop selects over terminal
+//! events (crossterm's `EventStream`), client events and a tick, and never
+//! blocks: messages are sent by a worker task in the order typed (its
+//! results come back on a channel) and typing indicators by another, best
+//! effort. The pure rules live in [`state`], [`input`], [`typing`] and
+//! [`wrap`]; [`ui`] draws; [`terminal`] restores the terminal on every way
+//! out.
+
+mod input;
+mod state;
+mod terminal;
+mod typing;
+mod ui;
+mod wrap;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures_util::StreamExt;
+use hush_client_core::client::{Client, ClientConfig, ClientError, Event, Events, SystemClock};
+use hush_client_core::limits::MAX_RECEIPT_IDS;
+use hush_client_core::payload::{MessageId, TypingState};
+use hush_protocol::UserId;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::args::{Global, UserArg};
+use crate::commands::{now_ms, rng, user_id};
+use crate::exit::{CliError, Failure};
+use crate::home;
+use input::{Action, Command, Scroll, Submitted, classify, map_key};
+use state::{ChatState, Link, Trust};
+use terminal::TerminalGuard;
+
+/// Messages loaded from the history when the chat opens.
+pub const HISTORY: usize = 200;
+/// How often timers (typing indicators) are checked and the screen redrawn
+/// without other cause.
+const TICK: Duration = Duration::from_millis(250);
+/// Messages typed but not yet handed to the relay, at most.
+const OUTBOX: usize = 256;
+/// On quit, how long to wait for typed messages still being sent.
+const FINISH_SENDS: Duration = Duration::from_secs(35);
+/// On quit, how long to wait for other outgoing work (receipts, typing).
+const FINISH_OTHER: Duration = Duration::from_secs(3);
+/// On quit, how long the last typing indicator may take.
+const TYPING_STOP_WAIT: Duration = Duration::from_secs(1);
+
+pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
+    let peer = user_id(&a.user)?;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(CliError::usage(
+            "hush chat needs a terminal; scripts use `hush send` and `hush recv`",
+        ));
+    }
+    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    if profile.user_id() == &peer {
+        return Err(CliError::usage("you cannot chat with yourself"));
+    }
+    // Read before connecting: everything processed after this arrives as
+    // an event (and the state drops a message it already shows).
+    let history = profile.history(&peer, Some(HISTORY))?;
+    let trust = Trust::of(profile.contact(&peer)?.as_ref());
+    let me = profile.user_id().to_string();
+    if home::interactive() {
+        eprintln!(
+            "connecting to {}…",
+            g.relay.as_deref().unwrap_or(profile.relay_url())
+        );
+    }
+    let config = ClientConfig {
+        relay_url: g.relay.clone(),
+        receive: true,
+        ..ClientConfig::default()
+    };
+    let (client, events) =
+        Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?;
+    let mut st = ChatState::new(&me, peer.as_str(), history, trust);
+    let mut workers = Workers::start(&client, &peer);
+    let outcome = match TerminalGuard::enter() {
+        Ok(mut guard) => {
+            let outcome = session(&mut guard, &mut st, events, &mut workers).await;
+            drop(guard);
+            outcome
+        }
+        Err(e) => Err(CliError::new(
+            Failure::Other,
+            format!("cannot set up the terminal: {e}"),
+        )),
+    };
+    workers.finish(&st).await;
+    client.close().await;
+    outcome
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+async fn session(
+    guard: &mut TerminalGuard,
+    st: &mut ChatState,
+    mut events: Events,
+    w: &mut Workers,
+) -> Result<(), CliError> {
+    let term_err = |e: std::io::Error| CliError::new(Failure::Other, format!("terminal: {e}"));
+    let sig_err = |e: std::io::Error| CliError::new(Failure::Other, format!("signals: {e}"));
+    let mut term_events = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(sig_err)?;
+    let mut client_open = true;
+    loop {
+        let now = Instant::now();
+        st.tick(now);
+        if let Some(s) = st.our_typing.tick(now) {
+            w.typing(s);
+        }
+        guard.terminal.draw(|f| ui::draw(f, st)).map_err(term_err)?;
+        for ids in st.take_read().chunks(MAX_RECEIPT_IDS) {
+            // Best effort: a full outbox drops the receipt, not the UI.
+            let _ = w.out.try_send(Out::Read(ids.to_vec()));
+        }
+        tokio::select! {
+            ev = term_events.next() => match ev {
+                Some(Ok(ev)) => {
+                    if on_terminal(ev, st, w, guard).map_err(term_err)? == Flow::Quit {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(term_err(e)),
+                // The terminal's input ended.
+                None => break,
+            },
+            ev = events.recv(), if client_open => match ev {
+                Some(ev) => on_client(ev, st, now),
+                None => {
+                    client_open = false;
+                    st.link = Link::Stopped("stopped".into());
+                }
+            },
+            Some(done) = w.done.recv() => on_done(done, st),
+            _ = tick.tick() => {}
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
+        }
+    }
+    if let Some(s) = st.our_typing.stop() {
+        w.typing(s);
+    }
+    Ok(())
+}
+
+fn on_terminal(
+    ev: TermEvent,
+    st: &mut ChatState,
+    w: &mut Workers,
+    guard: &mut TerminalGuard,
+) -> std::io::Result<Flow> {
+    let now = Instant::now();
+    match ev {
+        TermEvent::Key(key) => match map_key(key) {
+            Action::Quit => return Ok(Flow::Quit),
+            Action::Submit => return Ok(submit(st, w)),
+            Action::Edit(e) => {
+                if st.input.edit(e)
+                    && let Some(s) = st.our_typing.edited(now, st.input.is_empty())
+                {
+                    w.typing(s);
+                }
+            }
+            Action::Move(m) => st.input.move_cursor(m),
+            Action::Scroll(s) => match s {
+                Scroll::LineUp => st.scroll_up(1),
+                Scroll::LineDown => st.scroll_down(1),
+                Scroll::PageUp => st.page_up(),
+                Scroll::PageDown => st.page_down(),
+                Scroll::Bottom => st.scroll_to_bottom(),
+            },
+            Action::Redraw => guard.terminal.clear()?,
+            Action::Ignore => {}
+        },
+        TermEvent::Paste(text) => {
+            if st.input.paste(&text)
+                && let Some(s) = st.our_typing.edited(now, st.input.is_empty())
+            {
+                w.typing(s);
+            }
+        }
+        TermEvent::FocusGained => st.focused = true,
+        TermEvent::FocusLost => st.focused = false,
+        // A resize is picked up by the next draw.
+        _ => {}
+    }
+    Ok(Flow::Continue)
+}
+
+/// Enter: a command, or a message shown as pending and queued for sending.
+fn submit(st: &mut ChatState, w: &mut Workers) -> Flow {
+    let line = st.input.take();
+    if let Some(s) = st.our_typing.stop() {
+        w.typing(s);
+    }
+    match classify(&line) {
+        Submitted::Nothing => {}
+        Submitted::Command(Command::Quit) => return Flow::Quit,
+        Submitted::Command(Command::Help) => {
+            for l in ui::help(&st.peer) {
+                st.notice(l);
+            }
+            st.scroll_to_bottom();
+        }
+        Submitted::Command(Command::Unknown(c)) => {
+            st.set_status(format!("unknown command /{c}: try /help"), true);
+        }
+        Submitted::Text(text) => {
+            st.status = None;
+            let local = st.outgoing(&text, now_ms());
+            if w.out.try_send(Out::Text { local, text }).is_err() {
+                st.failed(local, "too many messages waiting to be sent".into());
+            }
+        }
+    }
+    Flow::Continue
+}
+
+fn on_client(ev: Event, st: &mut ChatState, now: Instant) {
+    match ev {
+        Event::Message(m) => {
+            st.incoming(&m);
+        }
+        Event::Typing { from, state } => st.typing(from.as_str(), state, now),
+        Event::Receipt {
+            from,
+            kind,
+            message_ids,
+        } => st.receipt(from.as_str(), kind, &message_ids),
+        Event::IdentityChanged { user } => st.identity_changed(user.as_str()),
+        Event::Undecryptable { from, reason, .. } => st.set_status(
+            format!("a message from {from} could not be decrypted ({reason})"),
+            true,
+        ),
+        Event::Connection(c) => st.connection(&c),
+        _ => {}
+    }
+}
+
+fn on_done(done: Done, st: &mut ChatState) {
+    match done {
+        Done::Sent { local, result } => match result {
+            Ok(id) => st.accepted(local, id),
+            Err(e) => {
+                if matches!(e, ClientError::IdentityChanged { .. }) {
+                    st.trust.key_changed = true;
+                }
+                let why = send_failure(&e, &st.peer);
+                st.failed(local, why);
+            }
+        },
+        Done::ReadFailed(e) => {
+            st.set_status(format!("read receipt not sent: {e}"), true);
+        }
+    }
+}
+
+/// One line on why a message was not sent, short enough for the status
+/// line.
+fn send_failure(e: &ClientError, peer: &str) -> String {
+    match e {
+        ClientError::IdentityChanged { .. } => format!(
+            "{peer}'s key changed; quit, check `hush safety-number {peer}`, `hush trust {peer}`"
+        ),
+        ClientError::UnknownUser { .. } | ClientError::UnknownContact { .. } => {
+            format!("{peer} is not registered on the relay")
+        }
+        ClientError::RateLimited => "rate limited by the relay; try again shortly".to_owned(),
+        ClientError::MailboxFull => format!("{peer}'s mailbox on the relay is full"),
+        e => e.to_string(),
+    }
+}
+
+/// Work for the sending task, done in order.
+#[derive(Debug)]
+enum Out {
+    Text { local: u64, text: String },
+    Read(Vec<MessageId>),
+}
+
+/// What the sending task reports back.
+#[derive(Debug)]
+enum Done {
+    Sent {
+        local: u64,
+        result: Result<MessageId, ClientError>,
+    },
+    ReadFailed(ClientError),
+}
+
+/// The tasks that talk to the client on the loop's behalf.
+struct Workers {
+    out: mpsc::Sender<Out>,
+    done: mpsc::Receiver<Done>,
+    typing: mpsc::Sender<TypingState>,
+    out_task: JoinHandle<()>,
+    typing_task: JoinHandle<()>,
+}
+
+impl Workers {
+    fn start(client: &Client, peer: &UserId) -> Self {
+        let (out, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
+        let (done_tx, done) = mpsc::channel(OUTBOX);
+        let (typing, mut typing_rx) = mpsc::channel::<TypingState>(4);
+        let (c, p) = (client.clone(), peer.clone());
+        let out_task = tokio::spawn(async move {
+            while let Some(o) = out_rx.recv().await {
+                let done = match o {
+                    Out::Text { local, text } => Done::Sent {
+                        local,
+                        result: c.send_text(&p, &text).await,
+                    },
+                    Out::Read(ids) => match c.send_read_receipt(&p, ids).await {
+                        Ok(()) => continue,
+                        Err(e) => Done::ReadFailed(e),
+                    },
+                };
+                // The loop may be gone (quitting): keep sending the rest.
+                let _ = done_tx.send(done).await;
+            }
+        });
+        let (c, p) = (client.clone(), peer.clone());
+        let typing_task = tokio::spawn(async move {
+            while let Some(s) = typing_rx.recv().await {
+                // Best effort: needs a session, dropped for offline peers.
+                let _ = c.send_typing(&p, s).await;
+            }
+        });
+        Self {
+            out,
+            done,
+            typing,
+            out_task,
+            typing_task,
+        }
+    }
+
+    /// Queues a typing indicator unless too many are waiting.
+    fn typing(&self, s: TypingState) {
+        let _ = self.typing.try_send(s);
+    }
+
+    /// After the terminal is restored: lets queued sends finish (bounded)
+    /// and reports on stderr what did not go out.
+    async fn finish(self, st: &ChatState) {
+        let Workers {
+            out,
+            mut done,
+            typing,
+            out_task,
+            typing_task,
+        } = self;
+        drop(out);
+        drop(typing);
+        let pending = st.pending();
+        let wait = if pending > 0 {
+            eprintln!("hush: waiting for {pending} message(s) to be accepted by the relay…");
+            FINISH_SENDS
+        } else {
+            FINISH_OTHER
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, done.recv()).await {
+                Ok(Some(Done::Sent { result: Err(e), .. })) => eprintln!(
+                    "hush: a message was not sent: {}",
+                    send_failure(&e, &st.peer)
+                ),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    if pending > 0 {
+                        eprintln!("hush: gave up waiting; some messages may not have been sent");
+                    }
+                    out_task.abort();
+                    break;
+                }
+            }
+        }
+        // A last `Stopped` indicator gets a moment; the client's close ends
+        // whatever is still in flight.
+        if tokio::time::timeout(TYPING_STOP_WAIT, typing_task)
+            .await
+            .is_err()
+        {
+            debug!("typing indicator not sent before quitting");
+        }
+    }
+}
