@@ -323,6 +323,34 @@ mod scenarios {
         assert_eq!(new.next_envelope().await.body.0, b"hi");
     }
 
+    /// A recipient that stops reading is closed with 4003 once its outbound
+    /// queue is full, and loses nothing: its envelopes stay queued.
+    pub async fn slow_consumer_closed_4003_and_loses_nothing(b: Backend) {
+        let relay = b.start_with(|c| c.limits.outbound_queue = 4).await;
+        let bob_key = new_key();
+        let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+        let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+        let n = 200u64;
+        let body = vec![7u8; 32 * 1024];
+        for i in 1..=n {
+            assert_eq!(alice.send_ok("bob", &body).await, i);
+        }
+        // Only now does bob read: the socket buffers and then the queue
+        // filled up long before.
+        let (frames, code) = bob.frames_until_close().await;
+        assert_eq!(code, Some(close::SLOW_CONSUMER));
+        assert!(
+            (frames.len() as u64) < n,
+            "closed before everything was pushed"
+        );
+        let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+        for i in 1..=n {
+            let e = bob.next_envelope().await;
+            assert_eq!(e.id, Some(i));
+            assert_eq!(e.body.0.len(), body.len());
+        }
+    }
+
     pub async fn publish_keys_with_bad_signature_rejected(b: Backend) {
         let relay = b.start().await;
         let key = new_key();
@@ -845,6 +873,7 @@ macro_rules! all_backends_scenarios {
                 connect_during_concurrent_sends_skips_nothing,
                 one_time_prekey_handed_out_once_under_concurrent_fetches,
                 newest_connection_wins,
+                slow_consumer_closed_4003_and_loses_nothing,
                 publish_keys_with_bad_signature_rejected,
                 fetched_bundle_carries_published_keys,
                 prekeys_low_sent_to_owner,
