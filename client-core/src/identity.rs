@@ -30,6 +30,9 @@ pub enum KeyError {
     /// The signature over the identity DH key does not verify.
     #[error("identity DH key signature does not verify")]
     BadIdentityDhSignature,
+    /// An X25519 public key is not canonically encoded (`u ≥ 2^255 − 19`).
+    #[error("non-canonical X25519 public key {}", short_hex(.0))]
+    NonCanonicalDhKey([u8; 32]),
     /// The signature over a signed prekey does not verify.
     #[error("signature over signed prekey {id} does not verify")]
     BadSignedPrekeySignature {

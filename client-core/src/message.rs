@@ -79,6 +79,21 @@ pub enum MessageError {
     /// The one-time-prekey flag is neither 0 nor 1.
     #[error("invalid one-time prekey flag {0}")]
     BadFlag(u8),
+    /// An X25519 public key is not in canonical form (`u ≥ 2^255 − 19`).
+    /// X25519 ignores the top bit, so accepting it would make the key
+    /// malleable outside the AEAD's associated data.
+    #[error("non-canonical X25519 public key")]
+    NonCanonicalKey,
+}
+
+/// Whether `u` is the canonical encoding of a field element (`u < 2^255 − 19`).
+pub fn is_canonical_x25519(u: &[u8; 32]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    // Values in [2^255 − 19, 2^255) are 0x7f ff … ff followed by a low byte ≥ 0xed.
+    let all_ff = u[1..31].iter().all(|b| *b == 0xFF);
+    !(u[31] == 0x7F && all_ff && u[0] >= 0xED)
 }
 
 /// Ratchet header: `(DH_s public, PN, N)`.
@@ -198,6 +213,9 @@ fn decode_ratchet(bytes: &[u8]) -> Result<RatchetMessage<'_>, MessageError> {
         .map_err(|_| MessageError::BadCiphertextLength(rest.len()))?;
     let mut ratchet_key = [0u8; 32];
     ratchet_key.copy_from_slice(&header_bytes[2..34]);
+    if !is_canonical_x25519(&ratchet_key) {
+        return Err(MessageError::NonCanonicalKey);
+    }
     let header = RatchetHeader {
         ratchet_key,
         previous_chain_length: be32(&header_bytes[34..38]),
@@ -224,6 +242,9 @@ fn decode_prekey(bytes: &[u8]) -> Result<PrekeyMessage<'_>, MessageError> {
     let initiator = IdentityPublic::from_bytes(&id);
     let mut base_key = [0u8; 32];
     base_key.copy_from_slice(&bytes[130..162]);
+    if !is_canonical_x25519(&base_key) || !is_canonical_x25519(&initiator.dh_pub) {
+        return Err(MessageError::NonCanonicalKey);
+    }
     let signed_prekey_id = be32(&bytes[162..166]);
     let (one_time_prekey_id, inner_start) = match bytes[166] {
         0 => (None, PREKEY_PREFIX_LEN),

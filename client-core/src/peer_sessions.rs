@@ -166,6 +166,10 @@ impl PeerSessions {
                     .chain(self.previous.iter_mut())
                     .find(|s| !s.initiated_by_us() && s.base_key() == &p.base_key);
                 if let Some(s) = existing {
+                    // Same run: the wrapper must match what created the session.
+                    if !s.is_same_prekey_run(&p) {
+                        return Err(DecryptError::WrongSession);
+                    }
                     return s.decrypt_message(&p.message);
                 }
                 if self.forgotten.contains(&p.base_key) {

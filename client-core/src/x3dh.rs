@@ -3,7 +3,8 @@
 //! Initiator A, responder B, B's bundle `(IK_B, SPK_B, [OPK_B])`:
 //!
 //! 1. A verifies `IK_B.dh_sig` and `SPK_B.sig` with `verify_strict`
-//!    before any DH.
+//!    before any DH, and requires every X25519 public key in the bundle to
+//!    be canonically encoded (`u < 2^255 − 19`).
 //! 2. A generates the ephemeral `EK_A` and computes
 //!    `DH1 = DH(IKdh_A, SPK_B)`, `DH2 = DH(EK_A, IKdh_B)`,
 //!    `DH3 = DH(EK_A, SPK_B)`, `DH4 = DH(EK_A, OPK_B)` (if an OPK was
@@ -27,7 +28,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::identity::{IdentityKeyPair, IdentityPublic, KeyError};
 use crate::keys::{DhKeyPair, NonContributory};
-use crate::message::PrekeyMessage;
+use crate::message::{PrekeyMessage, is_canonical_x25519};
 use crate::prekey::{PrekeyBundle, PrekeyError, PrekeyStore};
 
 /// HKDF info string of X3DH.
@@ -112,6 +113,14 @@ pub(crate) fn initiate<R: CryptoRng + ?Sized>(
 ) -> Result<Initiated, X3dhError> {
     let their_sig = bundle.identity.verify()?;
     bundle.signed_prekey.verify(&their_sig)?;
+    let keys = [
+        Some(&bundle.identity.dh_pub),
+        Some(&bundle.signed_prekey.public),
+        bundle.one_time_prekey.as_ref().map(|o| &o.public),
+    ];
+    if let Some(bad) = keys.into_iter().flatten().find(|k| !is_canonical_x25519(k)) {
+        return Err(KeyError::NonCanonicalDhKey(*bad).into());
+    }
     let ek = DhKeyPair::generate(rng);
     let spk = &bundle.signed_prekey.public;
     let dh1 = ours.dh_pair().dh(spk)?;

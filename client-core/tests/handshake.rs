@@ -154,3 +154,40 @@ fn previous_signed_prekey_answers_within_grace_period_only() {
             .has_signed_prekey(bundle.signed_prekey.id, NOW + week)
     );
 }
+
+/// Exhaustive version of the property tests: every single bit of a prekey
+/// message, of a same-chain message and of a DH-step message.
+#[test]
+fn every_single_bit_flip_is_rejected_without_state_change() {
+    let mut p = pair(10, true);
+    let first = p.a_to_b(b"first");
+    let prekeys_before = p.bob.prekeys.pickle();
+    for i in 0..first.len() * 8 {
+        let mut bad = first.clone();
+        bad[i / 8] ^= 1 << (i % 8);
+        assert!(p.b_receives(&bad).is_err(), "bit {i} of the prekey message");
+        assert!(!p.b.has_session());
+    }
+    assert!(prekeys_before == p.bob.prekeys.pickle());
+    assert_eq!(p.b_receives(&first).unwrap(), b"first");
+
+    let same_chain = p.a_to_b(b"same chain");
+    let step = p.b_to_a(b"dh step");
+    for (ct, to_bob) in [(&same_chain, true), (&step, false)] {
+        let before = if to_bob { p.b.pickle() } else { p.a.pickle() };
+        for i in 0..ct.len() * 8 {
+            let mut bad = ct.clone();
+            bad[i / 8] ^= 1 << (i % 8);
+            let r = if to_bob {
+                p.b_receives(&bad)
+            } else {
+                p.a_receives(&bad)
+            };
+            assert!(r.is_err(), "bit {i}");
+        }
+        let after = if to_bob { p.b.pickle() } else { p.a.pickle() };
+        assert!(before == after);
+    }
+    assert_eq!(p.b_receives(&same_chain).unwrap(), b"same chain");
+    assert_eq!(p.a_receives(&step).unwrap(), b"dh step");
+}

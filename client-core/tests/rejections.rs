@@ -338,3 +338,43 @@ fn oversized_plaintext_is_rejected() {
     let ct = p.a_to_b(&max);
     assert_eq!(p.b_receives(&ct).unwrap(), max);
 }
+
+#[test]
+fn non_canonical_x25519_keys_are_rejected() {
+    // X25519 ignores the top bit: a flipped top bit must not yield a second
+    // valid encoding of the same key anywhere.
+    let mut p = pair(16, true);
+    let mut ct = p.a_to_b(b"x");
+    ct[161] ^= 0x80; // top bit of the base key
+    assert_eq!(
+        p.b_receives(&ct),
+        Err(DecryptError::Message(MessageError::NonCanonicalKey))
+    );
+    ct[161] ^= 0x80;
+    ct[65] ^= 0x80; // top bit of the initiator's IKdh
+    assert_eq!(
+        p.b_receives(&ct),
+        Err(DecryptError::Message(MessageError::NonCanonicalKey))
+    );
+    ct[65] ^= 0x80;
+    assert_eq!(p.b_receives(&ct).unwrap(), b"x");
+
+    let mut r = rng(17);
+    let alice = Party::new("alice", &mut r);
+    let mut bob = Party::new("bob", &mut r);
+    let mut bundle = bob.bundle(&mut r, true);
+    if let Some(opk) = bundle.one_time_prekey.as_mut() {
+        opk.public[31] |= 0x80;
+    }
+    assert!(matches!(
+        Session::initiate(&mut r, &alice.identity, &bundle),
+        Err(X3dhError::Key(KeyError::NonCanonicalDhKey(_)))
+    ));
+    assert!(hush_client_core::message::is_canonical_x25519(&[0u8; 32]));
+    let mut p_minus_1 = [0xFFu8; 32];
+    p_minus_1[0] = 0xEC;
+    p_minus_1[31] = 0x7F;
+    assert!(hush_client_core::message::is_canonical_x25519(&p_minus_1));
+    p_minus_1[0] = 0xED; // p itself
+    assert!(!hush_client_core::message::is_canonical_x25519(&p_minus_1));
+}

@@ -17,7 +17,8 @@
 //! leaves the session byte-for-byte unchanged.
 //!
 //! Pickle (kind 3): `version || 3 || AD[128] || RK[32] || peer identity[128]
-//! || base_key[32] || initiated_by_us u8 || received u8 || sending pair
+//! || base_key[32] || has_ids u8 [|| spk_id u32 || has_opk u8 [|| opk_id
+//! u32]] || initiated_by_us u8 || received u8 || sending pair
 //! (secret[32] || public[32]) || needs_ratchet u8 || previous_length u32 ||
 //! has_chain u8 [|| CKs[32] || Ns u32] || has_prefix u8 [|| var prefix] ||
 //! n_recv u32 || n × (ratchet[32] || CKr[32] || Nr u32) || n_retired u32 ||
@@ -160,6 +161,10 @@ pub struct Session {
     prekey_prefix: Option<Vec<u8>>,
     /// `EK_A`, identifying the X3DH run on both sides.
     base_key: [u8; 32],
+    /// Responder only: the signed and one-time prekey ids of the prekey
+    /// message that created the session; a later prekey message of the same
+    /// run must carry exactly the same wrapper.
+    prekey_ids: Option<(u32, Option<u32>)>,
     initiated_by_us: bool,
     /// Whether any message from the peer has decrypted in this session.
     received: bool,
@@ -238,6 +243,7 @@ impl Session {
                 bundle.one_time_prekey.map(|o| o.id),
             )),
             base_key: init.base_key,
+            prekey_ids: None,
             initiated_by_us: true,
             received: false,
             peer: bundle.identity,
@@ -268,6 +274,7 @@ impl Session {
             skipped: SkippedKeys::default(),
             prekey_prefix: None,
             base_key: msg.base_key,
+            prekey_ids: Some((msg.signed_prekey_id, msg.one_time_prekey_id)),
             initiated_by_us: false,
             received: false,
             peer: msg.initiator,
@@ -287,6 +294,16 @@ impl Session {
     /// The initiator's ephemeral key `EK_A`, which identifies the X3DH run.
     pub fn base_key(&self) -> &[u8; 32] {
         &self.base_key
+    }
+
+    /// Whether `msg` is a (further) prekey message of the X3DH run that
+    /// created this inbound session: same base key, initiator identity and
+    /// prekey ids.
+    pub fn is_same_prekey_run(&self, msg: &PrekeyMessage<'_>) -> bool {
+        !self.initiated_by_us
+            && msg.base_key == self.base_key
+            && msg.initiator == self.peer
+            && self.prekey_ids == Some((msg.signed_prekey_id, msg.one_time_prekey_id))
     }
 
     /// Whether we initiated this session.
@@ -376,9 +393,7 @@ impl Session {
     pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
         match Message::decode(bytes)? {
             Message::Ratchet(m) => self.decrypt_message(&m),
-            Message::Prekey(p) if p.base_key == self.base_key && !self.initiated_by_us => {
-                self.decrypt_message(&p.message)
-            }
+            Message::Prekey(p) if self.is_same_prekey_run(&p) => self.decrypt_message(&p.message),
             Message::Prekey(_) => Err(DecryptError::WrongSession),
         }
     }
@@ -509,6 +524,20 @@ impl Session {
         w.bytes(self.root.as_bytes());
         w.bytes(&self.peer.to_bytes());
         w.bytes(&self.base_key);
+        match self.prekey_ids {
+            Some((spk, opk)) => {
+                w.bool(true);
+                w.u32(spk);
+                match opk {
+                    Some(id) => {
+                        w.bool(true);
+                        w.u32(id);
+                    }
+                    None => w.bool(false),
+                }
+            }
+            None => w.bool(false),
+        }
         w.bool(self.initiated_by_us);
         w.bool(self.received);
         w.bytes(self.sending.pair.secret_bytes());
@@ -547,6 +576,13 @@ impl Session {
         let root = RootKey::new(r.secret32()?);
         let peer = IdentityPublic::from_bytes(&r.array()?);
         let base_key = r.array()?;
+        let prekey_ids = if r.bool()? {
+            let spk = r.u32()?;
+            let opk = if r.bool()? { Some(r.u32()?) } else { None };
+            Some((spk, opk))
+        } else {
+            None
+        };
         let initiated_by_us = r.bool()?;
         let received = r.bool()?;
         let secret = r.secret32()?;
@@ -594,6 +630,7 @@ impl Session {
             skipped,
             prekey_prefix,
             base_key,
+            prekey_ids,
             initiated_by_us,
             received,
             peer,
