@@ -76,3 +76,22 @@ fn oversized_message_is_rejected_before_parsing() {
         Err(MessageError::TooLong { .. })
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Junk that gets past the version and type bytes is refused with a
+    /// typed error and leaves sessions and prekeys unchanged.
+    #[test]
+    fn decrypt_of_junk_is_an_error_and_changes_nothing(kind in 1u8..3, rest in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let mut p = common::pair(61, true);
+        p.establish();
+        let mut bytes = vec![1u8, kind];
+        bytes.extend(rest);
+        let sessions = p.b.pickle();
+        let prekeys = p.bob.prekeys.pickle();
+        prop_assert!(p.b_receives(&bytes).is_err());
+        prop_assert!(sessions == p.b.pickle());
+        prop_assert!(prekeys == p.bob.prekeys.pickle());
+    }
+}
