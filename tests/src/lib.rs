@@ -1,1 +1,51 @@
-//! Cross-process test harness (to be filled by the CLI and scale-out issues).
+//! Harness for black-box tests across real processes: the `hush-relay` and
+//! `hush` binaries that cargo built, run the way an operator and a user run
+//! them, every process under a deadline and none outliving its test.
+//!
+//! - [`bins`] finds the binaries next to the test executable.
+//! - [`process`] runs a command to completion under a deadline ([`Cmd`],
+//!   [`Output`]).
+//! - [`relay`] runs a relay on 127.0.0.1 with captured logs, kills it with
+//!   SIGKILL and restarts it on the same port and data dir ([`Relay`]).
+//! - [`hush`] runs the CLI with a per-user home and passphrase ([`Hush`]).
+//! - [`proxy`] forwards TCP to a relay and records both directions
+//!   ([`RecordingProxy`]); [`websocket`] turns a recording back into
+//!   unmasked frame payloads; [`leak`] searches bytes for a plaintext
+//!   [`Marker`].
+//!
+//! The API is synchronous, for plain `#[test]` functions; child processes
+//! and the proxy live on one shared tokio runtime ([`process::runtime`]).
+
+pub mod bins;
+pub mod hush;
+pub mod leak;
+pub mod process;
+pub mod proxy;
+pub mod relay;
+pub mod websocket;
+
+pub use bins::bin;
+pub use hush::{Hush, PASSPHRASE, hush, hush_cmd, message_id};
+pub use leak::Marker;
+pub use process::{Cmd, Output, PROCESS_TIMEOUT};
+pub use proxy::{Recording, RecordingProxy};
+pub use relay::{Relay, RelayOptions};
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released): the
+/// address of a relay that is down.
+pub fn unused_local_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("cannot bind a probe socket: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("probe socket has no address: {e}"))
+        .port()
+}
+
+/// A fresh temporary directory (removed on drop).
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+}

@@ -1,0 +1,82 @@
+//! Every failure a script can meet ends `hush` with its documented exit
+//! code and one line on stderr (`hush: ...`), never a panic.
+
+use std::time::Duration;
+
+use hush_tests::{Hush, Output, Relay, temp_dir, unused_local_port};
+
+/// Fails unless `out` exited with `code` and printed exactly one stderr
+/// line starting with `hush: ` and no trace of a panic.
+#[track_caller]
+fn assert_failure(out: &Output, code: i32) {
+    out.assert_code(code);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("hush: "),
+        "stderr should be one line starting with `hush: `\n{}",
+        out.transcript()
+    );
+    for trace in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!out.stderr.contains(trace), "{}", out.transcript());
+    }
+}
+
+#[test]
+fn failures_have_documented_exit_codes() {
+    let data = temp_dir("hush-relay-data-");
+    let mut relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    alice.init(&relay.url());
+    let whoami = alice.run(&["whoami"]);
+    whoami.assert_success();
+
+    // 7: no profile in that home.
+    let carol = Hush::new("carol");
+    assert_failure(&carol.run(&["whoami"]), 7);
+    assert_failure(&carol.run(&["send", "alice", "hi"]), 7);
+
+    // 6: wrong passphrase, for an offline and an online command.
+    for args in [&["whoami"][..], &["send", "alice", "hi"]] {
+        let out = alice
+            .cmd(args)
+            .env("HUSH_PASSPHRASE", "not the passphrase")
+            .run();
+        assert_failure(&out, 6);
+    }
+
+    // 4: a recipient the relay does not know.
+    assert_failure(&alice.run(&["send", "nobody", "hi"]), 4);
+
+    // 11: init over an existing profile, which stays intact.
+    assert_failure(&alice.try_init(&relay.url()), 11);
+    let after = alice.run(&["whoami"]);
+    after.assert_success();
+    assert_eq!(
+        after.stdout, whoami.stdout,
+        "the existing profile is untouched"
+    );
+
+    // 10: the id is registered to another key; no half-made profile stays.
+    let other_alice = Hush::new("alice");
+    assert_failure(&other_alice.try_init(&relay.url()), 10);
+    assert_failure(&other_alice.run(&["whoami"]), 7);
+
+    // 2: a usage error (clap prints its usage text, so only the code).
+    alice.run(&["send"]).assert_code(2);
+
+    // 3: nothing listening, within a bounded time.
+    relay.kill();
+    let bound = Duration::from_secs(10);
+    let out = alice.cmd(&["send", "alice", "hi"]).timeout(bound).run();
+    assert_failure(&out, 3);
+    let dave = Hush::new("dave");
+    let nowhere = format!("ws://127.0.0.1:{}", unused_local_port());
+    let out = dave.try_init(&nowhere);
+    assert!(
+        out.elapsed < bound,
+        "init took {:?} to give up",
+        out.elapsed
+    );
+    assert_failure(&out, 3);
+    assert_failure(&dave.run(&["whoami"]), 7);
+}
