@@ -6,6 +6,7 @@
 //! Needs `tmux` on PATH (CI installs it); without it the test fails and
 //! says so rather than skipping.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -192,8 +193,10 @@ fn chat_script(dir: &Path, home: &Path, peer: &str) -> PathBuf {
     if let Err(e) = std::fs::write(&path, script) {
         panic!("writing {}: {e}", path.display());
     }
-    let made_executable = Command::new("chmod").arg("+x").arg(&path).status();
-    assert!(made_executable.is_ok_and(|s| s.success()), "chmod +x");
+    let executable = std::fs::Permissions::from_mode(0o755);
+    if let Err(e) = std::fs::set_permissions(&path, executable) {
+        panic!("chmod {}: {e}", path.display());
+    }
     path
 }
 

@@ -374,7 +374,10 @@ impl Workers {
         drop(typing);
         let pending = st.pending();
         let wait = if pending > 0 {
-            eprintln!("hush: waiting for {pending} message(s) to be accepted by the relay…");
+            eprintln!(
+                "hush: waiting for {pending} message(s) to be accepted by the relay \
+                 (Ctrl-C gives up)…"
+            );
             FINISH_SENDS
         } else {
             FINISH_OTHER

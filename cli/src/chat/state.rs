@@ -260,7 +260,9 @@ impl ChatState {
         if self.entries.len() > MAX_ENTRIES {
             self.entries.pop_front();
         }
-        self.clamp_scroll();
+        if self.scroll > 0 {
+            self.clamp_scroll();
+        }
     }
 
     pub fn notice(&mut self, text: impl Into<String>) {
@@ -552,7 +554,8 @@ impl ChatState {
     }
 
     /// Ids of live incoming messages now on screen while the terminal has
-    /// focus: they count as read (once).
+    /// focus: they count as read (once). Messages received under a changed,
+    /// not yet trusted key get no receipt.
     pub fn take_read(&mut self) -> Vec<MessageId> {
         if !self.focused || self.unread.is_empty() {
             return Vec::new();
@@ -565,6 +568,8 @@ impl ChatState {
                 && let Some(id) = m.id
                 && shown.contains(&i)
                 && self.unread.remove(&id)
+                // Like delivery receipts, none for a key not trusted yet.
+                && !m.key_changed
             {
                 read.push(id);
             }
@@ -784,6 +789,18 @@ mod tests {
         assert!(st.take_read().is_empty(), "once");
         st.scroll_up(1);
         assert_eq!(st.take_read(), vec![id(1)]);
+    }
+
+    #[test]
+    fn no_read_receipt_for_a_message_under_a_changed_key() {
+        let mut st = state();
+        let mut m = from("bob", 1, "trust me");
+        m.flags.from_changed_key = true;
+        st.incoming(&m);
+        assert!(st.trust.key_changed);
+        assert!(st.take_read().is_empty());
+        st.incoming(&from("bob", 2, "ok"));
+        assert_eq!(st.take_read(), vec![id(2)]);
     }
 
     #[test]
