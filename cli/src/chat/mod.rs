@@ -45,6 +45,8 @@ pub const HISTORY: usize = 200;
 /// How often timers (typing indicators) are checked and the screen redrawn
 /// without other cause.
 const TICK: Duration = Duration::from_millis(250);
+/// Client events handled between two draws, at most.
+const EVENT_BATCH: usize = 256;
 /// Messages typed but not yet handed to the relay, at most.
 const OUTBOX: usize = 256;
 /// On quit, how long to wait for typed messages still being sent.
@@ -145,7 +147,17 @@ async fn session(
                 None => break,
             },
             ev = events.recv(), if client_open => match ev {
-                Some(ev) => on_client(ev, st, now),
+                Some(ev) => {
+                    on_client(ev, st, now);
+                    // A backlog arrives in bursts: take what is already
+                    // there before drawing again.
+                    for _ in 0..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => on_client(ev, st, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 None => {
                     client_open = false;
                     st.link = Link::Stopped("stopped".into());
