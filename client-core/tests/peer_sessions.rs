@@ -155,3 +155,74 @@ fn replayed_prekey_message_of_a_forgotten_session_is_refused() {
     );
     assert_eq!(b.current().unwrap().base_key(), &current);
 }
+
+mod race_model {
+    use super::common::{Party, rng};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+        /// Both sides initiate at once, then deliveries interleave at random
+        /// (each direction in order, as the relay delivers) and either side
+        /// may send at any time: every message decrypts, and both sides end
+        /// on the same session.
+        #[test]
+        fn racing_initiations_converge_and_lose_nothing(
+            seed in any::<u64>(),
+            a_first in 1usize..4,
+            b_first in 1usize..4,
+            schedule in proptest::collection::vec((any::<bool>(), any::<bool>()), 4..40),
+            smaller_is_alice in any::<bool>(),
+        ) {
+            let mut r = rng(seed);
+            let (a_id, b_id) = if smaller_is_alice { ("alice", "bob") } else { ("zoe", "bob") };
+            let mut alice = Party::new(a_id, &mut r);
+            let mut bob = Party::new(b_id, &mut r);
+            let mut a = alice.sessions_with(&bob);
+            let mut b = bob.sessions_with(&alice);
+            let bundle_b = bob.bundle(&mut r, true);
+            let bundle_a = alice.bundle(&mut r, true);
+            a.initiate(&mut r, &alice.identity, &bundle_b).unwrap();
+            b.initiate(&mut r, &bob.identity, &bundle_a).unwrap();
+            // Queues: [0] Alice -> Bob, [1] Bob -> Alice, each FIFO.
+            let mut q: [VecDeque<(Vec<u8>, Vec<u8>)>; 2] = [VecDeque::new(), VecDeque::new()];
+            let mut n = 0u32;
+            let mut send = |s: &mut hush_client_core::PeerSessions, q: &mut VecDeque<(Vec<u8>, Vec<u8>)>, r: &mut rand::rngs::StdRng| {
+                n += 1;
+                let pt = n.to_be_bytes().to_vec();
+                q.push_back((s.encrypt(r, &pt).unwrap(), pt));
+            };
+            for _ in 0..a_first { send(&mut a, &mut q[0], &mut r); }
+            for _ in 0..b_first { send(&mut b, &mut q[1], &mut r); }
+            for (to_bob, reply) in schedule {
+                let dir = usize::from(!to_bob);
+                let Some((ct, pt)) = q[dir].pop_front() else { continue };
+                if to_bob {
+                    prop_assert_eq!(bob.decrypt(&mut b, &ct).unwrap(), pt);
+                    if reply { send(&mut b, &mut q[1], &mut r); }
+                } else {
+                    prop_assert_eq!(alice.decrypt(&mut a, &ct).unwrap(), pt);
+                    if reply { send(&mut a, &mut q[0], &mut r); }
+                }
+            }
+            while let Some((ct, pt)) = q[0].pop_front() {
+                prop_assert_eq!(bob.decrypt(&mut b, &ct).unwrap(), pt);
+            }
+            while let Some((ct, pt)) = q[1].pop_front() {
+                prop_assert_eq!(alice.decrypt(&mut a, &ct).unwrap(), pt);
+            }
+            // A final exchange in both directions.
+            send(&mut a, &mut q[0], &mut r);
+            let (ct, pt) = q[0].pop_front().unwrap();
+            prop_assert_eq!(bob.decrypt(&mut b, &ct).unwrap(), pt);
+            send(&mut b, &mut q[1], &mut r);
+            let (ct, pt) = q[1].pop_front().unwrap();
+            prop_assert_eq!(alice.decrypt(&mut a, &ct).unwrap(), pt);
+            prop_assert_eq!(a.current().unwrap().base_key(), b.current().unwrap().base_key());
+            // The winner is the session initiated by the smaller user id.
+            prop_assert_eq!(a.current().unwrap().initiated_by_us(), a_id < b_id);
+        }
+    }
+}
