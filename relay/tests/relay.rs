@@ -740,6 +740,19 @@ mod scenarios {
         assert_eq!(code, Some(close::AUTH_FAILED));
     }
 
+    pub async fn connections_per_address_capped_with_http_429(b: Backend) {
+        let relay = b.start_with(|c| c.limits.max_connections_per_ip = 2).await;
+        let _one = connect(&relay).await;
+        let _two = connect(&relay).await;
+        let third = within("connect", tokio_tungstenite::connect_async(relay.ws_url())).await;
+        match third {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 429);
+            }
+            other => panic!("third connection was not refused: {other:?}"),
+        }
+    }
+
     pub async fn healthz_answers_ok(b: Backend) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let relay = b.start().await;
@@ -897,6 +910,7 @@ macro_rules! all_backends_scenarios {
                 binary_frame_closes_1003,
                 bad_frame_before_auth_closes_4001,
                 healthz_answers_ok,
+                connections_per_address_capped_with_http_429,
                 shutdown_closes_connections_1001,
             ]);
         }
