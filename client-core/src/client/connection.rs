@@ -346,6 +346,7 @@ fn reply_rid(frame: &ServerFrame) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
