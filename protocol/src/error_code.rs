@@ -87,6 +87,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The relay is shutting down; reconnect (possibly elsewhere).
     pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket protocol violation (e.g. a text frame that is not UTF-8).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame was received; only text frames are allowed.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame larger than `max_frame_bytes` was received.

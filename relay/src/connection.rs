@@ -128,8 +128,14 @@ pub(crate) async fn run<S: Store>(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
                     Some(Err(e)) => {
                         tracing::debug!(conn = conn_id, error = %e, "read failed");
-                        // Most likely a frame over the hard size cap.
-                        conn.close(close::MESSAGE_TOO_BIG, "frame too large or invalid").await;
+                        // The WebSocket layer refuses frames over its hard cap
+                        // (twice max_frame_bytes) with a capacity error; other
+                        // errors are protocol violations or a dead socket.
+                        if e.to_string().contains("Space limit exceeded") {
+                            conn.close(close::MESSAGE_TOO_BIG, "frame too large").await;
+                        } else {
+                            conn.close(close::PROTOCOL_ERROR, "WebSocket protocol error").await;
+                        }
                         false
                     }
                 };

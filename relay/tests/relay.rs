@@ -719,6 +719,16 @@ mod scenarios {
         assert_eq!(c.expect_close().await, Some(close::MESSAGE_TOO_BIG));
     }
 
+    pub async fn frame_over_hard_cap_closes_1009(b: Backend) {
+        let relay = b.start_with(|c| c.limits.max_frame_bytes = 4096).await;
+        let (mut c, _) = Client::login(&relay, "alice", &new_key()).await;
+        // More than twice max_frame_bytes: refused by the WebSocket layer.
+        let pad = "x".repeat(20_000);
+        c.send_raw(format!(r#"{{"type":"ping","rid":1,"pad":"{pad}"}}"#))
+            .await;
+        assert_eq!(c.expect_close().await, Some(close::MESSAGE_TOO_BIG));
+    }
+
     pub async fn binary_frame_closes_1003(b: Backend) {
         let relay = b.start().await;
         let (mut c, _) = Client::login(&relay, "alice", &new_key()).await;
@@ -907,6 +917,7 @@ macro_rules! all_backends_scenarios {
                 second_auth_is_already_authenticated,
                 rate_over_limit_is_rate_limited,
                 over_long_frame_closes_1009,
+                frame_over_hard_cap_closes_1009,
                 binary_frame_closes_1003,
                 bad_frame_before_auth_closes_4001,
                 healthz_answers_ok,
