@@ -3,8 +3,8 @@
 //! them, every process under a deadline and none outliving its test.
 //!
 //! - [`bins`] finds the binaries next to the test executable.
-//! - [`process`] runs a command to completion under a deadline ([`Cmd`],
-//!   [`Output`]).
+//! - [`process`] runs a command under a deadline, to completion or line
+//!   by line ([`Cmd`], [`Output`], [`Spawned`]).
 //! - [`relay`] runs a relay on 127.0.0.1 with captured logs, kills it with
 //!   SIGKILL and restarts it on the same port and data dir ([`Relay`]).
 //! - [`hush`] runs the CLI with a per-user home and passphrase ([`Hush`]).
@@ -27,7 +27,7 @@ pub mod websocket;
 pub use bins::bin;
 pub use hush::{Hush, PASSPHRASE, hush, hush_cmd, message_id};
 pub use leak::Marker;
-pub use process::{Cmd, Output, PROCESS_TIMEOUT};
+pub use process::{Cmd, Output, PROCESS_TIMEOUT, Spawned};
 pub use proxy::{Recording, RecordingProxy};
 pub use relay::{Relay, RelayOptions};
 

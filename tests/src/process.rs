@@ -1,6 +1,8 @@
-//! Running a process to completion under a deadline: [`Cmd`] builds the
-//! command, [`Cmd::run`] returns its [`Output`] or kills it at the deadline
-//! and fails the test. Child processes are tokio processes on one shared
+//! Running a process under a deadline: [`Cmd`] builds the command,
+//! [`Cmd::run`] returns its [`Output`] or kills it at the deadline and
+//! fails the test; [`Cmd::spawn`] returns a [`Spawned`] process whose
+//! stdout lines can be awaited one by one (to act at a precise point of
+//! its run) before it is waited for or killed. Child processes are tokio processes on one shared
 //! runtime ([`runtime`]), so waiting is a real await on the exit, never a
 //! sleep; the harness API itself is synchronous (call it from plain
 //! `#[test]` functions, not from inside an async runtime).
@@ -11,7 +13,9 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Default deadline of one CLI or admin process.
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,11 +117,18 @@ impl Cmd {
     /// When it cannot be started, or is still running at the deadline (it
     /// is killed first; the panic message carries what it printed).
     pub fn run(self) -> Output {
-        let command = self.display();
-        runtime().block_on(self.run_async(command))
+        self.spawn().wait()
     }
 
-    async fn run_async(self, command: String) -> Output {
+    /// Starts the command and returns at once: read its stdout line by
+    /// line with [`Spawned::next_line`], then [`Spawned::wait`] or
+    /// [`Spawned::kill`]. The deadline applies to [`Spawned::wait`].
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be started.
+    pub fn spawn(self) -> Spawned {
+        let command = self.display();
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(&self.args)
             .stdin(Stdio::piped())
@@ -130,51 +141,147 @@ impl Cmd {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
-        let stdin = child.stdin.take();
         let input = self.stdin.unwrap_or_default();
-        // The writer runs on its own: a process that exits without reading
-        // its stdin must not block the wait.
-        let writer = tokio::spawn(async move {
-            if let Some(mut stdin) = stdin {
-                let _ = stdin.write_all(&input).await;
-                let _ = stdin.shutdown().await;
+        runtime().block_on(async move {
+            let started = Instant::now();
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+            let stdin = child.stdin.take();
+            // The writer runs on its own: a process that exits without
+            // reading its stdin must not block anything.
+            let writer = tokio::spawn(async move {
+                if let Some(mut stdin) = stdin {
+                    let _ = stdin.write_all(&input).await;
+                    let _ = stdin.shutdown().await;
+                }
+            });
+            let (line_tx, lines) = mpsc::unbounded_channel();
+            let stdout = tokio::spawn(read_lines(child.stdout.take(), line_tx));
+            let stderr = tokio::spawn(read_all(child.stderr.take()));
+            Spawned {
+                command,
+                timeout: self.timeout,
+                started,
+                child,
+                writer,
+                lines,
+                stdout,
+                stderr,
             }
-        });
-        let stdout = tokio::spawn(read_all(child.stdout.take()));
-        let stderr = tokio::spawn(read_all(child.stderr.take()));
-        let status = tokio::time::timeout(self.timeout, child.wait()).await;
-        let timed_out = status.is_err();
-        if timed_out {
-            let _ = child.kill().await;
-        }
-        writer.abort();
-        let stdout = stdout.await.unwrap_or_default();
-        let stderr = stderr.await.unwrap_or_default();
-        let output = Output {
-            command,
-            code: None,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            elapsed: started.elapsed(),
-        };
-        match status {
-            Ok(Ok(status)) => Output {
-                code: status.code(),
-                ..output
-            },
-            Ok(Err(e)) => panic!("waiting for `{}` failed: {e}", output.command),
-            Err(_) => panic!(
-                "`{}` did not finish within {:?}; killed it.\n{}",
-                output.command,
-                self.timeout,
-                output.transcript()
-            ),
+        })
+    }
+}
+
+/// A running process started by [`Cmd::spawn`]; killed if dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    command: String,
+    timeout: Duration,
+    started: Instant,
+    child: tokio::process::Child,
+    writer: JoinHandle<()>,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Ends with everything printed on stdout.
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Spawned {
+    /// The next stdout line (without its newline), or `None` once stdout
+    /// is closed.
+    ///
+    /// # Panics
+    ///
+    /// When no line comes within `timeout` (the process is killed first).
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line =
+            runtime().block_on(async { tokio::time::timeout(timeout, self.lines.recv()).await });
+        match line {
+            Ok(line) => line,
+            Err(_) => {
+                let command = self.command.clone();
+                let out = self.finish(true);
+                panic!(
+                    "`{command}` printed no line within {timeout:?}; killed it.\n{}",
+                    out.transcript()
+                )
+            }
         }
     }
+
+    /// Waits for the process to exit (until the command's deadline).
+    ///
+    /// # Panics
+    ///
+    /// When it is still running at the deadline (it is killed first).
+    pub fn wait(mut self) -> Output {
+        let timeout = self.timeout;
+        let status =
+            runtime().block_on(async { tokio::time::timeout(timeout, self.child.wait()).await });
+        match status {
+            Ok(Ok(_)) => self.finish(false),
+            Ok(Err(e)) => panic!("waiting for `{}` failed: {e}", self.command),
+            Err(_) => {
+                let out = self.finish(true);
+                panic!(
+                    "`{}` did not finish within {timeout:?}; killed it.\n{}",
+                    out.command,
+                    out.transcript()
+                )
+            }
+        }
+    }
+
+    /// Kills the process with SIGKILL and returns what it printed
+    /// (`code` is `None` unless it had already exited).
+    pub fn kill(mut self) -> Output {
+        self.finish(true)
+    }
+
+    /// Kills the process if asked, reaps it and collects its output.
+    fn finish(&mut self, kill: bool) -> Output {
+        runtime().block_on(async {
+            if kill {
+                let _ = self.child.kill().await;
+            }
+            let status = self.child.wait().await.ok();
+            self.writer.abort();
+            let stdout = (&mut self.stdout).await.unwrap_or_default();
+            let stderr = (&mut self.stderr).await.unwrap_or_default();
+            Output {
+                command: self.command.clone(),
+                code: status.and_then(|s| s.code()),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                elapsed: self.started.elapsed(),
+            }
+        })
+    }
+}
+
+/// Reads `pipe` to its end, handing each complete line to `lines`;
+/// returns every byte read.
+async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    pipe: Option<R>,
+    lines: mpsc::UnboundedSender<String>,
+) -> Vec<u8> {
+    let mut all = Vec::new();
+    let Some(pipe) = pipe else { return all };
+    let mut reader = tokio::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                all.extend_from_slice(&line);
+                let text = String::from_utf8_lossy(&line);
+                let _ = lines.send(text.strip_suffix('\n').unwrap_or(&text).to_owned());
+            }
+        }
+    }
+    all
 }
 
 async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {

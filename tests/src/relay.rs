@@ -144,6 +144,42 @@ impl Relay {
         }
     }
 
+    /// Asks the process to stop with SIGTERM (sent by the `kill` utility to
+    /// this process id only) and waits up to `timeout` for it to exit.
+    /// Returns its exit code (`None`: ended by a signal).
+    ///
+    /// # Panics
+    ///
+    /// When not running, or still running at the deadline (it is then
+    /// killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut running = self
+            .running
+            .take()
+            .unwrap_or_else(|| panic!("terminate: the relay is not running"));
+        let pid = running
+            .child
+            .id()
+            .unwrap_or_else(|| panic!("terminate: the relay has already been reaped"));
+        Cmd::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .run()
+            .assert_success();
+        let status = runtime().block_on(async {
+            let status = tokio::time::timeout(timeout, running.child.wait()).await;
+            if status.is_err() {
+                let _ = running.child.kill().await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut running.stdout_pump).await;
+            status
+        });
+        match status {
+            Ok(Ok(s)) => s.code(),
+            Ok(Err(e)) => panic!("waiting for the relay failed: {e}"),
+            Err(_) => panic!("the relay did not exit within {timeout:?} of SIGTERM; killed it"),
+        }
+    }
+
     /// Kills the process if running, then starts a new one on the same
     /// data dir and port. A port still held by the dead process's sockets
     /// is retried until [`START_TIMEOUT`].

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hush_tests::{Hush, Output, Relay, temp_dir, unused_local_port};
+use hush_tests::{Hush, Output, Relay, RelayOptions, temp_dir, unused_local_port};
 
 /// Fails unless `out` exited with `code` and printed exactly one stderr
 /// line starting with `hush: ` and no trace of a panic.
@@ -79,4 +79,32 @@ fn failures_have_documented_exit_codes() {
     );
     assert_failure(&out, 3);
     assert_failure(&dave.run(&["whoami"]), 7);
+}
+
+#[test]
+fn full_mailbox_refuses_with_code_9_and_keeps_what_it_accepted() {
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start_with(
+        data.path(),
+        RelayOptions::new().arg("--mailbox-max-envelopes").arg("3"),
+    );
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+    for i in 0..3 {
+        alice.send("bob", &format!("fits {i}"));
+    }
+    let out = alice.run(&["send", "bob", "one too many"]);
+    assert_failure(&out, 9);
+    assert_eq!(out.stdout, "", "no id: the message was not accepted");
+
+    let out = bob.recv();
+    assert_eq!(
+        out.lines(),
+        ["alice: fits 0", "alice: fits 1", "alice: fits 2"]
+    );
+    // Drained, the mailbox takes messages again.
+    alice.send("bob", "room again");
+    assert_eq!(bob.recv().lines(), ["alice: room again"]);
 }

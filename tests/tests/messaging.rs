@@ -212,3 +212,92 @@ fn recv_drains_then_exits() {
     out.assert_success();
     assert_eq!(out.stdout, "", "{}", out.transcript());
 }
+
+#[test]
+fn online_recipient_gets_each_message_as_it_arrives() {
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+
+    // Bob's first message line is printed only after he is connected and
+    // drained; it arrives while he listens.
+    let mut listening = bob.cmd(&["recv", "--wait", "60"]).spawn();
+    for i in 0..3 {
+        let text = format!("live {i}");
+        alice.send("bob", &text);
+        let line = listening.next_line(Duration::from_secs(15));
+        assert_eq!(line.as_deref(), Some(format!("alice: {text}").as_str()));
+    }
+    listening.kill();
+    // Shown once: a later recv does not show them again.
+    let out = bob.recv();
+    assert_eq!(out.stdout, "", "{}", out.transcript());
+    assert_eq!(bob.run(&["history", "alice"]).lines().len(), 3);
+}
+
+#[test]
+fn concurrent_senders_are_all_delivered_in_per_sender_order() {
+    const SENDERS: [&str; 3] = ["ann", "ben", "cat"];
+    const EACH: usize = 8;
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let bob = Hush::new("bob");
+    bob.init(&relay.url());
+    let senders: Vec<Hush> = SENDERS.iter().map(|u| Hush::new(u)).collect();
+    for s in &senders {
+        s.init(&relay.url());
+    }
+    std::thread::scope(|scope| {
+        for s in &senders {
+            scope.spawn(|| {
+                for i in 0..EACH {
+                    s.send("bob", &format!("{} {i}", s.user()));
+                }
+            });
+        }
+    });
+    let out = bob.run(&["recv", "--json"]);
+    out.assert_success();
+    let msgs = received_messages(&out);
+    assert_eq!(msgs.len(), SENDERS.len() * EACH, "{}", out.transcript());
+    for user in SENDERS {
+        let texts: Vec<&str> = msgs
+            .iter()
+            .filter(|m| str_field(m, "from") == user)
+            .map(|m| str_field(m, "text"))
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("{user} {i}")).collect();
+        assert_eq!(texts, expected, "{user}'s messages, in order");
+    }
+}
+
+#[test]
+fn a_message_to_yourself_is_refused_or_delivered() {
+    // `send` printing an id means "accepted for delivery": a message the
+    // sender's own `recv` then never shows is lost without a word.
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    alice.init(&relay.url());
+    let out = alice.run(&["send", "alice", "a note to self"]);
+    if out.success() {
+        let got = alice.recv();
+        assert_eq!(
+            got.stdout,
+            "alice: a note to self\n",
+            "`hush send alice` (to oneself) printed id {} and exited 0, but the message \
+             never arrived",
+            out.stdout.trim()
+        );
+    } else {
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("hush: "),
+            "a refusal is one `hush: ` line\n{}",
+            out.transcript()
+        );
+    }
+}
