@@ -108,3 +108,64 @@ fn full_mailbox_refuses_with_code_9_and_keeps_what_it_accepted() {
     alice.send("bob", "room again");
     assert_eq!(bob.recv().lines(), ["alice: room again"]);
 }
+
+#[test]
+fn damaged_profile_fails_with_an_error_not_a_panic() {
+    // A profile damaged on disk (bad sector, half-synced copy) is input
+    // the user does not control: `hush` must say so in one line, with a
+    // documented code, instead of crashing.
+    const PAGE: usize = 4096;
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    alice.init(&relay.url());
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(alice.home())
+        .unwrap_or_else(|e| panic!("cannot list the profile: {e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {p:?}: {e}"));
+            (p, bytes)
+        })
+        .collect();
+    assert!(!files.is_empty(), "no profile files");
+
+    let mut crashes = Vec::new();
+    for (path, bytes) in &files {
+        let name = path.file_name().unwrap_or_default();
+        // One flipped byte at the start of every page, one copy each.
+        for offset in (0..bytes.len()).step_by(PAGE) {
+            let copy = temp_dir("hush-damaged-");
+            for (other, other_bytes) in &files {
+                let target = copy.path().join(other.file_name().unwrap_or_default());
+                let mut content = other_bytes.clone();
+                if other == path {
+                    content[offset] ^= 0xff;
+                }
+                std::fs::write(&target, content)
+                    .unwrap_or_else(|e| panic!("cannot write {target:?}: {e}"));
+            }
+            let out = hush_tests::hush(copy.path(), &["whoami"]);
+            let one_line = out.stderr.lines().count() == 1 && out.stderr.starts_with("hush: ");
+            let documented = matches!(out.code, Some(0..=11));
+            if !documented || out.stderr.contains("panicked") || (!out.success() && !one_line) {
+                crashes.push(format!(
+                    "{} byte {offset}: exit {:?}, stderr: {}",
+                    name.to_string_lossy(),
+                    out.code,
+                    out.stderr
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(
+        crashes.is_empty(),
+        "{} damaged profiles crashed `hush whoami`:\n{}",
+        crashes.len(),
+        crashes.join("\n")
+    );
+}

@@ -85,3 +85,55 @@ fn changed_identity_blocks_send_until_trust() {
         out.transcript()
     );
 }
+
+#[test]
+fn message_from_a_changed_identity_is_flagged_and_sending_stays_blocked() {
+    let data = temp_dir("hush-relay-data-");
+    let mut relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+    alice.send("bob", "hi");
+    bob.recv();
+    bob.send("alice", "hey");
+    assert_eq!(alice.recv().stdout, "bob: hey\n");
+
+    relay.kill();
+    relay.admin(&["reset-user", "bob"]).assert_success();
+    relay.restart();
+    let new_bob = Hush::new("bob");
+    new_bob.init(&relay.url());
+    // The new key writes first.
+    new_bob.send("alice", "I am the new bob");
+
+    let out = alice.run(&["recv", "--json"]);
+    out.assert_success();
+    let events = out.json_lines();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.get("type").and_then(Value::as_str))
+        .collect();
+    assert!(
+        kinds.contains(&"identity_changed"),
+        "alice is told bob's key changed\n{}",
+        out.transcript()
+    );
+    let msg = events
+        .iter()
+        .find(|e| e.get("type").and_then(Value::as_str) == Some("message"))
+        .unwrap_or_else(|| panic!("the message is shown\n{}", out.transcript()));
+    assert_eq!(
+        msg.get("text").and_then(Value::as_str),
+        Some("I am the new bob")
+    );
+    assert_eq!(msg.get("key_changed").and_then(Value::as_bool), Some(true));
+    assert_eq!(msg.get("verified").and_then(Value::as_bool), Some(false));
+    assert!(key_changed(&alice, "bob"));
+
+    // Receiving from the new key is not trusting it.
+    alice.run(&["send", "bob", "not yet"]).assert_code(5);
+    alice.run(&["trust", "bob"]).assert_success();
+    alice.send("bob", "now trusted");
+    assert_eq!(new_bob.recv().lines(), ["alice: now trusted"]);
+}
