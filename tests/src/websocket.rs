@@ -11,6 +11,8 @@ pub struct DecodedStream {
     pub http_head: String,
     /// Payloads of every frame in order, unmasked, back to back.
     pub payloads: Vec<u8>,
+    /// Each complete message (continuation frames joined), unmasked.
+    pub messages: Vec<Vec<u8>>,
     /// Frames seen (complete or cut short at the end of the recording).
     pub frames: usize,
     /// Some frame had RSV1 set: a compression extension, so payloads are
@@ -28,6 +30,7 @@ pub fn decode_stream(bytes: &[u8]) -> DecodedStream {
     };
     out.http_head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
     let mut rest = &bytes[head_end + 4..];
+    let mut current = Vec::new();
     while rest.len() >= 2 {
         out.frames += 1;
         let (b0, b1) = (rest[0], rest[1]);
@@ -61,13 +64,22 @@ pub fn decode_stream(bytes: &[u8]) -> DecodedStream {
         }
         let available = rest.len() - pos;
         let take = usize::try_from(len).map_or(available, |l| l.min(available));
-        let payload = &rest[pos..pos + take];
-        out.payloads.extend(
-            payload
-                .iter()
-                .enumerate()
-                .map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }),
-        );
+        let payload: Vec<u8> = rest[pos..pos + take]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if masked { b ^ key[i % 4] } else { *b })
+            .collect();
+        out.payloads.extend_from_slice(&payload);
+        if b0 & 0x08 != 0 {
+            // A control frame (close, ping, pong) may sit between the
+            // fragments of a message; it is a message of its own.
+            out.messages.push(payload);
+        } else {
+            current.extend_from_slice(&payload);
+            if b0 & 0x80 != 0 {
+                out.messages.push(std::mem::take(&mut current));
+            }
+        }
         rest = &rest[pos + take..];
     }
     out
@@ -107,6 +119,8 @@ mod tests {
         server.extend_from_slice(&[0x81, 2, b'h', b'i']);
         let d = decode_stream(&server);
         assert_eq!(d.frames, 2);
+        assert_eq!(d.messages.len(), 2);
+        assert_eq!(d.messages[1], b"hi");
         assert_eq!(d.payloads.len(), 302);
         assert!(d.payloads.ends_with(b"hi"));
     }

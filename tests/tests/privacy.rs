@@ -166,3 +166,58 @@ fn check_home(marker: &Marker, home: &Path) {
         assert_absent(marker, &format!("profile file {}", path.display()), bytes);
     }
 }
+
+#[test]
+fn relay_learns_message_lengths_only_to_the_padding_block() {
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+    // Every message from alice is a prekey message until bob answers, so
+    // the headers are alike and only the padded text differs.
+    let proxy = RecordingProxy::start(relay.addr());
+    let texts = [
+        "a",
+        "bb",
+        "a bit longer text",
+        "twenty-four bytes long!!",
+        &"x".repeat(200),
+    ];
+    for t in texts {
+        let out = alice.run(&["--relay", &proxy.url(), "send", "bob", t]);
+        out.assert_success();
+    }
+    let mut body_lens = Vec::new();
+    for r in proxy.recordings() {
+        let frames = decode_stream(&r.to_relay).messages;
+        let sends: Vec<usize> = frames
+            .iter()
+            .filter_map(|m| serde_json::from_slice::<Value>(m).ok())
+            .filter(|v| v.get("type").and_then(Value::as_str) == Some("send"))
+            .filter_map(|v| v.get("body").and_then(Value::as_str).map(str::len))
+            .collect();
+        assert_eq!(sends.len(), 1, "one send frame per `hush send`: {sends:?}");
+        body_lens.push(sends[0]);
+    }
+    assert_eq!(body_lens.len(), texts.len());
+    let short = &body_lens[..4];
+    assert!(
+        short.iter().all(|l| *l == short[0]),
+        "texts of 1 to 24 bytes must look alike on the wire, body sizes (base64): {body_lens:?}"
+    );
+    assert!(
+        body_lens[4] > short[0],
+        "a 200-byte text needs more blocks: {body_lens:?}"
+    );
+    // Still delivered, each exactly.
+    let out = bob.run(&["recv", "--json"]);
+    out.assert_success();
+    let got: Vec<String> = out
+        .json_lines()
+        .iter()
+        .filter_map(|l| l.get("text").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    assert_eq!(got, texts);
+}
