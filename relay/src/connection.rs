@@ -9,13 +9,15 @@
 //! Errors before authentication close the connection (4001, or 4002 for the
 //! deadline); errors after it are answered and the connection stays open.
 
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use ed25519_dalek::{Signature, VerifyingKey};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use hush_protocol::frame::{
     Accepted, Ack, Acked, AuthOk, Bundle, Challenge, FetchBundle, Identity, KeysPublished, Lookup,
@@ -28,13 +30,28 @@ use tokio::time::Instant;
 use crate::hub::{Hub, IpGuard, Kill, Outbound, Session, TaskToken, kill};
 use crate::random::os_bytes;
 use crate::rate::TokenBucket;
-use crate::store::{AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, PublishedKeys, Store};
+use crate::store::{
+    AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, PublishedKeys, Store, StoredEnvelope,
+};
 use crate::wire;
 
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 type Flow = ControlFlow<()>;
+
+/// Most requests of one connection in flight (sends awaiting their commit).
+/// Beyond it the connection's frames are not read until some complete.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// A request that completed: its reply, and an envelope to push to its
+/// recipient first (a committed send).
+struct Done {
+    frame: ServerFrame,
+    deliver: Option<(UserId, StoredEnvelope)>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 struct Authed {
     user: UserId,
@@ -51,6 +68,9 @@ struct Conn<S> {
     bucket: TokenBucket,
     /// Set once this side queued its own close frame.
     closing: bool,
+    /// Requests still running, in arrival order; replies go out in this
+    /// order (a reply that is ready early waits behind earlier ones).
+    pending: FuturesOrdered<InFlight>,
 }
 
 fn now_ms() -> u64 {
@@ -94,6 +114,7 @@ pub(crate) async fn run<S: Store>(
         authed: None,
         bucket: TokenBucket::new(limits.rate_per_sec, limits.rate_burst, Instant::now()),
         closing: false,
+        pending: FuturesOrdered::new(),
     };
     tracing::debug!(conn = conn_id, "connection opened");
     let hello = ServerFrame::Challenge(Challenge {
@@ -117,7 +138,13 @@ pub(crate) async fn run<S: Store>(
                 conn.fail(None, ErrorCode::AuthTimeout, "authentication deadline passed", close::AUTH_TIMEOUT).await;
                 break;
             }
-            msg = stream.next() => {
+            Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
+                if let Some((to, env)) = &done.deliver {
+                    conn.hub.deliver(to, env);
+                }
+                go_on = conn.send_now(&done.frame).await.is_continue();
+            }
+            msg = stream.next(), if conn.pending.len() < MAX_IN_FLIGHT => {
                 go_on = match msg {
                     Some(Ok(Message::Text(text))) => conn.on_text(text).await.is_continue(),
                     Some(Ok(Message::Binary(_))) => {
@@ -224,18 +251,37 @@ fn close_msg(code: u16, reason: &'static str) -> Message {
 }
 
 impl<S: Store> Conn<S> {
-    async fn send(&self, frame: &ServerFrame) -> Flow {
+    /// Replies in request order: at once if nothing is in flight, else
+    /// behind the requests still running.
+    async fn send(&mut self, frame: &ServerFrame) -> Flow {
+        if self.pending.is_empty() {
+            self.send_now(frame).await
+        } else {
+            self.pending.push_back(Box::pin(std::future::ready(Done {
+                frame: frame.clone(),
+                deliver: None,
+            })));
+            Flow::Continue(())
+        }
+    }
+
+    async fn send_now(&mut self, frame: &ServerFrame) -> Flow {
         self.send_text(frame.encode()).await
     }
 
-    async fn send_text(&self, text: String) -> Flow {
+    async fn send_text(&mut self, text: String) -> Flow {
         match self.out.send(Outbound::Text(text.into())).await {
             Ok(()) => Flow::Continue(()),
             Err(_) => Flow::Break(()),
         }
     }
 
-    async fn error(&self, rid: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Flow {
+    async fn error(
+        &mut self,
+        rid: Option<u64>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Flow {
         self.send(&ServerFrame::error(rid, code, message)).await
     }
 
@@ -409,7 +455,7 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    async fn store_error(&self, rid: u64, e: crate::store::StoreError) -> Flow {
+    async fn store_error(&mut self, rid: u64, e: crate::store::StoreError) -> Flow {
         tracing::error!(error = %e, "store failed");
         self.error(
             Some(rid),
@@ -607,29 +653,44 @@ impl<S: Store> Conn<S> {
             body: s.body,
         };
         let limits = self.hub.mailbox_limits();
-        match self.hub.store.append(&s.to, envelope, limits).await {
-            Ok(AppendOutcome::Appended(env)) => {
-                self.hub.deliver(&s.to, &env);
-                self.send(&ServerFrame::Accepted(Accepted {
-                    rid: s.rid,
-                    id: Some(env.id),
-                }))
-                .await
-            }
-            Ok(AppendOutcome::MailboxFull) => {
-                self.error(
-                    Some(s.rid),
+        // Submitted now (see `Store::append`); the reply follows the commit
+        // while this connection goes on reading.
+        let committed = self.hub.store.append(&s.to, envelope, limits);
+        let (rid, to) = (s.rid, s.to);
+        self.pending.push_back(Box::pin(async move {
+            let frame = match committed.await {
+                Ok(AppendOutcome::Appended(env)) => {
+                    return Done {
+                        frame: ServerFrame::Accepted(Accepted {
+                            rid,
+                            id: Some(env.id),
+                        }),
+                        deliver: Some((to, env)),
+                    };
+                }
+                Ok(AppendOutcome::MailboxFull) => ServerFrame::error(
+                    Some(rid),
                     ErrorCode::MailboxFull,
                     "recipient's mailbox is full",
-                )
-                .await
+                ),
+                Ok(AppendOutcome::UnknownUser) => {
+                    ServerFrame::error(Some(rid), ErrorCode::UnknownUser, "no such recipient")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store failed");
+                    ServerFrame::error(
+                        Some(rid),
+                        ErrorCode::StoreUnavailable,
+                        "store unavailable; retry later",
+                    )
+                }
+            };
+            Done {
+                frame,
+                deliver: None,
             }
-            Ok(AppendOutcome::UnknownUser) => {
-                self.error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")
-                    .await
-            }
-            Err(e) => self.store_error(s.rid, e).await,
-        }
+        }));
+        Flow::Continue(())
     }
 
     async fn ack(&mut self, a: Ack) -> Flow {

@@ -148,3 +148,25 @@ async fn admin_reset_user_refuses_a_running_relays_data_dir() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text() {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--store", "memory"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    within("a log line", BufReader::new(stderr).read_line(&mut line))
+        .await
+        .unwrap();
+    assert!(line.contains("relay serving"), "{line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "ANSI escape in piped logs: {line:?}"
+    );
+    child.kill().await.unwrap();
+}

@@ -204,6 +204,48 @@ mod scenarios {
         }
     }
 
+    /// A client need not wait for each reply: requests sent back to back are
+    /// answered in request order, and the sends are committed and delivered
+    /// in that order.
+    pub async fn pipelined_requests_answered_in_order(b: Backend) {
+        let relay = b.start().await;
+        let (mut bob, _) = Client::login(&relay, "bob", &new_key()).await;
+        let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+        let n = 100u64;
+        for rid in 1000..1000 + n {
+            let f = if rid == 1050 {
+                ClientFrame::Ping(Ping { rid })
+            } else {
+                ClientFrame::Send(SendEnvelope {
+                    rid,
+                    to: user("bob"),
+                    body: Body(rid.to_be_bytes().to_vec()),
+                    ephemeral: false,
+                })
+            };
+            alice.send_raw(f.encode()).await;
+        }
+        let mut next_id = 1;
+        for rid in 1000..1000 + n {
+            let reply = alice.next_frame().await;
+            assert_eq!(rid_of(&reply), Some(rid), "replies out of order: {reply:?}");
+            match reply {
+                ServerFrame::Pong(_) => assert_eq!(rid, 1050),
+                ServerFrame::Accepted(Accepted { id: Some(id), .. }) => {
+                    assert_eq!(id, next_id);
+                    next_id += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for id in 1..next_id {
+            let e = bob.next_envelope().await;
+            assert_eq!(e.id, Some(id));
+            let rid = u64::from_be_bytes(e.body.0.try_into().unwrap());
+            assert_eq!(rid, 999 + id + u64::from(id >= 51), "sender order kept");
+        }
+    }
+
     /// The recipient connects while several senders are sending: its backlog
     /// read races live pushes. Every envelope must arrive exactly once, in id
     /// order, with no gap.
@@ -893,6 +935,7 @@ macro_rules! all_backends_scenarios {
                 unacknowledged_envelopes_redelivered_after_reconnect,
                 acknowledged_envelopes_not_redelivered,
                 fifo_order_many_envelopes,
+                pipelined_requests_answered_in_order,
                 connect_during_concurrent_sends_skips_nothing,
                 one_time_prekey_handed_out_once_under_concurrent_fetches,
                 newest_connection_wins,

@@ -3,6 +3,7 @@
 //! process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
 use hush_protocol::frame::OneTimePrekey;
@@ -42,6 +43,34 @@ impl MemoryStore {
             relay_id: super::random_relay_id()?,
             users: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn append_now(
+        &self,
+        to: &UserId,
+        envelope: NewEnvelope,
+        limits: MailboxLimits,
+    ) -> AppendOutcome {
+        let mut users = self.lock();
+        let Some(u) = users.get_mut(to) else {
+            return AppendOutcome::UnknownUser;
+        };
+        let len = envelope.body.len() as u64;
+        if u.mailbox.len() as u64 >= limits.max_envelopes
+            || u.mailbox_bytes + len > limits.max_bytes
+        {
+            return AppendOutcome::MailboxFull;
+        }
+        u.last_id += 1;
+        let stored = StoredEnvelope {
+            id: u.last_id,
+            from: envelope.from,
+            accepted_at: envelope.accepted_at,
+            body: envelope.body,
+        };
+        u.mailbox.insert(stored.id, stored.clone());
+        u.mailbox_bytes += len;
+        AppendOutcome::Appended(stored)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<UserId, User>> {
@@ -161,32 +190,14 @@ impl Store for MemoryStore {
         Ok(self.lock().contains_key(user))
     }
 
-    async fn append(
+    fn append(
         &self,
         to: &UserId,
         envelope: NewEnvelope,
         limits: MailboxLimits,
-    ) -> Result<AppendOutcome, StoreError> {
-        let mut users = self.lock();
-        let Some(u) = users.get_mut(to) else {
-            return Ok(AppendOutcome::UnknownUser);
-        };
-        let len = envelope.body.len() as u64;
-        if u.mailbox.len() as u64 >= limits.max_envelopes
-            || u.mailbox_bytes + len > limits.max_bytes
-        {
-            return Ok(AppendOutcome::MailboxFull);
-        }
-        u.last_id += 1;
-        let stored = StoredEnvelope {
-            id: u.last_id,
-            from: envelope.from,
-            accepted_at: envelope.accepted_at,
-            body: envelope.body,
-        };
-        u.mailbox.insert(stored.id, stored.clone());
-        u.mailbox_bytes += len;
-        Ok(AppendOutcome::Appended(stored))
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send + 'static {
+        // Applied now, at call time (see the trait).
+        std::future::ready(Ok(self.append_now(to, envelope, limits)))
     }
 
     async fn mailbox_after(

@@ -222,12 +222,17 @@ pub trait Store: Send + Sync + 'static {
     fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Appends to `to`'s mailbox, assigning the next id.
+    ///
+    /// The append is *submitted when this method is called*, not when the
+    /// future is first polled, and the future borrows nothing (`'static`):
+    /// a connection keeps several sends in flight, and two appends called in
+    /// order are applied in that order.
     fn append(
         &self,
         to: &UserId,
         envelope: NewEnvelope,
         limits: MailboxLimits,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send + 'static;
 
     /// Up to `limit` envelopes of `user`'s mailbox with id > `after_id`, in
     /// id order.

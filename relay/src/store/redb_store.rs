@@ -637,7 +637,7 @@ impl Store for RedbStore {
         to: &UserId,
         envelope: NewEnvelope,
         limits: MailboxLimits,
-    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send + 'static {
         // Not an `async fn`: the job is queued at call time.
         let name = to.as_str().to_owned();
         self.write("append", move |txn| {
