@@ -3,7 +3,7 @@
 //! * `KDF_RK`: [`root_key`] — `HKDF-SHA256(salt = RK, ikm = DH, info = "Hush ratchet v1")`.
 //! * `KDF_CK`: [`chain_key`] — `HMAC-SHA256(CK, 0x01)` / `HMAC-SHA256(CK, 0x02)`.
 //! * message keys to ChaCha20-Poly1305 key and nonce: [`message_key`].
-//! * receiving chains and skipped keys, bounded: [`receiver_chain`].
+//! * receiving chains and skipped keys, bounded: `receiver_chain`.
 //! * the session state machine: [`session`].
 
 pub mod chain_key;
