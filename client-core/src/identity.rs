@@ -182,8 +182,8 @@ impl IdentityKeyPair {
     /// Reads back what [`IdentityKeyPair::pickle`] wrote.
     pub fn unpickle(bytes: &[u8]) -> Result<Self, PickleError> {
         let mut r = Reader::open(bytes, kind::IDENTITY)?;
-        let sig = Zeroizing::new(*r.secret32()?);
-        let dh = Zeroizing::new(*r.secret32()?);
+        let sig = r.secret()?;
+        let dh = r.secret()?;
         r.finish()?;
         Ok(Self::from_secret_bytes(&sig, &dh))
     }

@@ -161,7 +161,16 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    /// Reads a 32-byte secret straight into a box (no stack copy kept).
+    /// Reads a 32-byte secret into a zeroizing array, for secrets that are
+    /// copied into their final owner.
+    pub(crate) fn secret(&mut self) -> Result<Zeroizing<[u8; 32]>, PickleError> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(self.take(32)?);
+        Ok(out)
+    }
+
+    /// Reads a 32-byte secret straight into a box, for owners that keep the
+    /// box (and zeroize it on drop).
     pub(crate) fn secret32(&mut self) -> Result<Box<[u8; 32]>, PickleError> {
         let mut out = Box::new([0u8; 32]);
         out.copy_from_slice(self.take(32)?);

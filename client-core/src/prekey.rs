@@ -170,7 +170,7 @@ impl SignedPrekey {
 
     fn read(r: &mut Reader<'_>) -> Result<Self, PickleError> {
         let id = r.u32()?;
-        let secret = r.secret32()?;
+        let secret = r.secret()?;
         let public = r.array()?;
         let signature = r.array()?;
         let created_at_ms = r.u64()?;
@@ -478,7 +478,7 @@ impl PrekeyStore {
         let mut one_time = BTreeMap::new();
         for _ in 0..n {
             let id = r.u32()?;
-            let secret = r.secret32()?;
+            let secret = r.secret()?;
             let public = r.array()?;
             if id >= next_opk_id {
                 return Err(PickleError::Invalid("one-time prekey id beyond counter"));

@@ -585,7 +585,7 @@ impl Session {
         };
         let initiated_by_us = r.bool()?;
         let received = r.bool()?;
-        let secret = r.secret32()?;
+        let secret = r.secret()?;
         let public = r.array()?;
         let needs_ratchet = r.bool()?;
         let previous_length = r.u32()?;
