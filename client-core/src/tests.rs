@@ -411,3 +411,36 @@ fn compromised_sending_chain_cannot_open_messages_after_a_round_trip() {
     }
     assert_eq!(&b.decrypt(&after).unwrap()[..], b"after the round trip");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, .. proptest::prelude::ProptestConfig::default() })]
+
+    /// For random identities and prekeys, with and without an OPK, the
+    /// responder derives the initiator's AD and first root and chain keys
+    /// (the root is `KDF_RK(SK, ·)`, so equal roots mean equal `SK`; the
+    /// vectors check `SK` itself).
+    #[test]
+    fn random_parties_derive_the_same_secret_root_and_chain(seed in proptest::prelude::any::<u64>(), with_opk in proptest::prelude::any::<bool>()) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let alice = IdentityKeyPair::generate(&mut rng);
+        let bob = IdentityKeyPair::generate(&mut rng);
+        let mut prekeys = PrekeyStore::new(&mut rng, &bob, NOW);
+        let one_time_prekey = if with_opk {
+            Some(prekeys.generate_one_time(&mut rng, 1).unwrap()[0])
+        } else {
+            None
+        };
+        let bundle = PrekeyBundle { identity: bob.public(), signed_prekey: prekeys.signed_prekey(), one_time_prekey };
+        let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+        let m = a.encrypt(&mut rng, b"first").unwrap();
+        let Ok(Message::Prekey(pm)) = Message::decode(&m) else { panic!("not a prekey message") };
+        let responded = x3dh::respond(&bob, &prekeys, &pm, NOW).unwrap();
+        let (b, pt) = Session::respond(&bob, &mut prekeys, &pm, NOW).unwrap();
+        proptest::prop_assert_eq!(&pt[..], b"first");
+        proptest::prop_assert_eq!(a.ad(), &responded.ad);
+        proptest::prop_assert_eq!(b.ad(), a.ad());
+        proptest::prop_assert_eq!(a.root_key().as_bytes(), b.root_key().as_bytes());
+        proptest::prop_assert_eq!(a.sending_chain().unwrap().as_bytes(), b.receiving_chain().unwrap().as_bytes());
+    }
+}
