@@ -75,6 +75,13 @@ pub enum Command {
     /// why). Messages from other users are stored and announced in the
     /// status line. Times are UTC.
     Chat(UserArg),
+    /// Load-test a relay: P sender/receiver pairs with throw-away
+    /// identities, M messages each; checks exactly-once in-order delivery
+    /// and reports throughput and latency (and, with --relay-pid, the
+    /// relay's CPU per message and RSS). --relay takes one URL, or several
+    /// separated by commas (pair i sends via relay 2i mod n and receives via
+    /// relay 2i+1 mod n). Needs no profile.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,4 +141,54 @@ pub struct JsonArg {
 pub struct UserArg {
     /// The other user.
     pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Sender/receiver pairs.
+    #[arg(long, default_value_t = 10)]
+    pub pairs: usize,
+    /// Measured messages per pair.
+    #[arg(long, default_value_t = 1000)]
+    pub messages: u64,
+    /// Message size in bytes (the body with --no-encrypt, the plaintext
+    /// otherwise); at least 20.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Most messages in flight (sent, not yet delivered) per sender
+    /// (default 32; 1024 with --rate).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Offered rate in messages per second over all pairs (open loop,
+    /// still capped by the window).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open this many more authenticated idle connections first and hold
+    /// them during the run (spread over 127.0.0.2, .3, ... on loopback).
+    #[arg(long, default_value_t = 0)]
+    pub idle_connections: usize,
+    /// Encrypt end to end with X3DH + Double Ratchet (the default).
+    #[arg(long, conflicts_with = "no_encrypt")]
+    pub encrypt: bool,
+    /// Send random bytes as ciphertext, so the relay alone is measured.
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Fill the receivers' mailboxes while they are offline, then reconnect
+    /// them and time the drain.
+    #[arg(long)]
+    pub queued: bool,
+    /// Unmeasured messages per pair sent first.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u64,
+    /// The relay's process id (repeatable, or comma-separated, for a
+    /// cluster): reads its CPU time and RSS from /proc (Linux only) around
+    /// the measured window.
+    #[arg(long, value_delimiter = ',')]
+    pub relay_pid: Vec<u32>,
+    /// Give up when nothing arrives for this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
+    /// Print one JSON summary object.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,6 +4,7 @@
 //! [`commands`].
 
 mod args;
+mod bench;
 mod chat;
 mod commands;
 mod exit;
@@ -17,6 +18,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     init_tracing(cli.global.verbose);
+    quiet_panics(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,12 +30,27 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::Failure::Other as u8);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(commands::run(cli))
+    }));
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("hush: {}", e.message);
             ExitCode::from(e.failure as u8)
         }
+        Err(_) => {
+            eprintln!("hush: internal error (a bug; run with -v for details)");
+            ExitCode::from(exit::Failure::Other as u8)
+        }
+    }
+}
+
+/// A bug must still end in one line on stderr and a documented exit code:
+/// the panic message and location are printed only with `-v`.
+fn quiet_panics(verbose: u8) {
+    if verbose == 0 {
+        std::panic::set_hook(Box::new(|_| {}));
     }
 }
 

@@ -24,5 +24,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(a) => offline::verify(g, a),
         Command::Trust(a) => offline::trust(g, a),
         Command::Chat(a) => crate::chat::run(g, a).await,
+        Command::Bench(a) => crate::bench::run(g, a).await,
     }
 }
