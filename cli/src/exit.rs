@@ -90,7 +90,9 @@ impl From<ClientError> for CliError {
             ClientError::RateLimited => Failure::RateLimited,
             ClientError::MailboxFull => Failure::MailboxFull,
             ClientError::AuthRejected { .. } => Failure::AuthRejected,
-            ClientError::InvalidUserId(_) | ClientError::InvalidRelayUrl { .. } => Failure::Usage,
+            ClientError::InvalidUserId(_)
+            | ClientError::InvalidRelayUrl { .. }
+            | ClientError::SelfRecipient => Failure::Usage,
             _ => Failure::Other,
         };
         Self::new(failure, e.to_string())

@@ -240,6 +240,10 @@ pub enum ClientError {
         /// The peer.
         user: UserId,
     },
+    /// Messages to one's own user id are refused: with one device per
+    /// user there is nobody to read them.
+    #[error("you cannot send messages to yourself")]
+    SelfRecipient,
     /// No contact of that name in the profile.
     #[error("no contact named {user}")]
     UnknownContact {
@@ -477,6 +481,10 @@ impl Client {
         body: PayloadBody,
         ephemeral: bool,
     ) -> Result<crate::payload::Payload, ClientError> {
+        let me = self.with_engine(|e| e.user_id().clone()).await?;
+        if *to == me {
+            return Err(ClientError::SelfRecipient);
+        }
         let deadline = tokio::time::Instant::now() + self.shared.config.request_timeout * 3;
         let link = self.link().await?;
         let (queued, first_reply) = self.enqueue_payload(&link, to, body, ephemeral).await?;

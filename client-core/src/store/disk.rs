@@ -89,7 +89,7 @@ impl DiskBackend {
     pub fn create(dir: &Path) -> Result<DiskBackend, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join(PROFILE_FILE);
-        let db = builder().create(&path).map_err(map_db_err)?;
+        let db = guarded(|| builder().create(&path).map_err(map_db_err))?;
         let backend = DiskBackend {
             db,
             dir: dir.to_path_buf(),
@@ -127,7 +127,7 @@ impl DiskBackend {
             }
             Err(e) => return Err(StoreError::Io(e)),
         }
-        let db = builder().open(&path).map_err(map_db_err)?;
+        let db = guarded(|| builder().open(&path).map_err(map_db_err))?;
         let backend = DiskBackend {
             db,
             dir: dir.to_path_buf(),
@@ -139,6 +139,18 @@ impl DiskBackend {
         }
         Ok(backend)
     }
+}
+
+/// Runs a redb operation, turning a panic into [`StoreError::Corrupt`].
+/// redb panics on some kinds of damaged pages instead of returning an
+/// error; a damaged profile file is input the user does not control, so it
+/// must end in a typed error, not a crash.
+fn guarded<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StoreError::corrupt(
+            "the profile database is damaged (its storage engine could not read it)",
+        ))
+    })
 }
 
 /// Page cache bound: a profile is small, redb's default (1 GiB) is meant
@@ -186,13 +198,15 @@ impl Backend for DiskBackend {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(map_err)?;
-        let t = match txn.open_table(def(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(map_err(e)),
-        };
-        Ok(t.get(key).map_err(map_storage)?.map(|v| v.value().to_vec()))
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(map_err)?;
+            let t = match txn.open_table(def(table)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(map_err(e)),
+            };
+            Ok(t.get(key).map_err(map_storage)?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn scan_prefix(
@@ -202,61 +216,65 @@ impl Backend for DiskBackend {
         order: ScanOrder,
         limit: Option<usize>,
     ) -> Result<Pairs, StoreError> {
-        let txn = self.db.begin_read().map_err(map_err)?;
-        let t = match txn.open_table(def(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(map_err(e)),
-        };
-        let end = prefix_end(prefix);
-        let upper = match &end {
-            Some(end) => Bound::Excluded(end.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let range = t
-            .range::<&[u8]>((Bound::Included(prefix), upper))
-            .map_err(map_storage)?;
-        let limit = limit.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        let mut push = |item: RangeItem<'_>| {
-            let (k, v) = item.map_err(map_storage)?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-            Ok::<(), StoreError>(())
-        };
-        match order {
-            ScanOrder::Ascending => {
-                for item in range.take(limit) {
-                    push(item)?;
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(map_err)?;
+            let t = match txn.open_table(def(table)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(map_err(e)),
+            };
+            let end = prefix_end(prefix);
+            let upper = match &end {
+                Some(end) => Bound::Excluded(end.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let range = t
+                .range::<&[u8]>((Bound::Included(prefix), upper))
+                .map_err(map_storage)?;
+            let limit = limit.unwrap_or(usize::MAX);
+            let mut out = Vec::new();
+            let mut push = |item: RangeItem<'_>| {
+                let (k, v) = item.map_err(map_storage)?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+                Ok::<(), StoreError>(())
+            };
+            match order {
+                ScanOrder::Ascending => {
+                    for item in range.take(limit) {
+                        push(item)?;
+                    }
+                }
+                ScanOrder::Descending => {
+                    for item in range.rev().take(limit) {
+                        push(item)?;
+                    }
                 }
             }
-            ScanOrder::Descending => {
-                for item in range.rev().take(limit) {
-                    push(item)?;
-                }
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(map_err)?;
-        durable(&mut txn)?;
-        // Any early return below drops `txn` uncommitted: redb then discards
-        // every write of the batch.
-        for op in &batch.ops {
-            match op {
-                RawOp::Put { table, key, value } => {
-                    let mut t = txn.open_table(def(*table)).map_err(map_err)?;
-                    t.insert(key.as_slice(), value.as_slice())
-                        .map_err(map_storage)?;
-                }
-                RawOp::Delete { table, key } => {
-                    let mut t = txn.open_table(def(*table)).map_err(map_err)?;
-                    t.remove(key.as_slice()).map_err(map_storage)?;
+        guarded(|| {
+            let mut txn = self.db.begin_write().map_err(map_err)?;
+            durable(&mut txn)?;
+            // Any early return below drops `txn` uncommitted: redb then discards
+            // every write of the batch.
+            for op in &batch.ops {
+                match op {
+                    RawOp::Put { table, key, value } => {
+                        let mut t = txn.open_table(def(*table)).map_err(map_err)?;
+                        t.insert(key.as_slice(), value.as_slice())
+                            .map_err(map_storage)?;
+                    }
+                    RawOp::Delete { table, key } => {
+                        let mut t = txn.open_table(def(*table)).map_err(map_err)?;
+                        t.remove(key.as_slice()).map_err(map_storage)?;
+                    }
                 }
             }
-        }
-        txn.commit().map_err(map_err)?;
-        Ok(())
+            txn.commit().map_err(map_err)?;
+            Ok(())
+        })
     }
 }
