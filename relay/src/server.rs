@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use hush_protocol::frame::{HEALTH_PATH, WS_PATH};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -143,6 +144,14 @@ pub async fn serve_with_store<S: Store>(
         )
         .with_state(app);
     tracing::info!(relay_id = %hub.relay_id, "relay serving");
+    // TCP_NODELAY: replies and pushes are small frames written once per
+    // batch; with Nagle's algorithm each one would wait for the peer's
+    // delayed ACK (~40 ms on Linux) whenever an earlier one is unacked.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
