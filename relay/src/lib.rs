@@ -25,5 +25,5 @@ pub mod store;
 mod wire;
 
 pub use config::{Config, StoreConfig};
-pub use server::{RelayError, RelayHandle, serve, serve_with_store};
+pub use server::{RelayError, RelayHandle, serve, serve_with_ready, serve_with_store};
 pub use store::{MemoryStore, RedbStore, Store, StoreError};

@@ -187,15 +187,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let addr = listener.local_addr()?;
-    {
+    // The line is printed once the store is open: it means "ready".
+    hush_relay::server::serve_with_ready(config, listener, shutdown_signal(), |addr| {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {addr}")?;
-        stdout.flush()?;
-    }
-
-    hush_relay::serve(config, listener, shutdown_signal()).await?;
+        let _ = writeln!(stdout, "listening on {addr}");
+        let _ = stdout.flush();
+    })
+    .await?;
     Ok(())
 }
 

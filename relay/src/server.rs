@@ -63,13 +63,25 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
+    serve_with_ready(config, listener, shutdown, |_| {}).await
+}
+
+/// [`serve`], calling `ready` with the listening address once the store is
+/// open and the relay is about to accept connections (the binary prints its
+/// `listening on` line there, so that line means "ready").
+pub async fn serve_with_ready(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), RelayError> {
     match config.store.clone() {
         StoreConfig::Memory => {
-            serve_with_store(MemoryStore::new()?, config, listener, shutdown).await
+            serve_inner(MemoryStore::new()?, config, listener, shutdown, ready).await
         }
         StoreConfig::Redb { data_dir } => {
             let store = open_redb(data_dir).await?;
-            serve_with_store(store, config, listener, shutdown).await
+            serve_inner(store, config, listener, shutdown, ready).await
         }
     }
 }
@@ -95,6 +107,16 @@ pub async fn serve_with_store<S: Store>(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RelayError> {
+    serve_inner(store, config, listener, shutdown, |_| {}).await
+}
+
+async fn serve_inner<S: Store>(
+    store: S,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr) + Send,
 ) -> Result<(), RelayError> {
     let relay_id = resolve_relay_id(&config, &store).await?;
     if relay_id.is_empty() || relay_id.len() > MAX_RELAY_ID_LEN {
@@ -144,6 +166,7 @@ pub async fn serve_with_store<S: Store>(
         )
         .with_state(app);
     tracing::info!(relay_id = %hub.relay_id, "relay serving");
+    ready(listener.local_addr()?);
     // TCP_NODELAY: replies and pushes are small frames written once per
     // batch; with Nagle's algorithm each one would wait for the peer's
     // delayed ACK (~40 ms on Linux) whenever an earlier one is unacked.
