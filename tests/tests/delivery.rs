@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hush_tests::{Hush, Relay, temp_dir};
+use hush_tests::{Hush, Relay, RelayOptions, temp_dir};
 use serde_json::Value;
 
 #[test]
@@ -252,5 +252,53 @@ fn relay_crash_during_recv_loses_no_delivery_receipts() {
         "{} of {} messages bob stored are still `sent` at alice: {undelivered:?}",
         undelivered.len(),
         texts.len()
+    );
+}
+
+/// Bob reads 3 messages, then the relay forgets him (`forget`), he comes
+/// back with the same profile, and alice sends 3 more: he must get them.
+fn messages_after_the_relay_forgot_bob(options: RelayOptions, forget: impl FnOnce(&mut Relay)) {
+    let data = temp_dir("hush-relay-data-");
+    let mut relay = Relay::start_with(data.path(), options);
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+    for i in 0..3 {
+        alice.send("bob", &format!("before {i}"));
+    }
+    assert_eq!(bob.recv().lines().len(), 3);
+
+    forget(&mut relay);
+    // Bob's next connection registers him again, same key, new mailbox.
+    bob.recv();
+    let after: Vec<String> = (0..3).map(|i| format!("after {i}")).collect();
+    for t in &after {
+        alice.send("bob", t);
+    }
+    let out = bob.recv();
+    let expected: Vec<String> = after.iter().map(|t| format!("alice: {t}")).collect();
+    assert_eq!(
+        out.lines(),
+        expected,
+        "accepted after the relay forgot bob, so they must reach him\n{}",
+        out.transcript()
+    );
+}
+
+#[test]
+fn messages_after_an_admin_reset_of_a_returning_user_are_not_dropped() {
+    messages_after_the_relay_forgot_bob(RelayOptions::new(), |relay| {
+        relay.kill();
+        relay.admin(&["reset-user", "bob"]).assert_success();
+        relay.restart();
+    });
+}
+
+#[test]
+fn messages_after_a_memory_relay_restart_are_not_dropped() {
+    messages_after_the_relay_forgot_bob(
+        RelayOptions::new().arg("--store").arg("memory"),
+        Relay::restart,
     );
 }
