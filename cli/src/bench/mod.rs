@@ -417,6 +417,7 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     barrier.wait().await;
     let server_before = procfs::sample_all(&pids)?;
     let own_before = own_cpu_us();
+    let machine_before = procfs::machine_busy_us();
     let window_start = Instant::now();
     barrier.wait().await;
 
@@ -460,6 +461,7 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     let window_wall = window_start.elapsed();
     let server_after = procfs::sample_all(&pids)?;
     let own_after = own_cpu_us();
+    let machine_after = procfs::machine_busy_us();
     if let Some(bar) = bar {
         bar.abort();
         eprintln!();
@@ -524,6 +526,20 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
         && summary.delivered > 0
     {
         summary.loadgen_us_per_msg = Some(a.saturating_sub(b) as f64 / summary.delivered as f64);
+    }
+
+    if let (Some(mb), Some(ma), Some(ob), Some(oa), Some(s)) = (
+        machine_before,
+        machine_after,
+        own_before,
+        own_after,
+        summary.server_cpu_us,
+    ) {
+        let others = ma
+            .saturating_sub(mb)
+            .saturating_sub(oa.saturating_sub(ob))
+            .saturating_sub(s);
+        summary.other_util = Some(others as f64 / window_wall.as_secs_f64().max(1e-9) / 1e6);
     }
 
     // Close politely (outside the measured window).

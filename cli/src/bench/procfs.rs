@@ -47,6 +47,22 @@ pub(crate) fn sample_all(pids: &[u32]) -> Result<Option<ProcSample>, BenchError>
     Ok(Some(total))
 }
 
+/// Busy CPU time of the whole machine (all but idle and iowait) from
+/// `/proc/stat`, microseconds; used to tell how much of the machine other
+/// processes took during the window.
+pub(crate) fn machine_busy_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
+    Some(busy * (1_000_000 / CLK_TCK))
+}
+
 /// `utime + stime` (fields 14 and 15) in ticks. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted after the last
 /// `)`.

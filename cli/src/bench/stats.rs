@@ -108,6 +108,9 @@ pub(crate) struct Summary {
     pub server_kib_per_idle_conn: Option<f64>,
     /// This process's CPU per delivered message in the measured window.
     pub loadgen_us_per_msg: Option<f64>,
+    /// CPU used by every other process on the machine during the window,
+    /// in cores (a contended run has more than ~0.1).
+    pub other_util: Option<f64>,
     /// Some pair stopped making progress before finishing.
     pub stalled: bool,
 }
