@@ -445,6 +445,28 @@ fn processed_envelopes_are_recognised_after_reopen() {
 }
 
 #[test]
+fn forgetting_processed_envelopes_clears_them_and_new_ids_are_recorded_again() {
+    for place in Place::both() {
+        let mut s = place.create();
+        let mut b = Batch::new();
+        b.mark_processed(1).mark_processed(2);
+        s.commit(b).unwrap();
+        let mut b = Batch::new();
+        b.forget_processed();
+        s.commit(b).unwrap();
+        assert!(!s.is_processed(1).unwrap(), "{}", place.name());
+        assert_eq!(s.processed_count().unwrap(), 0);
+        let mut b = Batch::new();
+        b.mark_processed(1);
+        s.commit(b).unwrap();
+        drop(s);
+        let s = place.open();
+        assert!(s.is_processed(1).unwrap(), "{}", place.name());
+        assert!(!s.is_processed(2).unwrap());
+    }
+}
+
+#[test]
 fn processed_envelope_set_stays_bounded() {
     // Memory only for the bulk part: the bound is enforced by the typed layer
     // the disk backend shares; the disk variant below checks a small window.

@@ -31,7 +31,10 @@ pub(crate) enum Inbound {
     Closed { code: Option<u16>, reason: String },
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ServerFrame>>>>;
+/// Requests waiting for their reply; `None` once the connection ended, so a
+/// request queued after that fails at once instead of waiting for a reply
+/// that cannot come.
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<ServerFrame>>>>>;
 
 /// The sending half of a live connection, shared by every request.
 #[derive(Debug)]
@@ -78,6 +81,8 @@ impl Link {
         self.pending
             .lock()
             .map_err(|_| ClientError::Internal("pending-request map poisoned"))?
+            .as_mut()
+            .ok_or(ClientError::Disconnected)?
             .insert(rid, tx);
         let text = build(rid).encode();
         if self.out.send(WsMessage::text(text)).await.is_err() {
@@ -120,7 +125,9 @@ impl Link {
     }
 
     fn forget(&self, rid: u64) {
-        if let Ok(mut p) = self.pending.lock() {
+        if let Ok(mut p) = self.pending.lock()
+            && let Some(p) = p.as_mut()
+        {
             p.remove(&rid);
         }
     }
@@ -224,7 +231,7 @@ pub(crate) async fn open(
 
     let (out_tx, mut out_rx) = mpsc::channel::<WsMessage>(256);
     let (inbox_tx, inbox_rx) = mpsc::channel::<Inbound>(1024);
-    let pending: Pending = Arc::default();
+    let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
 
     tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
@@ -239,9 +246,10 @@ pub(crate) async fn open(
     let reader_pending = pending.clone();
     tokio::spawn(async move {
         let (code, reason) = read_loop(&mut stream, &reader_pending, &inbox_tx).await;
-        // Fail every request still waiting: its reply will never come.
+        // Fail every request still waiting, and every one queued from now
+        // on: their replies will never come.
         if let Ok(mut p) = reader_pending.lock() {
-            p.clear();
+            *p = None;
         }
         let _ = inbox_tx.send(Inbound::Closed { code, reason }).await;
     });
@@ -312,7 +320,10 @@ async fn read_loop(
             reply => {
                 match reply_rid(&reply) {
                     Some(rid) => {
-                        let waiter = pending.lock().ok().and_then(|mut p| p.remove(&rid));
+                        let waiter = pending
+                            .lock()
+                            .ok()
+                            .and_then(|mut p| p.as_mut().and_then(|p| p.remove(&rid)));
                         match waiter {
                             Some(tx) => {
                                 let _ = tx.send(reply);

@@ -30,6 +30,10 @@ use crate::prekey::{OneTimePrekeyPublic, PrekeyBundle, SignedPrekeyPublic};
 use crate::ratchet::DecryptError;
 use crate::store::{Batch, Contact, DeliveryStatus, HistoryEntry, MessageFlags};
 
+/// Delivery receipts owed to one peer that are kept until sent; beyond it
+/// the oldest are dropped (a receipt is a courtesy, not a guarantee).
+pub(crate) const MAX_PENDING_RECEIPTS: usize = 1_000;
+
 /// One-time prekeys the client keeps published on the relay.
 pub(crate) const ONE_TIME_PREKEY_TARGET: u32 = 100;
 
@@ -40,8 +44,6 @@ pub(crate) struct Processed {
     pub ack: Option<u64>,
     /// What the application is told.
     pub events: Vec<Event>,
-    /// Text message ids to confirm with a delivery receipt to the sender.
-    pub deliver_receipt: Option<(UserId, MessageId)>,
 }
 
 /// A ciphertext ready for the relay, and what to record once it is accepted.
@@ -88,6 +90,54 @@ impl Engine {
 
     pub fn user_id(&self) -> &UserId {
         &self.profile.user_id
+    }
+
+    /// Delivery receipts owed, by peer (at most
+    /// [`MAX_RECEIPT_IDS`](crate::limits::MAX_RECEIPT_IDS) ids each, oldest first).
+    pub fn pending_receipts(&self) -> Result<Vec<(UserId, Vec<MessageId>)>, ClientError> {
+        let mut out = Vec::new();
+        for c in self.profile.store.contacts()? {
+            if c.pending_receipts.is_empty() || c.has_pending_key_change() {
+                continue;
+            }
+            let Ok(peer) = UserId::try_from(c.user_id.as_str()) else {
+                continue;
+            };
+            let ids = c
+                .pending_receipts
+                .iter()
+                .take(crate::limits::MAX_RECEIPT_IDS)
+                .map(|id| MessageId::from(*id))
+                .collect();
+            out.push((peer, ids));
+        }
+        Ok(out)
+    }
+
+    /// Forgets receipts the relay accepted.
+    pub fn clear_receipts(&mut self, peer: &UserId, sent: &[MessageId]) -> Result<(), ClientError> {
+        let Some(mut contact) = self.profile.store.contact(peer.as_str())? else {
+            return Ok(());
+        };
+        let before = contact.pending_receipts.len();
+        contact
+            .pending_receipts
+            .retain(|id| !sent.contains(&MessageId::from(*id)));
+        if contact.pending_receipts.len() != before {
+            let mut batch = Batch::new();
+            batch.put_contact(contact);
+            self.profile.store.commit(batch)?;
+        }
+        Ok(())
+    }
+
+    /// The relay registered our user id anew: its mailbox (and its envelope
+    /// ids) start over, so ids processed before mean nothing now.
+    pub fn forget_processed(&mut self) -> Result<(), ClientError> {
+        let mut batch = Batch::new();
+        batch.forget_processed();
+        self.profile.store.commit(batch)?;
+        Ok(())
     }
 
     /// Whether relay envelope `id` was processed (on any connection).
@@ -378,6 +428,16 @@ impl Engine {
                 batch.append_message(from.as_str(), entry);
                 if let Some(c) = &mut contact {
                     c.last_activity_ms = now_ms;
+                    // Confirmed to the sender once the relay accepted our
+                    // receipt; not for a key we have not trusted.
+                    if !flags.from_changed_key {
+                        c.pending_receipts.push(payload.id.into());
+                        let excess = c
+                            .pending_receipts
+                            .len()
+                            .saturating_sub(MAX_PENDING_RECEIPTS);
+                        c.pending_receipts.drain(..excess);
+                    }
                     contact_changed = true;
                 }
                 out.events.push(Event::Message(IncomingMessage {
@@ -389,9 +449,6 @@ impl Engine {
                     envelope_id: envelope.id,
                     flags,
                 }));
-                if !flags.from_changed_key {
-                    out.deliver_receipt = Some((from.clone(), payload.id));
-                }
             }
             PayloadBody::Receipt { kind, message_ids } => {
                 let status = match kind {

@@ -329,6 +329,8 @@ struct Shared {
     config: ClientConfig,
     clock: Arc<dyn Clock>,
     stop: watch::Sender<bool>,
+    /// Peers with a delivery receipt on its way to the relay.
+    receipts_in_flight: Mutex<HashSet<UserId>>,
 }
 
 /// A connected client. Cheap to clone; every clone drives the same
@@ -372,6 +374,7 @@ impl Client {
             config,
             clock,
             stop: stop_tx,
+            receipts_in_flight: Mutex::new(HashSet::new()),
         });
         let (first_tx, first_rx) = oneshot::channel();
         let supervisor = Supervisor {
@@ -782,6 +785,12 @@ impl Supervisor {
             self.shared.config.max_frame_bytes,
         )
         .await?;
+        if auth_ok.registered {
+            // A mailbox created just now (first use, or the relay forgot us
+            // after a reset or a memory relay's restart): its envelope ids
+            // start over and must not match ids processed before.
+            with_engine(&self.shared.engine, |e| e.forget_processed()).await??;
+        }
         self.publish_keys(&link, auth_ok.has_keys, auth_ok.one_time_prekeys)
             .await?;
         // Peers' identities are checked against the directory once per
@@ -833,6 +842,7 @@ impl Supervisor {
         if backlog_done {
             self.emit(Event::Drained).await;
         }
+        self.flush_receipts(link).await;
         let mut drained_pending = false;
         loop {
             let next = tokio::select! {
@@ -878,6 +888,9 @@ impl Supervisor {
                     return End::Lost("connection lost while acknowledging".into());
                 }
             }
+            if inbox.is_empty() {
+                self.flush_receipts(link).await;
+            }
             if drained_pending && acks.is_empty() {
                 drained_pending = false;
                 self.emit(Event::Drained).await;
@@ -885,9 +898,68 @@ impl Supervisor {
         }
     }
 
+    /// Sends the delivery receipts owed (recorded with each stored message),
+    /// one receipt per peer for all its pending ids, and clears them once the
+    /// relay accepted it. A receipt still in flight is not sent twice; one
+    /// lost with a connection is sent again on the next.
+    async fn flush_receipts(&self, link: &Arc<Link>) {
+        if !self.shared.config.delivery_receipts {
+            return;
+        }
+        let pending = match with_engine(&self.shared.engine, |e| e.pending_receipts()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) | Err(e) => {
+                warn!(error = %e, "cannot read pending receipts");
+                return;
+            }
+        };
+        for (peer, ids) in pending {
+            // Claim the peer; the guard is gone before the next await.
+            let claimed = match self.shared.receipts_in_flight.lock() {
+                Ok(mut in_flight) => in_flight.insert(peer.clone()),
+                Err(_) => return,
+            };
+            if !claimed {
+                continue;
+            }
+            let client = Client {
+                shared: self.shared.clone(),
+                task: Arc::new(Mutex::new(None)),
+            };
+            let body = Engine::receipt(ReceiptKind::Delivered, ids.clone());
+            // Queued now, so it leaves before anything queued later (a close
+            // included); the reply is awaited apart so the inbox never
+            // waits for it.
+            let queued = client.enqueue_payload(link, &peer, body, false).await;
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let accepted = match queued {
+                    Ok((_, reply)) => reply.wait().await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                match accepted {
+                    Ok(()) => {
+                        let p = peer.clone();
+                        let cleared =
+                            with_engine(&shared.engine, move |e| e.clear_receipts(&p, &ids)).await;
+                        if let Ok(Err(e)) | Err(e) = cleared {
+                            warn!(error = %e, "cannot clear sent receipts");
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, peer = %peer, "delivery receipt not sent; kept for later")
+                    }
+                }
+                if let Ok(mut in_flight) = shared.receipts_in_flight.lock() {
+                    in_flight.remove(&peer);
+                }
+            });
+        }
+    }
+
     async fn on_envelope(
         &self,
-        link: &Arc<Link>,
+        _link: &Arc<Link>,
         envelope: hush_protocol::frame::Envelope,
         acks: &mut Vec<u64>,
     ) -> Result<(), ClientError> {
@@ -899,28 +971,6 @@ impl Supervisor {
         }
         for event in processed.events {
             self.emit(event).await;
-        }
-        if self.shared.config.delivery_receipts
-            && let Some((to, id)) = processed.deliver_receipt
-        {
-            // The receipt is encrypted and queued now, so it leaves before
-            // anything queued later (a close included); its reply is only
-            // logged, so a slow relay cannot stall the inbox.
-            let client = Client {
-                shared: self.shared.clone(),
-                task: Arc::new(Mutex::new(None)),
-            };
-            let body = Engine::receipt(ReceiptKind::Delivered, vec![id]);
-            match client.enqueue_payload(link, &to, body, false).await {
-                Ok((_, reply)) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = reply.wait().await {
-                            debug!(error = %e, "delivery receipt not accepted");
-                        }
-                    });
-                }
-                Err(e) => debug!(error = %e, "delivery receipt not sent"),
-            }
         }
         Ok(())
     }

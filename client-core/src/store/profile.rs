@@ -61,6 +61,7 @@ enum Op {
         status: DeliveryStatus,
     },
     Processed(u64),
+    ForgetProcessed,
 }
 
 /// Writes to commit together with [`ProfileStore::commit`]: all of them or
@@ -165,6 +166,15 @@ impl Batch {
     /// Records relay envelope `envelope_id` as processed.
     pub fn mark_processed(&mut self, envelope_id: u64) -> &mut Self {
         self.ops.push(Op::Processed(envelope_id));
+        self
+    }
+
+    /// Forgets every processed envelope id. For a mailbox the relay created
+    /// anew (it registered our user id again after a reset or a restart of
+    /// a memory relay): its ids start from 1 again and must not be mistaken
+    /// for envelopes processed before.
+    pub fn forget_processed(&mut self) -> &mut Self {
+        self.ops.push(Op::ForgetProcessed);
         self
     }
 }
@@ -613,6 +623,17 @@ impl<'s> Stage<'s> {
                     _ => StatusChange::UnknownMessage { message_id },
                 };
                 outcome.status_changes.push(change);
+            }
+            Op::ForgetProcessed => {
+                let rows = self.store.backend.scan_prefix(
+                    Table::Processed,
+                    &[],
+                    ScanOrder::Ascending,
+                    None,
+                )?;
+                for (key, _) in rows {
+                    self.delete(Table::Processed, key);
+                }
             }
             Op::Processed(id) => {
                 let id_key = self.store.processed_id_key(id);

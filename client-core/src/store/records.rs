@@ -87,6 +87,12 @@ pub struct Contact {
     /// Last message sent to or received from this peer (ms).
     #[serde(default)]
     pub last_activity_ms: u64,
+    /// Ids of this peer's messages stored but not yet confirmed to them with
+    /// a delivery receipt the relay accepted. Kept with the contact so that a
+    /// receipt survives a crash or a lost connection: it is recorded in the
+    /// same commit as the message and cleared once the relay accepted it.
+    #[serde(default)]
+    pub pending_receipts: Vec<MessageId>,
 }
 
 impl Contact {
@@ -99,6 +105,7 @@ impl Contact {
             verified: false,
             key_change: None,
             last_activity_ms: now_ms,
+            pending_receipts: Vec::new(),
         }
     }
 
