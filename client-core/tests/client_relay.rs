@@ -289,3 +289,27 @@ async fn unreachable_relay_fails_after_bounded_retries() {
     .unwrap_err();
     assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_due_signed_prekey_is_rotated_on_connect_and_still_answers() {
+    let relay = RelayHandle::start(Config::memory()).await.unwrap();
+    let url = relay.ws_url();
+    // bob's profile is eight days old: its signed prekey is due (weekly).
+    let eight_days_ms = 8 * 24 * 3600 * 1000;
+    let born = SystemClock.now_ms_helper() - eight_days_ms;
+    let bob_profile = Profile::create_in_memory(&uid("bob"), &url, &mut *rng(2), born).unwrap();
+    assert_eq!(bob_profile.signed_prekey_id(), 1);
+    let (bob, mut be) = connect(bob_profile, 12).await;
+    assert_eq!(bob.with_profile(|p| p.signed_prekey_id()).await.unwrap(), 2);
+
+    // A new contact starts a session on the rotated prekey.
+    let (alice, _ae) = connect(profile("alice", &url, 1), 11).await;
+    alice
+        .send_text(&uid("bob"), "after rotation")
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut be).await.text, "after rotation");
+    alice.close().await;
+    bob.close().await;
+    relay.shutdown().await.unwrap();
+}

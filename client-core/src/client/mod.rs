@@ -38,6 +38,10 @@ use engine::{Engine, bundle_from_frame};
 use crate::payload::{MessageId, PayloadBody, ReceiptKind, TypingState};
 use crate::store::{MessageFlags, StoreError};
 
+/// How often a connected client checks whether its signed prekey is due
+/// for rotation.
+const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Wall-clock time for timestamps and prekey rotation; injected so tests
 /// control it.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -844,10 +848,24 @@ impl Supervisor {
         }
         self.flush_receipts(link).await;
         let mut drained_pending = false;
+        let mut key_check = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEY_CHECK_INTERVAL,
+            KEY_CHECK_INTERVAL,
+        );
         loop {
             let next = tokio::select! {
-                item = inbox.recv() => item,
+                item = inbox.recv() => Some(item),
                 _ = self.stop.wait_for(|s| *s) => return End::Stopped,
+                _ = key_check.tick() => None,
+            };
+            let Some(next) = next else {
+                // A long-lived connection still rotates its signed prekey
+                // when due (one-time prekeys are refilled on `prekeys_low`).
+                let target = engine::ONE_TIME_PREKEY_TARGET;
+                if let Err(e) = self.publish_keys(link, true, target).await {
+                    warn!(error = %e, "signed prekey rotation failed");
+                }
+                continue;
             };
             let Some(item) = next else {
                 return End::Lost("connection task ended".into());

@@ -165,6 +165,11 @@ impl Profile {
         self.identity.public()
     }
 
+    /// Id of our current signed prekey (it changes on rotation).
+    pub fn signed_prekey_id(&self) -> u32 {
+        self.prekeys.signed_prekey().id
+    }
+
     /// Our fingerprint, hex.
     pub fn fingerprint(&self) -> String {
         trust::fingerprint_hex(&self.identity.public())
