@@ -105,3 +105,30 @@ async fn queued_backlog_is_drained_after_reconnect() {
     assert!(f(&v, "drain_ms") > 0.0);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_larger_than_a_read_batch_is_delivered_whole() {
+    // The relay pushes a backlog back to back, so the bench reads hundreds
+    // of frames per wake-up: none may be dropped between batches.
+    let mut limits = hush_protocol::Limits::default();
+    limits.rate_per_sec = 1_000_000;
+    limits.rate_burst = 1_000_000;
+    let relay = RelayHandle::start(Config::memory().with_limits(limits))
+        .await
+        .unwrap();
+    let v = bench(
+        &relay,
+        &[
+            "--pairs",
+            "1",
+            "--messages",
+            "1500",
+            "--queued",
+            "--no-encrypt",
+        ],
+    )
+    .await;
+    assert_all_delivered(&v, 1500);
+    assert_eq!(u(&v, "out_of_order"), 0);
+    relay.shutdown().await.unwrap();
+}

@@ -341,6 +341,12 @@ impl Pair {
         if h.seq > ph.expected {
             // A gap: the skipped ones are counted lost at the end.
             res.out_of_order += 1;
+            if std::env::var_os("HUSH_BENCH_TRACE").is_some() {
+                eprintln!(
+                    "gap: pair {} expected seq {} got seq {} (envelope id {:?})",
+                    self.index, ph.expected, h.seq, f.id
+                );
+            }
             let skipped = usize::try_from(h.seq - ph.expected).unwrap_or(usize::MAX);
             ph.inflight = ph.inflight.saturating_sub(skipped);
         }
@@ -442,13 +448,16 @@ impl Pair {
             tokio::select! {
                 m = self.sender.next() => {
                     let mut m = m;
-                    for _ in 0..DRAIN_BATCH {
+                    for i in 1..=DRAIN_BATCH {
                         match m {
                             Some(Ok(Message::Text(t))) => self.on_sender_frame(plan, &mut ph, res, t.as_str())?,
                             Some(Ok(Message::Close(c))) => return Err(BenchError::Relay(format!("relay closed the sender's connection: {c:?}"))),
                             Some(Ok(_)) => {}
                             Some(Err(e)) => return Err(BenchError::Relay(format!("read: {e}"))),
                             None => return Err(BenchError::Relay("sender's connection closed".into())),
+                        }
+                        if i == DRAIN_BATCH {
+                            break; // fetch no frame that would not be handled
                         }
                         match self.sender.next().now_or_never() {
                             Some(next) => m = next,
@@ -459,13 +468,16 @@ impl Pair {
                 }
                 m = async { match receiver { Some(r) => r.next().await, None => std::future::pending().await } }, if has_receiver => {
                     let mut m = m;
-                    for _ in 0..DRAIN_BATCH {
+                    for i in 1..=DRAIN_BATCH {
                         match m {
                             Some(Ok(Message::Text(t))) => self.on_receiver_frame(plan, &mut ph, res, t.as_str(), &mut body)?,
                             Some(Ok(Message::Close(c))) => return Err(BenchError::Relay(format!("relay closed the receiver's connection: {c:?}"))),
                             Some(Ok(_)) => {}
                             Some(Err(e)) => return Err(BenchError::Relay(format!("read: {e}"))),
                             None => return Err(BenchError::Relay("receiver's connection closed".into())),
+                        }
+                        if i == DRAIN_BATCH {
+                            break; // fetch no frame that would not be handled
                         }
                         let Some(rx) = self.receiver.as_mut() else { break };
                         match rx.next().now_or_never() {
