@@ -26,4 +26,4 @@ mod wire;
 
 pub use config::{Config, StoreConfig};
 pub use server::{RelayError, RelayHandle, serve, serve_with_ready, serve_with_store};
-pub use store::{MemoryStore, RedbStore, Store, StoreError};
+pub use store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};

@@ -4,6 +4,8 @@
 //! retention sweep.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 use hush_relay::Store;
@@ -358,14 +360,25 @@ macro_rules! contract_tests {
                 #[allow(unused_variables)]
                 let dir = tempfile::tempdir().unwrap();
                 let make = $make;
-                contract::$name(make(dir.path())).await;
+                // `_server` keeps a backend process (Redis) alive.
+                let (_server, store) = make(dir.path().to_owned()).await;
+                contract::$name(store).await;
             }
         )*
     };
 }
 
 // One line per backend.
-contract_tests!(memory, |_: &std::path::Path| hush_relay::MemoryStore::new()
-    .unwrap());
-contract_tests!(redb, |p: &std::path::Path| hush_relay::RedbStore::open(p)
-    .unwrap());
+contract_tests!(memory, |_| async {
+    ((), hush_relay::MemoryStore::new().unwrap())
+});
+contract_tests!(redb, |p: std::path::PathBuf| async move {
+    ((), hush_relay::RedbStore::open(&p).unwrap())
+});
+contract_tests!(redis, |_| async {
+    let server = common::redis::RedisServer::start();
+    let store = hush_relay::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    (server, store)
+});

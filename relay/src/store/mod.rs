@@ -1,8 +1,9 @@
 //! Storage: the user directory (id -> identity key), published prekeys, and
 //! per-user mailboxes of opaque envelopes, behind one [`Store`] trait.
 //!
-//! Backends: [`MemoryStore`] (tests, `--store memory`) and [`RedbStore`]
-//! (embedded, durable, group-committed). Routing code only sees the trait.
+//! Backends: [`MemoryStore`] (tests, `--store memory`), [`RedbStore`]
+//! (embedded, durable, group-committed) and [`RedisStore`] (shared by
+//! several relays, `--redis URL`). Routing code only sees the trait.
 //!
 //! Contract every backend keeps:
 //! - Envelope ids are per recipient, strictly increasing from 1, never reused
@@ -22,9 +23,11 @@ use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 
 mod memory;
 pub(crate) mod redb_store;
+pub(crate) mod redis_store;
 
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use redis_store::RedisStore;
 
 /// A storage failure. The relay answers `store_unavailable`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +63,14 @@ pub enum StoreError {
     /// The store was shut down.
     #[error("store is closed")]
     Closed,
+    /// The shared store (Redis) could not be reached.
+    #[error("cannot reach Redis at {target}: {detail}")]
+    Unreachable {
+        /// The Redis URL, without credentials.
+        target: String,
+        /// Why.
+        detail: String,
+    },
 }
 
 /// What a user has published (everything but the one-time prekeys).
