@@ -7,7 +7,9 @@ pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    // Nearest rank, ceil(p/100 * n), computed as p * n / 100 so that e.g.
+    // 99.9 % of 1,000 is exactly 999 (0.999 * 1000 rounds up to 1000).
+    let rank = (p * sorted_us.len() as f64 / 100.0).ceil() as usize;
     let i = rank.clamp(1, sorted_us.len()) - 1;
     f64::from(sorted_us[i]) / 1000.0
 }
