@@ -16,6 +16,11 @@ pub enum StoreConfig {
         /// Directory holding `hush.redb` (created if missing).
         data_dir: PathBuf,
     },
+    /// Shared Redis (cluster mode: several relays on one Redis).
+    Redis {
+        /// `redis://HOST:PORT[/DB]`.
+        url: String,
+    },
 }
 
 /// Everything [`crate::serve`] needs besides its listener.
@@ -31,6 +36,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// How often expired envelopes are swept.
     pub sweep_interval: Duration,
+    /// Cluster mode: how long a relay's presence entries outlive its last
+    /// refresh (refreshed every third of it), so a killed relay's users stop
+    /// being online.
+    pub presence_ttl: Duration,
 }
 
 /// Longest accepted relay id, in bytes.
@@ -44,6 +53,7 @@ impl Config {
             relay_id: None,
             store,
             sweep_interval: Duration::from_secs(60),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 
@@ -57,6 +67,11 @@ impl Config {
         Self::new(StoreConfig::Redb {
             data_dir: data_dir.into(),
         })
+    }
+
+    /// Default limits, Redis at `url` (cluster mode).
+    pub fn redis(url: impl Into<String>) -> Self {
+        Self::new(StoreConfig::Redis { url: url.into() })
     }
 
     /// Replaces the limits.

@@ -402,6 +402,21 @@ impl<S: Store> Conn<S> {
             .await;
             return Flow::Break(());
         };
+        // Cluster-wide, this is now the user's newest connection.
+        let epoch = match self.hub.cluster.claim(&a.user_id).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "store failed during auth");
+                self.fail(
+                    rid,
+                    ErrorCode::StoreUnavailable,
+                    "store unavailable",
+                    close::INTERNAL_ERROR,
+                )
+                .await;
+                return Flow::Break(());
+            }
+        };
         tracing::info!(conn = self.conn_id, user = %a.user_id, registered, "authenticated");
         // auth_ok goes out before the session is live, so it precedes every
         // pushed envelope.
@@ -417,6 +432,7 @@ impl<S: Store> Conn<S> {
         let session = Arc::new(Session::new(
             self.conn_id,
             a.user_id.clone(),
+            epoch,
             self.out.clone(),
             Arc::clone(&self.kill),
         ));
@@ -570,11 +586,9 @@ impl<S: Store> Conn<S> {
             signed_prekey: fetched.keys.signed_prekey,
             one_time_prekey: fetched.one_time_prekey,
         }));
-        if popped
-            && remaining < self.hub.limits.prekey_low_threshold
-            && let Some(owner) = self.hub.online(&f.user_id)
-        {
-            owner.push_now(
+        if popped && remaining < self.hub.limits.prekey_low_threshold {
+            self.hub.push_to(
+                &f.user_id,
                 ServerFrame::PrekeysLow(PrekeysLow {
                     one_time_prekeys: remaining,
                 })
@@ -631,7 +645,14 @@ impl<S: Store> Conn<S> {
                 ));
             } else {
                 match self.hub.store.user_exists(&s.to).await {
-                    Ok(true) => {}
+                    Ok(true) => self.hub.cluster.forward(
+                        &s.to,
+                        wire::ephemeral_envelope(
+                            authed.user.as_str(),
+                            accepted_at,
+                            s.body.as_bytes(),
+                        ),
+                    ),
                     Ok(false) => {
                         return self
                             .error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")

@@ -33,6 +33,7 @@ use axum::extract::ws::Utf8Bytes;
 use hush_protocol::{Limits, UserId, close};
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::cluster::{Cluster, LocalSessions};
 use crate::store::{MailboxLimits, Store, StoredEnvelope};
 use crate::wire;
 
@@ -75,6 +76,9 @@ struct Delivery {
 pub(crate) struct Session {
     pub(crate) conn_id: u64,
     pub(crate) user: UserId,
+    /// Cluster-wide order of the user's connections (0 for a single relay):
+    /// a connection with a higher epoch elsewhere replaces this one.
+    pub(crate) epoch: u64,
     out: mpsc::Sender<Outbound>,
     kill: Kill,
     delivery: Mutex<Delivery>,
@@ -88,10 +92,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     /// A session that starts by syncing its mailbox from the beginning.
-    pub(crate) fn new(conn_id: u64, user: UserId, out: mpsc::Sender<Outbound>, kill: Kill) -> Self {
+    pub(crate) fn new(
+        conn_id: u64,
+        user: UserId,
+        epoch: u64,
+        out: mpsc::Sender<Outbound>,
+        kill: Kill,
+    ) -> Self {
         Self {
             conn_id,
             user,
+            epoch,
             out,
             kill,
             delivery: Mutex::new(Delivery {
@@ -128,6 +139,19 @@ impl Session {
         if env.id == d.cursor + 1 {
             d.cursor = env.id;
             self.push_now(wire::stored_envelope(env));
+            return false;
+        }
+        d.syncing = true;
+        d.dirty = false;
+        true
+    }
+
+    /// Asks for a re-read of the mailbox after the cursor. Returns true if
+    /// a sync must start.
+    fn poke(&self) -> bool {
+        let mut d = lock(&self.delivery);
+        if d.syncing {
+            d.dirty = true;
             return false;
         }
         d.syncing = true;
@@ -179,6 +203,8 @@ pub(crate) struct Shared<S> {
     pub(crate) store: S,
     pub(crate) limits: Limits,
     pub(crate) relay_id: String,
+    /// The other relays sharing the store (none for a single relay).
+    pub(crate) cluster: Cluster,
     // std mutexes: held only for map lookups/updates, never across `.await`.
     sessions: Mutex<HashMap<UserId, Arc<Session>>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -225,12 +251,19 @@ impl<S> Drop for IpGuard<S> {
 }
 
 impl<S: Store> Hub<S> {
-    pub(crate) fn new(store: S, limits: Limits, relay_id: String, tracker: Arc<Tracker>) -> Self {
+    pub(crate) fn new(
+        store: S,
+        limits: Limits,
+        relay_id: String,
+        cluster: Cluster,
+        tracker: Arc<Tracker>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store,
                 limits,
                 relay_id,
+                cluster,
                 sessions: Mutex::new(HashMap::new()),
                 per_ip: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
@@ -277,9 +310,25 @@ impl<S: Store> Hub<S> {
 
     /// Removes the session if it is still its user's live one.
     pub(crate) fn deactivate(&self, user: &UserId, conn_id: u64) {
-        let mut m = lock(&self.sessions);
-        if m.get(user).is_some_and(|s| s.conn_id == conn_id) {
-            m.remove(user);
+        let removed = {
+            let mut m = lock(&self.sessions);
+            if m.get(user).is_some_and(|s| s.conn_id == conn_id) {
+                m.remove(user)
+            } else {
+                None
+            }
+        };
+        if let Some(s) = removed {
+            self.cluster.release(user, s.epoch);
+        }
+    }
+
+    /// Pushes a frame to `user`: here if connected here, else through the
+    /// relay holding it (if any). Best effort, like every unsolicited frame.
+    pub(crate) fn push_to(&self, user: &UserId, frame: String) {
+        match self.online(user) {
+            Some(s) => s.push_now(frame),
+            None => self.cluster.forward(user, frame),
         }
     }
 
@@ -296,7 +345,7 @@ impl<S: Store> Hub<S> {
         }
     }
 
-    fn spawn_sync(&self, session: Arc<Session>) {
+    pub(crate) fn spawn_sync(&self, session: Arc<Session>) {
         let hub = self.clone();
         let token = self.tracker.token();
         tokio::spawn(async move {
@@ -346,5 +395,47 @@ impl<S: Store> Hub<S> {
                 return;
             }
         }
+    }
+}
+
+impl<S: Store> LocalSessions for Hub<S> {
+    fn new_mail(&self, user: &UserId, env: StoredEnvelope) {
+        self.deliver(user, &env);
+    }
+
+    fn replaced(&self, user: &UserId, epoch: u64) {
+        let old = {
+            let mut m = lock(&self.sessions);
+            match m.get(user) {
+                Some(s) if s.epoch < epoch => m.remove(user),
+                _ => None,
+            }
+        };
+        if let Some(old) = old {
+            tracing::info!(user = %old.user, old = old.conn_id, "replaced by a newer connection on another relay");
+            kill(&old.kill, close::REPLACED);
+        }
+    }
+
+    fn push(&self, user: &UserId, frame: String) {
+        if let Some(s) = self.online(user) {
+            s.push_now(frame);
+        }
+    }
+
+    fn resync_all(&self) {
+        let all: Vec<Arc<Session>> = lock(&self.sessions).values().cloned().collect();
+        for s in all {
+            if s.poke() {
+                self.spawn_sync(s);
+            }
+        }
+    }
+
+    fn live(&self) -> Vec<(UserId, u64)> {
+        lock(&self.sessions)
+            .values()
+            .map(|s| (s.user.clone(), s.epoch))
+            .collect()
     }
 }

@@ -6,7 +6,10 @@
 //!   same relay started in-process, for tests).
 //! - `connection`: one WebSocket: challenge, auth, requests.
 //! - `hub`: live sessions and gap-free in-order delivery.
-//! - [`store`]: the [`Store`] trait with [`MemoryStore`] and [`RedbStore`].
+//! - `cluster`: several relays on one Redis (presence, newest connection
+//!   wins, new-mail notifications over pub/sub).
+//! - [`store`]: the [`Store`] trait with [`MemoryStore`], [`RedbStore`] and
+//!   [`RedisStore`].
 //! - [`admin`]: operator commands on a stopped relay's data directory.
 //! - [`config`]: the [`Config`] struct.
 //!
@@ -15,6 +18,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
+mod cluster;
 pub mod config;
 mod connection;
 mod hub;

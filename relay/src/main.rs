@@ -39,6 +39,18 @@ struct Cli {
     #[arg(long, env = "HUSH_STORE", value_enum, default_value_t = StoreKind::Redb)]
     store: StoreKind,
 
+    /// Cluster mode: keep the directory, prekeys, mailboxes and presence in
+    /// this Redis (`redis://HOST:PORT[/DB]`) shared by several relays; the
+    /// embedded store is not used. Startup fails if Redis does not answer.
+    /// Also where `admin reset-user` works when given.
+    #[arg(long, env = "HUSH_REDIS_URL", global = true)]
+    redis: Option<String>,
+
+    /// Cluster mode: seconds a relay's presence entries outlive its last
+    /// refresh (a killed relay's users stop being online after this).
+    #[arg(long, env = "HUSH_PRESENCE_TTL_SECS", default_value_t = 30)]
+    presence_ttl_secs: u64,
+
     /// Relay id that clients sign during authentication. Default: generated
     /// once and kept in the data directory (memory store: random per run).
     #[arg(long, env = "HUSH_RELAY_ID")]
@@ -163,9 +175,19 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Admin(Admin::ResetUser { user_id })) = &cli.command {
         let user = UserId::try_from(user_id.as_str())
             .with_context(|| format!("invalid user id {user_id:?}"))?;
-        let existed = hush_relay::admin::reset_user(&cli.data_dir, &user)
-            .await
-            .with_context(|| format!("cannot reset {user} in {}", cli.data_dir.display()))?;
+        let existed = match &cli.redis {
+            Some(url) => {
+                use hush_relay::Store as _;
+                let store = hush_relay::RedisStore::connect(url).await?;
+                store
+                    .reset_user(&user)
+                    .await
+                    .with_context(|| format!("cannot reset {user} in Redis"))?
+            }
+            None => hush_relay::admin::reset_user(&cli.data_dir, &user)
+                .await
+                .with_context(|| format!("cannot reset {user} in {}", cli.data_dir.display()))?,
+        };
         if existed {
             println!("reset {user}: user, keys and mailbox deleted");
         } else {
@@ -174,15 +196,17 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let store = match cli.store {
-        StoreKind::Redb => StoreConfig::Redb {
+    let store = match (&cli.redis, cli.store) {
+        (Some(url), _) => StoreConfig::Redis { url: url.clone() },
+        (None, StoreKind::Redb) => StoreConfig::Redb {
             data_dir: cli.data_dir.clone(),
         },
-        StoreKind::Memory => StoreConfig::Memory,
+        (None, StoreKind::Memory) => StoreConfig::Memory,
     };
     let mut config = Config::new(store).with_limits(cli.limits.to_limits());
     config.relay_id = cli.relay_id.clone();
     config.sweep_interval = Duration::from_secs(cli.sweep_interval_secs.max(1));
+    config.presence_ttl = Duration::from_secs(cli.presence_ttl_secs.max(1));
 
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

@@ -19,9 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::cluster::{Cluster, LocalSessions};
 use crate::config::{Config, MAX_RELAY_ID_LEN, StoreConfig};
 use crate::hub::{Hub, Tracker};
-use crate::store::{MemoryStore, RedbStore, Store, StoreError};
+use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +78,17 @@ pub async fn serve_with_ready(
 ) -> Result<(), RelayError> {
     match config.store.clone() {
         StoreConfig::Memory => {
-            serve_inner(MemoryStore::new()?, config, listener, shutdown, ready).await
+            let store = MemoryStore::new()?;
+            serve_inner(store, Cluster::local(), config, listener, shutdown, ready).await
         }
         StoreConfig::Redb { data_dir } => {
             let store = open_redb(data_dir).await?;
-            serve_inner(store, config, listener, shutdown, ready).await
+            serve_inner(store, Cluster::local(), config, listener, shutdown, ready).await
+        }
+        StoreConfig::Redis { url } => {
+            let store = RedisStore::connect(&url).await?;
+            let cluster = Cluster::redis(store.clone(), config.presence_ttl);
+            serve_inner(store, cluster, config, listener, shutdown, ready).await
         }
     }
 }
@@ -108,11 +115,12 @@ pub async fn serve_with_store<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
-    serve_inner(store, config, listener, shutdown, |_| {}).await
+    serve_inner(store, Cluster::local(), config, listener, shutdown, |_| {}).await
 }
 
 async fn serve_inner<S: Store>(
     store: S,
+    cluster: Cluster,
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -129,8 +137,10 @@ async fn serve_inner<S: Store>(
     // max_frame_bytes and it are read and refused with close 1009.
     let ws_cap = limits.max_frame_bytes.saturating_mul(2).max(4096);
     let tracker = Arc::new(Tracker::default());
-    let hub = Hub::new(store, limits, relay_id, Arc::clone(&tracker));
+    let hub = Hub::new(store, limits, relay_id, cluster, Arc::clone(&tracker));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sessions: Arc<dyn LocalSessions> = Arc::new(hub.clone());
+    hub.cluster.spawn(sessions, stop_rx.clone(), &tracker);
 
     let sweeper = {
         let hub = hub.clone();
@@ -282,6 +292,16 @@ impl RelayHandle {
                 let relay_id = resolve_relay_id(&config, &store).await?;
                 let config = config.with_relay_id(relay_id.clone());
                 let task = tokio::spawn(serve_with_store(store, config, listener, shutdown));
+                (task, relay_id)
+            }
+            StoreConfig::Redis { url } => {
+                let store = RedisStore::connect(&url).await?;
+                let relay_id = resolve_relay_id(&config, &store).await?;
+                let cluster = Cluster::redis(store.clone(), config.presence_ttl);
+                let config = config.with_relay_id(relay_id.clone());
+                let task = tokio::spawn(async move {
+                    serve_inner(store, cluster, config, listener, shutdown, |_| {}).await
+                });
                 (task, relay_id)
             }
         };

@@ -988,4 +988,9 @@ macro_rules! durable_backend_scenarios {
 // One line per backend.
 all_backends_scenarios!(memory, memory);
 all_backends_scenarios!(redb, redb);
+all_backends_scenarios!(redis, redis);
 durable_backend_scenarios!(redb_durable, redb);
+mod redis_durable {
+    // `admin reset-user` on a data directory does not apply to Redis.
+    backends!(redis => [restart_keeps_directory_and_mailboxes]);
+}

@@ -303,16 +303,6 @@ impl RedisStore {
             .map_err(be("forward"))?;
         Ok(())
     }
-
-    /// The connection epoch of the user's newest connection (0: none yet).
-    pub(crate) async fn current_epoch(&self, user: &UserId) -> Result<u64, StoreError> {
-        let v: Option<u64> = self
-            .conn()
-            .get(epoch_key(user.as_str()))
-            .await
-            .map_err(be("read epoch"))?;
-        Ok(v.unwrap_or(0))
-    }
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {

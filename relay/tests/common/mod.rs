@@ -33,6 +33,8 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 pub enum Backend {
     Memory,
     Redb(tempfile::TempDir),
+    /// A real redis-server of the test's own (cluster mode).
+    Redis(redis::RedisServer),
 }
 
 impl Backend {
@@ -44,16 +46,21 @@ impl Backend {
         Backend::Redb(tempfile::tempdir().unwrap())
     }
 
+    pub fn redis() -> Self {
+        Backend::Redis(redis::RedisServer::start())
+    }
+
     pub fn config(&self) -> Config {
         match self {
             Backend::Memory => Config::memory(),
             Backend::Redb(dir) => Config::redb(dir.path()),
+            Backend::Redis(server) => Config::redis(server.url()),
         }
     }
 
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         match self {
-            Backend::Memory => None,
+            Backend::Memory | Backend::Redis(_) => None,
             Backend::Redb(dir) => Some(dir.path()),
         }
     }

@@ -85,7 +85,11 @@ fn spawn(port: u16, dir: &std::path::Path) -> Option<Child> {
         .stderr(Stdio::null())
         .spawn()
         .expect("cannot run redis-server (install it: apt-get install redis-server)");
-    let stdout = child.stdout.take()?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);

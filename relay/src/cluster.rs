@@ -1,0 +1,315 @@
+//! Several relays on one Redis: what one relay tells the others, and what
+//! it learns from them. With the memory or redb store the cluster is
+//! [`Cluster::local`] and every method does nothing beyond this process.
+//!
+//! - **Presence.** A connection that authenticates *claims* its user
+//!   (`hush:presence:{u}` = `NODE:EPOCH`, with a TTL, and `hush:epoch:{u}`
+//!   incremented): the epoch orders the user's connections cluster-wide. Each
+//!   relay refreshes the entries of its live connections every TTL/3; a
+//!   killed relay's entries expire.
+//! - **Newest connection wins.** The claim publishes `k` (user, epoch) to the
+//!   previous holder's channel; that relay closes its older connection with
+//!   4000. A refresh that finds a newer epoch closes too (a `k` lost while
+//!   the subscriber was disconnected).
+//! - **New mail.** The append script publishes `m` (user, mailbox member)
+//!   to the holder's channel when that is another relay; the holder hands
+//!   the envelope to its session exactly like a local commit
+//!   ([`crate::hub`] keeps order and fills gaps from the store).
+//! - **Frames** (`f`): ephemeral envelopes and `prekeys_low` for a user
+//!   connected elsewhere.
+//!
+//! Message layout on `hush:node:{NODE}`: `kind u8 || len(user) u8 || user ||
+//! rest`. Pub/sub drops messages while a subscriber is disconnected, so after
+//! every (re)subscription the relay refreshes its presence entries and
+//! re-reads the mailbox of every local session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use hush_protocol::UserId;
+use tokio::sync::watch;
+
+use crate::hub::Tracker;
+use crate::store::redis_store::{NODE_CHANNEL, decode_member};
+use crate::store::{RedisStore, StoreError, StoredEnvelope};
+
+/// Health check of the pub/sub connection.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// Backoff bounds for reconnecting the subscriber.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What the cluster asks of this relay's live sessions (implemented by the
+/// hub).
+pub(crate) trait LocalSessions: Send + Sync + 'static {
+    /// An envelope was committed for `user` by another relay.
+    fn new_mail(&self, user: &UserId, env: StoredEnvelope);
+    /// `user` connected elsewhere with `epoch`: close older connections.
+    fn replaced(&self, user: &UserId, epoch: u64);
+    /// Push a frame to `user` if connected here.
+    fn push(&self, user: &UserId, frame: String);
+    /// Re-read every session's mailbox (notifications may have been lost).
+    fn resync_all(&self);
+    /// (user, epoch) of every live session.
+    fn live(&self) -> Vec<(UserId, u64)>;
+}
+
+/// This relay's link to the others (none for a single relay).
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    redis: Option<(RedisStore, Duration)>,
+}
+
+impl Cluster {
+    /// A single relay: nothing to tell anyone.
+    pub(crate) fn local() -> Self {
+        Self { redis: None }
+    }
+
+    /// Relays sharing `store`, presence entries living `ttl`.
+    pub(crate) fn redis(store: RedisStore, ttl: Duration) -> Self {
+        Self {
+            redis: Some((store, ttl.max(Duration::from_millis(300)))),
+        }
+    }
+
+    /// Claims `user` for a new connection here; returns its epoch (0 for a
+    /// single relay).
+    pub(crate) async fn claim(&self, user: &UserId) -> Result<u64, StoreError> {
+        match &self.redis {
+            None => Ok(0),
+            Some((store, ttl)) => store.claim(user, *ttl).await,
+        }
+    }
+
+    /// Forgets the presence of a closed connection (in the background).
+    pub(crate) fn release(&self, user: &UserId, epoch: u64) {
+        if let Some((store, _)) = &self.redis {
+            let (store, user) = (store.clone(), user.clone());
+            tokio::spawn(async move {
+                let r = tokio::time::timeout(Duration::from_secs(2), store.release(&user, epoch));
+                if let Ok(Err(e)) = r.await {
+                    tracing::debug!(error = %e, %user, "presence release failed; it will expire");
+                }
+            });
+        }
+    }
+
+    /// Hands `frame` to the relay holding `user`, if another one does (in
+    /// the background; best effort, like every push of a frame).
+    pub(crate) fn forward(&self, user: &UserId, frame: String) {
+        if let Some((store, _)) = &self.redis {
+            let message = encode(b'f', user, frame.as_bytes());
+            let (store, user) = (store.clone(), user.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.forward(&user, message).await {
+                    tracing::debug!(error = %e, %user, "forward failed");
+                }
+            });
+        }
+    }
+
+    /// Starts the subscriber and the presence refresher (nothing for a
+    /// single relay). Both end when `stop` turns true.
+    pub(crate) fn spawn(
+        &self,
+        sessions: Arc<dyn LocalSessions>,
+        stop: watch::Receiver<bool>,
+        tracker: &Arc<Tracker>,
+    ) {
+        let Some((store, ttl)) = &self.redis else {
+            return;
+        };
+        let token = tracker.token();
+        let (s, l, st) = (store.clone(), Arc::clone(&sessions), stop.clone());
+        let ttl = *ttl;
+        tokio::spawn(async move {
+            let _token = token;
+            subscriber(s, l, st, ttl).await;
+        });
+        let token = tracker.token();
+        let s = store.clone();
+        tokio::spawn(async move {
+            let _token = token;
+            refresher(s, sessions, stop, ttl).await;
+        });
+    }
+}
+
+fn encode(kind: u8, user: &UserId, rest: &[u8]) -> Vec<u8> {
+    let u = user.as_str().as_bytes();
+    let mut out = Vec::with_capacity(2 + u.len() + rest.len());
+    out.push(kind);
+    // User ids are at most 32 bytes.
+    out.push(u8::try_from(u.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(u);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Acts on one message of this relay's channel. Malformed ones are logged
+/// and dropped (they come from other relays of the same cluster).
+fn dispatch(payload: &[u8], sessions: &dyn LocalSessions) {
+    let parsed = (|| {
+        let (&kind, rest) = payload.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let len = usize::from(len);
+        let user = std::str::from_utf8(rest.get(..len)?).ok()?;
+        let user = UserId::try_from(user).ok()?;
+        Some((kind, user, &rest[len..]))
+    })();
+    let Some((kind, user, rest)) = parsed else {
+        tracing::warn!(len = payload.len(), "malformed cluster message dropped");
+        return;
+    };
+    match kind {
+        b'm' => match decode_member(rest) {
+            Ok(env) => sessions.new_mail(&user, env),
+            Err(e) => tracing::warn!(error = %e, "malformed new-mail message dropped"),
+        },
+        b'k' => match <[u8; 8]>::try_from(rest) {
+            Ok(b) => sessions.replaced(&user, u64::from_be_bytes(b)),
+            Err(_) => tracing::warn!("malformed replace message dropped"),
+        },
+        b'f' => match std::str::from_utf8(rest) {
+            Ok(frame) => sessions.push(&user, frame.to_owned()),
+            Err(_) => tracing::warn!("malformed frame message dropped"),
+        },
+        other => tracing::warn!(kind = other, "unknown cluster message dropped"),
+    }
+}
+
+/// Returns true when `stop` fired during the pause.
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = stop.changed() => true,
+        () = tokio::time::sleep(d) => *stop.borrow(),
+    }
+}
+
+async fn subscriber(
+    store: RedisStore,
+    sessions: Arc<dyn LocalSessions>,
+    mut stop: watch::Receiver<bool>,
+    ttl: Duration,
+) {
+    let channel = format!("{NODE_CHANNEL}{}", store.node());
+    let mut backoff = BACKOFF_MIN;
+    let mut lost = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let connected = tokio::select! {
+            _ = stop.changed() => return,
+            r = tokio::time::timeout(Duration::from_secs(2), store.client().get_async_pubsub()) => r,
+        };
+        let pubsub = match connected {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                if !lost {
+                    tracing::error!(redis = store.target(), error = %e, "Redis pub/sub unavailable; retrying");
+                }
+                lost = true;
+                if pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            Err(_) => {
+                lost = true;
+                if pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        if let Err(e) = sink.subscribe(&channel).await {
+            tracing::error!(error = %e, "cannot subscribe to the cluster channel; retrying");
+            lost = true;
+            if pause(backoff, &mut stop).await {
+                return;
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            continue;
+        }
+        backoff = BACKOFF_MIN;
+        if lost {
+            tracing::info!(
+                redis = store.target(),
+                "Redis pub/sub back; catching up every local session"
+            );
+        }
+        // Anything published before the subscription is in the mailboxes:
+        // read them again; a newer connection elsewhere shows in the epochs.
+        refresh_once(&store, &*sessions, ttl).await;
+        sessions.resync_all();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                msg = stream.next() => match msg {
+                    Some(m) => dispatch(m.get_payload_bytes(), &*sessions),
+                    None => break,
+                },
+                _ = ping.tick() => {
+                    let ok = tokio::time::timeout(PING_EVERY, sink.ping::<String>()).await;
+                    if !matches!(ok, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::error!(
+            redis = store.target(),
+            "lost the Redis pub/sub connection; reconnecting"
+        );
+        lost = true;
+    }
+}
+
+/// Refreshes this relay's presence entries; closes sessions a newer
+/// connection replaced. Returns false when Redis failed.
+async fn refresh_once(store: &RedisStore, sessions: &dyn LocalSessions, ttl: Duration) -> bool {
+    let live = sessions.live();
+    if live.is_empty() {
+        return true;
+    }
+    match store.refresh(&live, ttl).await {
+        Ok(fresh) => {
+            for ((user, epoch), still) in live.iter().zip(fresh) {
+                if !still {
+                    sessions.replaced(user, epoch.saturating_add(1));
+                }
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "presence refresh failed");
+            false
+        }
+    }
+}
+
+async fn refresher(
+    store: RedisStore,
+    sessions: Arc<dyn LocalSessions>,
+    mut stop: watch::Receiver<bool>,
+    ttl: Duration,
+) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {
+                refresh_once(&store, &*sessions, ttl).await;
+            }
+        }
+    }
+}
