@@ -157,7 +157,12 @@ pub struct Client {
 
 /// Opens a WebSocket and reads the challenge.
 pub async fn connect(relay: &RelayHandle) -> (Ws, Challenge) {
-    let (mut ws, _) = within("connect", tokio_tungstenite::connect_async(relay.ws_url()))
+    connect_url(&relay.ws_url()).await
+}
+
+/// [`connect`] to a relay by its WebSocket URL (e.g. a relay process).
+pub async fn connect_url(url: &str) -> (Ws, Challenge) {
+    let (mut ws, _) = within("connect", tokio_tungstenite::connect_async(url))
         .await
         .unwrap();
     let first = within("challenge", ws.next()).await.unwrap().unwrap();
@@ -184,7 +189,12 @@ pub fn auth_frame(rid: u64, c: &Challenge, user: &UserId, key: &SigningKey) -> C
 impl Client {
     /// Connects and authenticates; panics unless `auth_ok`.
     pub async fn login(relay: &RelayHandle, name: &str, key: &SigningKey) -> (Client, AuthOk) {
-        let (ws, c) = connect(relay).await;
+        Self::login_url(&relay.ws_url(), name, key).await
+    }
+
+    /// [`Client::login`] by WebSocket URL.
+    pub async fn login_url(url: &str, name: &str, key: &SigningKey) -> (Client, AuthOk) {
+        let (ws, c) = connect_url(url).await;
         let mut client = Client {
             ws,
             user: user(name),
