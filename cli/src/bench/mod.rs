@@ -202,6 +202,15 @@ pub(crate) async fn run(g: &Global, a: BenchArgs) -> Result<(), CliError> {
             ),
         ));
     }
+    if summary.rejected > 0 {
+        return Err(CliError::new(
+            Failure::Other,
+            format!(
+                "the relay refused {} sends ({:?}); with several relays, they must share a cluster backend",
+                summary.rejected, summary.rejected_codes
+            ),
+        ));
+    }
     if summary.stalled {
         return Err(CliError::new(
             Failure::Other,
