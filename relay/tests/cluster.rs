@@ -378,3 +378,30 @@ async fn relay_sigkill_loses_nothing_accepted_and_presence_expires() {
         .unwrap();
     assert!(bob_here);
 }
+
+/// Startup with Redis down fails at once with a clear message (documented:
+/// run the relay under a supervisor), and never shows the password.
+#[test]
+fn relay_binary_with_redis_down_exits_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_hush-relay"))
+        .args(["--listen", "127.0.0.1:0", "--redis"])
+        .arg(format!("redis://:hunter2@127.0.0.1:{port}/0"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach Redis at redis://***@127.0.0.1:{port}/0"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no `listening on` line");
+}
