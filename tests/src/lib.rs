@@ -8,6 +8,8 @@
 //! - [`relay`] runs a relay on 127.0.0.1 with captured logs, kills it with
 //!   SIGKILL and restarts it on the same port and data dir ([`Relay`]).
 //! - [`hush`] runs the CLI with a per-user home and passphrase ([`Hush`]).
+//! - [`redis`] runs a real `redis-server` (AOF, `appendfsync always`) on a
+//!   free port for cluster-mode relays ([`Redis`]).
 //! - [`proxy`] forwards TCP to a relay and records both directions
 //!   ([`RecordingProxy`]); [`websocket`] turns a recording back into
 //!   unmasked frame payloads; [`leak`] searches bytes for a plaintext
@@ -21,6 +23,7 @@ pub mod hush;
 pub mod leak;
 pub mod process;
 pub mod proxy;
+pub mod redis;
 pub mod relay;
 pub mod websocket;
 
@@ -29,6 +32,7 @@ pub use hush::{Hush, PASSPHRASE, hush, hush_cmd, message_id};
 pub use leak::Marker;
 pub use process::{Cmd, Output, PROCESS_TIMEOUT, Spawned};
 pub use proxy::{Recording, RecordingProxy};
+pub use redis::Redis;
 pub use relay::{Relay, RelayOptions};
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released): the
