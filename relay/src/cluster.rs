@@ -313,3 +313,72 @@ async fn refresher(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl LocalSessions for Seen {
+        fn new_mail(&self, user: &UserId, env: StoredEnvelope) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("m {user} {} {} {:?}", env.id, env.from, env.body.0));
+        }
+        fn replaced(&self, user: &UserId, epoch: u64) {
+            self.0.lock().unwrap().push(format!("k {user} {epoch}"));
+        }
+        fn push(&self, user: &UserId, frame: String) {
+            self.0.lock().unwrap().push(format!("f {user} {frame}"));
+        }
+        fn resync_all(&self) {}
+        fn live(&self) -> Vec<(UserId, u64)> {
+            Vec::new()
+        }
+    }
+
+    fn user(s: &str) -> UserId {
+        UserId::try_from(s).unwrap()
+    }
+
+    #[test]
+    fn messages_decode_to_their_actions() {
+        let seen = Seen::default();
+        // The layout append.lua and claim.lua build.
+        let mut member = 7u64.to_be_bytes().to_vec();
+        member.extend_from_slice(&1_764_100_000_000u64.to_be_bytes());
+        member.push(5);
+        member.extend_from_slice(b"alice");
+        member.extend_from_slice(&[1, 2, 3]);
+        dispatch(&encode(b'm', &user("bob"), &member), &seen);
+        dispatch(&encode(b'k', &user("bob"), &9u64.to_be_bytes()), &seen);
+        dispatch(&encode(b'f', &user("bob"), b"{}"), &seen);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            vec!["m bob 7 alice [1, 2, 3]", "k bob 9", "f bob {}"]
+        );
+    }
+
+    #[test]
+    fn malformed_messages_are_dropped() {
+        let seen = Seen::default();
+        for bad in [
+            &b""[..],
+            b"m",
+            b"m\x05bo",
+            b"m\x03BOB",
+            b"k\x03bob\x01",
+            b"m\x03bob\x00\x01",
+            b"f\x03bob\xff",
+            b"z\x03bob",
+        ] {
+            dispatch(bad, &seen);
+        }
+        assert!(seen.0.lock().unwrap().is_empty());
+    }
+}
