@@ -30,7 +30,7 @@ use futures_util::StreamExt as _;
 use hush_protocol::UserId;
 use tokio::sync::watch;
 
-use crate::hub::Tracker;
+use crate::hub::{TaskToken, Tracker};
 use crate::store::redis_store::{NODE_CHANNEL, decode_member};
 use crate::store::{RedisStore, StoreError, StoredEnvelope};
 
@@ -83,11 +83,13 @@ impl Cluster {
         }
     }
 
-    /// Forgets the presence of a closed connection (in the background).
-    pub(crate) fn release(&self, user: &UserId, epoch: u64) {
+    /// Forgets the presence of a closed connection (in the background,
+    /// holding `token` until done).
+    pub(crate) fn release(&self, user: &UserId, epoch: u64, token: TaskToken) {
         if let Some((store, _)) = &self.redis {
             let (store, user) = (store.clone(), user.clone());
             tokio::spawn(async move {
+                let _token = token;
                 let r = tokio::time::timeout(Duration::from_secs(2), store.release(&user, epoch));
                 if let Ok(Err(e)) = r.await {
                     tracing::debug!(error = %e, %user, "presence release failed; it will expire");

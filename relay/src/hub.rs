@@ -319,7 +319,9 @@ impl<S: Store> Hub<S> {
             }
         };
         if let Some(s) = removed {
-            self.cluster.release(user, s.epoch);
+            // Tracked, so a relay shutting down clears its users' presence
+            // before it exits.
+            self.cluster.release(user, s.epoch, self.tracker.token());
         }
     }
 

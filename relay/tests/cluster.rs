@@ -405,3 +405,25 @@ fn relay_binary_with_redis_down_exits_with_a_clear_message() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(out.stdout.is_empty(), "no `listening on` line");
 }
+
+/// A relay that is shut down (SIGTERM, `shutdown`) clears its users'
+/// presence before it exits, instead of leaving it to the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_clears_presence_at_once() {
+    let redis = RedisServer::start();
+    let mut r = relays(&redis, 1).await;
+    let (mut alice, _) = Client::login(&r[0], "alice", &new_key()).await;
+    let mut conn = redis_conn(&redis).await;
+    let present: bool = ::redis::AsyncCommands::exists(&mut conn, "hush:presence:alice")
+        .await
+        .unwrap();
+    assert!(present);
+    let relay = r.remove(0);
+    let stop = tokio::spawn(relay.shutdown());
+    assert_eq!(alice.expect_close().await, Some(close::GOING_AWAY));
+    within("shutdown", stop).await.unwrap().unwrap();
+    let present: bool = ::redis::AsyncCommands::exists(&mut conn, "hush:presence:alice")
+        .await
+        .unwrap();
+    assert!(!present, "presence left behind by a clean shutdown");
+}
