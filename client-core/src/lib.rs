@@ -28,6 +28,10 @@ pub mod x3dh;
 
 pub mod client;
 
+/// Invariant checkers for `fuzz/` and `tests/fuzz_mirror.rs`; not API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,188 @@
+//! Invariant checkers shared by the fuzz targets in `fuzz/` (outside the
+//! workspace) and the proptest mirrors in `tests/fuzz_mirror.rs`. Not part of
+//! the API: hidden from the docs and free to change.
+//!
+//! Each `check_*` function feeds untrusted bytes to one decoder and panics
+//! (the signal both libFuzzer and proptest understand) when an invariant the
+//! user depends on does not hold. Living here rather than in a file
+//! `include!`d by both sides means the checkers are compiled, linted and
+//! formatted with the crate, and need only the public API plus the crate's
+//! own dependencies.
+//!
+//! - [`check_message`]: [`Message::decode`] never panics and an accepted
+//!   message re-encodes to exactly the input bytes.
+//! - [`check_payload`]: [`Payload::decode`] never panics and an accepted
+//!   payload re-encodes and decodes to the same value.
+//! - [`check_store_header`]: opening a [`MemoryBackend`] profile whose header
+//!   is the input never panics and never opens; the input is also tried with
+//!   a correct checksum so the checks behind it are reached.
+//! - [`interaction`]: a script of sends, deliveries, drops, duplicates,
+//!   reorders, bit flips and pickle round trips between two parties.
+// Panicking is how a broken invariant is reported to the fuzzer, and the
+// fixed parties' setup cannot fail on valid constants.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use sha2::{Digest, Sha256};
+
+use crate::message::{Message, PrekeyMessage, RatchetMessage};
+use crate::payload::Payload;
+use crate::store::{
+    Backend, KdfParams, MemoryBackend, ProfileStore, RawBatch, RawOp, StoreError, Table,
+};
+
+/// Re-encodes a decoded message from its fields.
+fn reencode(msg: &Message<'_>) -> Vec<u8> {
+    fn ratchet(out: &mut Vec<u8>, m: &RatchetMessage<'_>) {
+        out.extend_from_slice(&m.header.encode());
+        out.extend_from_slice(m.ciphertext);
+        out.extend_from_slice(m.tag);
+    }
+    let mut out = Vec::new();
+    match msg {
+        Message::Ratchet(m) => ratchet(&mut out, m),
+        Message::Prekey(PrekeyMessage {
+            initiator,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            message,
+        }) => {
+            out.extend_from_slice(&[crate::message::MESSAGE_VERSION, crate::message::TYPE_PREKEY]);
+            out.extend_from_slice(&initiator.sig_pub);
+            out.extend_from_slice(&initiator.dh_pub);
+            out.extend_from_slice(&initiator.dh_sig);
+            out.extend_from_slice(base_key);
+            out.extend_from_slice(&signed_prekey_id.to_be_bytes());
+            match one_time_prekey_id {
+                Some(id) => {
+                    out.push(1);
+                    out.extend_from_slice(&id.to_be_bytes());
+                }
+                None => out.push(0),
+            }
+            ratchet(&mut out, message);
+        }
+    }
+    out
+}
+
+/// [`Message::decode`] on arbitrary bytes: no panic; an accepted message
+/// re-encodes to the same bytes (so no byte is ignored by the parser) and its
+/// header bytes are exactly the encoded header.
+pub fn check_message(bytes: &[u8]) {
+    let Ok(msg) = Message::decode(bytes) else {
+        return;
+    };
+    assert_eq!(
+        reencode(&msg),
+        bytes,
+        "message does not re-encode to its bytes"
+    );
+    let inner = match &msg {
+        Message::Ratchet(m) => m,
+        Message::Prekey(p) => &p.message,
+    };
+    assert_eq!(inner.header_bytes, &inner.header.encode()[..]);
+    assert_eq!(
+        Message::decode(&reencode(&msg)).as_ref(),
+        Ok(&msg),
+        "re-encoded message decodes differently"
+    );
+}
+
+/// [`Payload::decode`] on arbitrary bytes: no panic; an accepted payload
+/// encodes, and the encoding decodes to the same payload.
+pub fn check_payload(bytes: &[u8]) {
+    let Ok(payload) = Payload::decode(bytes) else {
+        return;
+    };
+    let encoded = payload
+        .encode()
+        .unwrap_or_else(|e| panic!("decoded payload does not encode: {e:?}"));
+    let back = Payload::decode(&encoded)
+        .unwrap_or_else(|e| panic!("re-encoded payload does not decode: {e:?}"));
+    assert_eq!(back, payload, "payload round trip changed the value");
+}
+
+/// Byte range of the header body covered by its SHA-256 checksum.
+const HEADER_BODY_LEN: usize = 111;
+/// Offsets of m_cost, t_cost and p_cost in the header.
+const HEADER_PARAMS_AT: [usize; 3] = [11, 15, 19];
+/// Parameters cheap enough to hash on every fuzz input (Argon2 runs only if
+/// everything else in a forged header checks out).
+const CHEAP: KdfParams = KdfParams {
+    m_cost_kib: 256,
+    t_cost: 2,
+    p_cost: 2,
+};
+
+/// The passphrase tried against forged headers.
+pub const HEADER_PASSPHRASE: &[u8] = b"fuzz";
+
+fn open_with_header(header: &[u8]) -> Result<(), StoreError> {
+    let mut backend = MemoryBackend::new();
+    backend
+        .apply(RawBatch {
+            ops: vec![RawOp::Put {
+                table: Table::Meta,
+                key: b"header".to_vec(),
+                value: header.to_vec(),
+            }],
+        })
+        .expect("the memory backend accepts a put");
+    ProfileStore::open(Box::new(backend), HEADER_PASSPHRASE).map(|_| ())
+}
+
+/// Opens a profile whose header is `bytes` (and, when its parameters are
+/// cheap, `bytes` with the checksum recomputed): no panic, never opens
+/// (there is no settings record and the data key cannot be forged), and the
+/// error is one a damaged or foreign header should give.
+pub fn check_store_header(bytes: &[u8]) {
+    let expect_refused = |r: Result<(), StoreError>| match r {
+        Err(
+            StoreError::Corrupt { .. }
+            | StoreError::UnsupportedVersion { .. }
+            | StoreError::InvalidKdfParams { .. }
+            | StoreError::WrongPassphrase,
+        ) => {}
+        other => panic!("forged header gave {other:?}"),
+    };
+    expect_refused(open_with_header(bytes));
+    if bytes.len() == HEADER_BODY_LEN + 32 {
+        let param = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let [m, t, p] = HEADER_PARAMS_AT.map(param);
+        // Out-of-bounds parameters are refused before hashing; in-bounds but
+        // expensive ones would only measure Argon2, not the decoder.
+        let cheap = m <= CHEAP.m_cost_kib && t <= CHEAP.t_cost && p <= CHEAP.p_cost;
+        let absurd =
+            m > KdfParams::MAX_M_COST_KIB || t > KdfParams::MAX_T_COST || p > KdfParams::MAX_P_COST;
+        if cheap || absurd {
+            let mut fixed = bytes.to_vec();
+            let sum = Sha256::digest(&fixed[..HEADER_BODY_LEN]);
+            fixed[HEADER_BODY_LEN..].copy_from_slice(&sum);
+            expect_refused(open_with_header(&fixed));
+        }
+    }
+}
+
+/// A valid header (cheap parameters, passphrase [`HEADER_PASSPHRASE`]) for
+/// seeding the corpus and the proptest mirror.
+pub fn valid_store_header() -> Vec<u8> {
+    let backend = MemoryBackend::new();
+    let settings = crate::store::ProfileSettings::new("fuzz", "ws://127.0.0.1:1", 0);
+    ProfileStore::create(
+        Box::new(backend.clone()),
+        HEADER_PASSPHRASE,
+        KdfParams::insecure_for_tests(),
+        &settings,
+    )
+    .expect("a fresh memory profile is created");
+    backend
+        .get(Table::Meta, b"header")
+        .expect("the memory backend reads")
+        .expect("create wrote a header")
+}
+
+pub mod interaction;

@@ -1,0 +1,10 @@
+//! `Message::decode` and `Payload::decode` on arbitrary bytes: no panic,
+//! accepted values round-trip (checkers in `hush_client_core::fuzzing`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    hush_client_core::fuzzing::check_message(data);
+    hush_client_core::fuzzing::check_payload(data);
+});
