@@ -31,7 +31,7 @@ use hush_protocol::UserId;
 use tokio::sync::watch;
 
 use crate::hub::{TaskToken, Tracker};
-use crate::store::redis_store::{NODE_CHANNEL, decode_member};
+use crate::store::redis_store::{NODE_CHANNEL, Refreshed, decode_member};
 use crate::store::{RedisStore, StoreError, StoredEnvelope};
 
 /// Health check of the pub/sub connection.
@@ -51,6 +51,8 @@ pub(crate) trait LocalSessions: Send + Sync + 'static {
     fn push(&self, user: &UserId, frame: String);
     /// Re-read every session's mailbox (notifications may have been lost).
     fn resync_all(&self);
+    /// Re-read `user`'s mailbox if connected here.
+    fn resync(&self, user: &UserId);
     /// (user, epoch) of every live session.
     fn live(&self) -> Vec<(UserId, u64)>;
 }
@@ -260,7 +262,7 @@ async fn subscriber(
                     None => break,
                 },
                 _ = ping.tick() => {
-                    let ok = tokio::time::timeout(PING_EVERY, sink.ping::<String>()).await;
+                    let ok = tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await;
                     if !matches!(ok, Ok(Ok(_))) {
                         break;
                     }
@@ -284,9 +286,11 @@ async fn refresh_once(store: &RedisStore, sessions: &dyn LocalSessions, ttl: Dur
     }
     match store.refresh(&live, ttl).await {
         Ok(fresh) => {
-            for ((user, epoch), still) in live.iter().zip(fresh) {
-                if !still {
-                    sessions.replaced(user, epoch.saturating_add(1));
+            for ((user, epoch), r) in live.iter().zip(fresh) {
+                match r {
+                    Refreshed::Kept => {}
+                    Refreshed::Superseded => sessions.replaced(user, epoch.saturating_add(1)),
+                    Refreshed::Recreated => sessions.resync(user),
                 }
             }
             true
@@ -339,6 +343,7 @@ mod tests {
             self.0.lock().unwrap().push(format!("f {user} {frame}"));
         }
         fn resync_all(&self) {}
+        fn resync(&self, _: &UserId) {}
         fn live(&self) -> Vec<(UserId, u64)> {
             Vec::new()
         }

@@ -434,6 +434,14 @@ impl<S: Store> LocalSessions for Hub<S> {
         }
     }
 
+    fn resync(&self, user: &UserId) {
+        if let Some(s) = self.online(user)
+            && s.poke()
+        {
+            self.spawn_sync(s);
+        }
+    }
+
     fn live(&self) -> Vec<(UserId, u64)> {
         lock(&self.sessions)
             .values()

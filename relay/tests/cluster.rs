@@ -427,3 +427,30 @@ async fn graceful_shutdown_clears_presence_at_once() {
         .unwrap();
     assert!(!present, "presence left behind by a clean shutdown");
 }
+
+/// A presence entry that expired although its connection lives (a relay
+/// that could not refresh in time) hides new mail from pub/sub; the next
+/// refresh sets it again and reads the mailbox, so the mail still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_sent_while_presence_was_missing_still_arrives() {
+    let redis = RedisServer::start();
+    let mut r = Vec::new();
+    for _ in 0..2 {
+        let mut config = Config::redis(redis.url());
+        config.presence_ttl = Duration::from_millis(900);
+        r.push(
+            within("relay start", RelayHandle::start(config))
+                .await
+                .unwrap(),
+        );
+    }
+    let (mut bob, _) = Client::login(&r[1], "bob", &new_key()).await;
+    let (mut alice, _) = Client::login(&r[0], "alice", &new_key()).await;
+    let mut conn = redis_conn(&redis).await;
+    let _: () = ::redis::AsyncCommands::del(&mut conn, "hush:presence:bob")
+        .await
+        .unwrap();
+    alice.send_ok("bob", b"unannounced").await;
+    // Within a refresh period (300 ms) the relay notices and catches up.
+    assert_eq!(bob.next_envelope().await.body.0, b"unannounced");
+}

@@ -263,13 +263,13 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Refreshes the presence of these (user, epoch) connections; returns,
-    /// for each, whether it is still the user's newest.
+    /// Refreshes the presence of these (user, epoch) connections; returns
+    /// what happened to each.
     pub(crate) async fn refresh(
         &self,
         live: &[(UserId, u64)],
         ttl: Duration,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Refreshed>, StoreError> {
         let mut out = Vec::with_capacity(live.len());
         for chunk in live.chunks(256) {
             let mut inv = self.inner.scripts.refresh.prepare_invoke();
@@ -283,7 +283,11 @@ impl RedisStore {
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(be("refresh presence"))?;
-            out.extend(got.into_iter().map(|v| v == 1));
+            out.extend(got.into_iter().map(|v| match v {
+                0 => Refreshed::Superseded,
+                2 => Refreshed::Recreated,
+                _ => Refreshed::Kept,
+            }));
         }
         Ok(out)
     }
@@ -303,6 +307,18 @@ impl RedisStore {
             .map_err(be("forward"))?;
         Ok(())
     }
+}
+
+/// What a presence refresh found for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// Still the user's newest; TTL renewed.
+    Kept,
+    /// A newer connection exists elsewhere.
+    Superseded,
+    /// The entry had expired (the relay could not refresh it in time) and
+    /// was set again: new mail meanwhile was not announced.
+    Recreated,
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {

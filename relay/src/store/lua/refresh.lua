@@ -1,7 +1,8 @@
 -- refresh: keep this relay's presence entries alive.
 -- KEYS: (presence string, connection epoch counter) pairs
 -- ARGV: node id, ttl (ms), then the epoch of each pair
--- -> for each pair: 1 refreshed, 0 superseded by a newer connection
+-- -> for each pair: 1 refreshed, 0 superseded by a newer connection,
+--    2 re-created (it had expired: mail may have gone unannounced)
 local out = {}
 for k = 1, #KEYS, 2 do
   local epoch = ARGV[(k + 1) / 2 + 2]
@@ -14,7 +15,7 @@ for k = 1, #KEYS, 2 do
     out[#out + 1] = 0
   else
     redis.call('SET', KEYS[k], mine, 'PX', ARGV[2])
-    out[#out + 1] = 1
+    out[#out + 1] = 2
   end
 end
 return out
