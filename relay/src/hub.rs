@@ -5,9 +5,10 @@
 //!
 //! Each session keeps a delivery cursor: the highest envelope id pushed on
 //! this connection. Envelopes reach a session two ways: *live* (the sender's
-//! task pushes an envelope right after its commit, without reading it back)
-//! and *sync* (a task reads the mailbox after the cursor and pushes what it
-//! finds). Both go through the session's `Delivery` state, under one lock:
+//! task pushes an envelope right after its commit, without reading it back;
+//! in cluster mode a commit on another relay arrives the same way through
+//! [`crate::cluster`]) and *sync* (a task reads the mailbox after the cursor
+//! and pushes what it finds). Both go through the session's `Delivery` state, under one lock:
 //!
 //! - while a sync runs, live pushes only set `dirty`; the sync reads again
 //!   until a read finds nothing new and `dirty` is clear, then ends;
