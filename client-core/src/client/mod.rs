@@ -333,8 +333,9 @@ struct Shared {
     config: ClientConfig,
     clock: Arc<dyn Clock>,
     stop: watch::Sender<bool>,
-    /// Peers with a delivery receipt on its way to the relay.
-    receipts_in_flight: Mutex<HashSet<UserId>>,
+    /// Delivery receipts (peer, message id) queued to the relay and not
+    /// known to have failed; see [`Supervisor::flush_receipts`].
+    receipts_in_flight: Mutex<HashSet<(UserId, MessageId)>>,
 }
 
 /// A connected client. Cheap to clone; every clone drives the same
@@ -931,15 +932,28 @@ impl Supervisor {
                 return;
             }
         };
-        for (peer, ids) in pending {
-            // Claim the peer; the guard is gone before the next await.
-            let claimed = match self.shared.receipts_in_flight.lock() {
-                Ok(mut in_flight) => in_flight.insert(peer.clone()),
-                Err(_) => return,
+        // Flushes run one at a time (only this task calls them), so once a
+        // read of the pending set no longer shows an id, no later read will:
+        // ids are dropped from the in-flight set then, and an id read while
+        // its clearing commit was still under way stays claimed meanwhile.
+        let batches: Vec<(UserId, Vec<MessageId>)> = {
+            let Ok(mut in_flight) = self.shared.receipts_in_flight.lock() else {
+                return;
             };
-            if !claimed {
-                continue;
-            }
+            in_flight
+                .retain(|(peer, id)| pending.iter().any(|(p, ids)| p == peer && ids.contains(id)));
+            pending
+                .into_iter()
+                .filter_map(|(peer, ids)| {
+                    let fresh: Vec<MessageId> = ids
+                        .into_iter()
+                        .filter(|id| in_flight.insert((peer.clone(), *id)))
+                        .collect();
+                    (!fresh.is_empty()).then_some((peer, fresh))
+                })
+                .collect()
+        };
+        for (peer, ids) in batches {
             let client = Client {
                 shared: self.shared.clone(),
                 task: Arc::new(Mutex::new(None)),
@@ -957,19 +971,22 @@ impl Supervisor {
                 };
                 match accepted {
                     Ok(()) => {
-                        let p = peer.clone();
+                        let (p, sent) = (peer.clone(), ids.clone());
                         let cleared =
-                            with_engine(&shared.engine, move |e| e.clear_receipts(&p, &ids)).await;
+                            with_engine(&shared.engine, move |e| e.clear_receipts(&p, &sent)).await;
                         if let Ok(Err(e)) | Err(e) = cleared {
                             warn!(error = %e, "cannot clear sent receipts");
                         }
                     }
                     Err(e) => {
-                        debug!(error = %e, peer = %peer, "delivery receipt not sent; kept for later")
+                        debug!(error = %e, peer = %peer, "delivery receipt not sent; kept for later");
+                        // Unclaim, so the next flush sends them again.
+                        if let Ok(mut in_flight) = shared.receipts_in_flight.lock() {
+                            for id in &ids {
+                                in_flight.remove(&(peer.clone(), *id));
+                            }
+                        }
                     }
-                }
-                if let Ok(mut in_flight) = shared.receipts_in_flight.lock() {
-                    in_flight.remove(&peer);
                 }
             });
         }
