@@ -38,6 +38,9 @@ use engine::{Engine, bundle_from_frame};
 use crate::payload::{MessageId, PayloadBody, ReceiptKind, TypingState};
 use crate::store::{MessageFlags, StoreError};
 
+/// How long [`Client::close`] waits for queued delivery receipts.
+const RECEIPT_GRACE: Duration = Duration::from_secs(2);
+
 /// How often a connected client checks whether its signed prekey is due
 /// for rotation.
 const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
@@ -336,6 +339,8 @@ struct Shared {
     /// Delivery receipts (peer, message id) queued to the relay and not
     /// known to have failed; see [`Supervisor::flush_receipts`].
     receipts_in_flight: Mutex<HashSet<(UserId, MessageId)>>,
+    /// Tasks waiting for the relay to accept queued receipts.
+    receipt_tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// A connected client. Cheap to clone; every clone drives the same
@@ -380,6 +385,7 @@ impl Client {
             clock,
             stop: stop_tx,
             receipts_in_flight: Mutex::new(HashSet::new()),
+            receipt_tasks: Mutex::new(tokio::task::JoinSet::new()),
         });
         let (first_tx, first_rx) = oneshot::channel();
         let supervisor = Supervisor {
@@ -455,6 +461,20 @@ impl Client {
 
     /// Stops the client: closes the connection and ends the background task.
     pub async fn close(&self) {
+        // Delivery receipts already queued get a moment to be accepted, so
+        // a short-lived client (`hush recv`) confirms what it received
+        // before it goes; any not accepted stay pending in the profile and
+        // are sent on the next connection.
+        let receipts = self
+            .shared
+            .receipt_tasks
+            .lock()
+            .map(|mut set| std::mem::take(&mut *set))
+            .ok();
+        if let Some(mut receipts) = receipts {
+            let all = async { while receipts.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(RECEIPT_GRACE, all).await;
+        }
         let _ = self.shared.stop.send(true);
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
@@ -847,6 +867,13 @@ impl Supervisor {
         if backlog_done {
             self.emit(Event::Drained).await;
         }
+        // Receipts queued on an earlier connection either were accepted
+        // (and are no longer pending) or died with it: on a new connection
+        // nothing is in flight. (A receipt whose acceptance is still being
+        // recorded may go twice; a second receipt changes nothing.)
+        if let Ok(mut in_flight) = self.shared.receipts_in_flight.lock() {
+            in_flight.clear();
+        }
         self.flush_receipts(link).await;
         let mut drained_pending = false;
         let mut key_check = tokio::time::interval_at(
@@ -964,7 +991,7 @@ impl Supervisor {
             // waits for it.
             let queued = client.enqueue_payload(link, &peer, body, false).await;
             let shared = self.shared.clone();
-            tokio::spawn(async move {
+            let waiter = async move {
                 let accepted = match queued {
                     Ok((_, reply)) => reply.wait().await.map(|_| ()),
                     Err(e) => Err(e),
@@ -988,7 +1015,12 @@ impl Supervisor {
                         }
                     }
                 }
-            });
+            };
+            if let Ok(mut tasks) = self.shared.receipt_tasks.lock() {
+                // Reap finished waiters so the set stays small.
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(waiter);
+            }
         }
     }
 
