@@ -22,6 +22,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod hub;
+mod quota;
 mod random;
 mod rate;
 pub mod server;
