@@ -421,6 +421,46 @@ async fn substituted_identity_of_a_pinned_peer_stops_sending() {
     world.stop(&[&alice, &bob]).await;
 }
 
+/// The one-time prekey is the one part of a bundle that is not signed.
+/// Replacing it with Mallory's gives her nothing to read (the secret also
+/// needs Bob's identity and signed prekeys), and Bob shows nothing altered.
+#[tokio::test]
+async fn substituted_one_time_prekey_gives_the_relay_nothing_to_read() {
+    let world = World::start().await;
+    let (bob, mut bl) = world.user("bob", 2).await;
+    let (alice, _al) = world.user("alice", 1).await;
+    let mallory = Arc::new(Mutex::new(Mallory::new()));
+    let m = mallory.clone();
+    world
+        .mitm
+        .set_tamper(Some(on_bundles_to(uid("alice"), move |b| {
+            let mut b = b.clone();
+            let theirs = m.lock().unwrap().her_bundle(&b);
+            // Her key under the id of Bob's own one-time prekey.
+            let id = b.one_time_prekey.as_ref().map_or(1, |k| k.id);
+            b.one_time_prekey = theirs.one_time_prekey.map(|k| OneTimePrekey { id, ..k });
+            b
+        })));
+    alice.send_text(&uid("bob"), "for bob only").await.unwrap();
+    let sent = world.mitm.sends_by(&uid("alice"));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        mallory
+            .lock()
+            .unwrap()
+            .read("alice", "bob", &sent[0].body.0),
+        None,
+        "Mallory read a message sent with her one-time prekey"
+    );
+    let events = bl
+        .until("the message at Bob", |all| {
+            undecryptable(all) + messages(all).len() >= 1
+        })
+        .await;
+    assert!(messages(&events).is_empty(), "{events:?}");
+    world.stop(&[&alice, &bob]).await;
+}
+
 /// The documented limit of trust on first use (SECURITY.md): a relay that
 /// substitutes a whole, consistently signed bundle before the first
 /// contact gets the first message. It is caught by comparing safety
