@@ -348,6 +348,7 @@ impl Engine {
         let mut flags = MessageFlags::default();
         let mut contact = self.profile.store.contact(from.as_str())?;
         let mut contact_changed = false;
+        let mut key_changed_now = false;
         if let Some(initiator) = message.initiator() {
             let presented = keys_of(&initiator);
             match &mut contact {
@@ -359,8 +360,10 @@ impl Engine {
                     if c.record_key_change(presented, now_ms) {
                         flags.from_changed_key = true;
                         contact_changed = true;
-                        out.events
-                            .push(Event::IdentityChanged { user: from.clone() });
+                        // Reported only once the message authenticates:
+                        // a forged or corrupted prekey message must not let
+                        // anyone raise the alarm at will.
+                        key_changed_now = true;
                     }
                 }
             }
@@ -395,6 +398,10 @@ impl Engine {
             Ok(p) => p,
             Err(e) => return self.reject(out, &from, envelope.id, e.to_string()),
         };
+        if key_changed_now {
+            out.events
+                .push(Event::IdentityChanged { user: from.clone() });
+        }
 
         let mut batch = Batch::new();
         batch.put_session(from.as_str(), sessions.pickle());
