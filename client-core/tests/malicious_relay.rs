@@ -1024,12 +1024,6 @@ async fn mallorys_message_stamped_as_from_a_pinned_peer_is_not_shown_as_genuine(
 /// one is acknowledged in `ack` frames the relay accepts, so none is pushed
 /// again on the next connection.
 #[tokio::test]
-#[ignore = "bug: Supervisor::serve (client-core/src/client/mod.rs) collects the ids of \
-            envelopes processed while more are waiting into one `ack` with no cap; a burst \
-            or backlog of more than max_ack_ids (1000) yields an `ack` the relay refuses \
-            with too_many_ids (the reply is not read), so none of those envelopes is \
-            deleted and all are pushed again on every later connection; slow (about a \
-            minute in a debug build)"]
 async fn a_burst_larger_than_max_ack_ids_is_acknowledged_and_not_pushed_again() {
     const BURST: usize = 1_100;
     let world = World::start().await;
@@ -1056,6 +1050,8 @@ async fn a_burst_larger_than_max_ack_ids_is_acknowledged_and_not_pushed_again() 
     let r = rejected_acks.clone();
     let burst = std::mem::take(&mut *held.lock().unwrap());
     assert_eq!(burst.len(), BURST);
+    let burst_ids: std::collections::HashSet<u64> = burst.iter().filter_map(|e| e.id).collect();
+    assert_eq!(burst_ids.len(), BURST);
     world.mitm.set_tamper(Some(Box::new(move |_, frame| {
         if let ServerFrame::Error(e) = &frame
             && e.code == hush_protocol::ErrorCode::TooManyIds
@@ -1097,13 +1093,17 @@ async fn a_burst_larger_than_max_ack_ids_is_acknowledged_and_not_pushed_again() 
         *rejected_acks.lock().unwrap()
     );
 
-    // On a new connection nothing of the burst is pushed again.
+    // On a new connection nothing of the burst is pushed again. (The last
+    // `ack`, for "after", may race the cut; a copy of that one would be
+    // legitimate redelivery, dropped by the client.)
     let pushed_again: Arc<Mutex<usize>> = Arc::default();
     let p = pushed_again.clone();
     world
         .mitm
         .set_tamper(Some(on_envelopes_to(uid("bob"), move |e| {
-            *p.lock().unwrap() += 1;
+            if e.id.is_some_and(|id| burst_ids.contains(&id)) {
+                *p.lock().unwrap() += 1;
+            }
             vec![e]
         })));
     world.mitm.disconnect_all();
@@ -1111,15 +1111,15 @@ async fn a_burst_larger_than_max_ack_ids_is_acknowledged_and_not_pushed_again() 
     alice.send_text(&uid("bob"), "fence").await.unwrap();
     bl.until_text("fence").await;
     let again = *pushed_again.lock().unwrap();
-    eprintln!("pushed to Bob on the next connection: {again} envelopes (1 is the fence)");
+    eprintln!("envelopes of the burst pushed to Bob again on the next connection: {again}");
     assert!(
         largest <= 1_000,
         "an ack of {largest} ids exceeds the relay's max_ack_ids"
     );
     assert_eq!(*rejected_acks.lock().unwrap(), 0, "acks refused");
     assert_eq!(
-        again, 1,
-        "envelopes shown and acknowledged were pushed again (only the fence is new)"
+        again, 0,
+        "envelopes shown and acknowledged were pushed again"
     );
     world.stop(&[&alice, &bob]).await;
 }

@@ -60,6 +60,9 @@ pub(crate) struct Engine {
     /// Always equal to what the store holds after the last commit.
     sessions: HashMap<UserId, PeerSessions>,
     rng: Box<dyn CryptoRng + Send>,
+    /// Whether delivery receipts are owed for stored messages (off when
+    /// the client sends none: nothing then accumulates in the contact).
+    record_receipts: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -77,7 +80,13 @@ impl Engine {
             profile,
             sessions: HashMap::new(),
             rng,
+            record_receipts: true,
         }
+    }
+
+    /// Whether stored messages owe the sender a delivery receipt.
+    pub fn set_record_receipts(&mut self, on: bool) {
+        self.record_receipts = on;
     }
 
     pub fn profile(&self) -> &Profile {
@@ -437,7 +446,7 @@ impl Engine {
                     c.last_activity_ms = now_ms;
                     // Confirmed to the sender once the relay accepted our
                     // receipt; not for a key we have not trusted.
-                    if !flags.from_changed_key {
+                    if !flags.from_changed_key && self.record_receipts {
                         c.pending_receipts.push(payload.id.into());
                         let excess = c
                             .pending_receipts
