@@ -14,8 +14,16 @@ use proptest::prelude::*;
 
 /// The committed seeds of one fuzz target.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
+    inputs("corpus", target)
+}
+
+/// The committed inputs of one fuzz target under `fuzz/<set>/`: `corpus`
+/// (hand-made seeds) or `corpus-found` (what the fuzzer's runs found,
+/// minimised with `cargo fuzz cmin`).
+fn inputs(set: &str, target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
+        .join("../fuzz")
+        .join(set)
         .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -75,6 +83,23 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(to_bob, delivered, i, bit)| Op::Flip { to_bob, delivered, i, bit }),
         1 => any::<bool>().prop_map(|alice| Op::Persist { alice }),
     ]
+}
+
+/// Every input the fuzzer's runs kept (each reached new coverage) is a
+/// regression case on every CI run.
+#[test]
+fn fuzzer_found_inputs_satisfy_the_checkers() {
+    for input in inputs("corpus-found", "client_message") {
+        check_message(&input);
+        check_payload(&input);
+    }
+    for input in inputs("corpus-found", "store_header") {
+        check_store_header(&input);
+    }
+    for input in inputs("corpus-found", "ratchet_interaction") {
+        let (s, opk, ops) = script_from_bytes(&input);
+        run(s, opk, &ops);
+    }
 }
 
 #[test]

@@ -24,6 +24,21 @@ fn seeds() -> Vec<String> {
         .collect()
 }
 
+/// Every input the fuzzer's runs kept (minimised with `cargo fuzz cmin`)
+/// is a regression case on every CI run, fed as the fuzz target feeds it.
+#[test]
+fn fuzzer_found_inputs_satisfy_the_frame_check() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus-found/relay_frame");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty(), "no inputs in {}", dir.display());
+    for path in files {
+        check_frame(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+    }
+}
+
 #[test]
 fn committed_seed_frames_decode_and_round_trip() {
     for text in seeds() {
