@@ -85,6 +85,26 @@ pub(crate) fn install() -> Option<&'static PrometheusHandle> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_gauge!("hush_relay_connections", "Open WebSocket connections.");
+    describe_gauge!(
+        "hush_relay_users_online",
+        "Authenticated users with a live connection on this relay."
+    );
+    describe_gauge!(
+        "hush_relay_registered_users",
+        "Registered users (read from the store at scrape time)."
+    );
+    describe_gauge!(
+        "hush_relay_mailbox_envelopes",
+        "Envelopes queued in all mailboxes (read from the store at scrape time)."
+    );
+    describe_gauge!(
+        "hush_relay_mailbox_bytes",
+        "Body bytes queued in all mailboxes (read from the store at scrape time)."
+    );
+    describe_gauge!(
+        "hush_relay_store_up",
+        "1 if the store answered this scrape's totals in time, else 0."
+    );
     describe_counter!(
         "hush_relay_connections_opened_total",
         "WebSocket connections opened."
