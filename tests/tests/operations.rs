@@ -371,3 +371,39 @@ fn admin_stats_and_purge_expired_on_redb_and_redis() {
     assert!(out.stdout.contains("purged 0 "), "{}", out.transcript());
     assert_eq!(dave.recv().lines(), ["carol: in redis"]);
 }
+
+#[test]
+fn a_client_sees_1001_on_sigterm_and_reconnects_to_the_restarted_relay() {
+    let data = temp_dir("hush-relay-data-");
+    let mut relay = Relay::start(data.path());
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(&relay.url());
+    bob.init(&relay.url());
+    alice.send("bob", "before");
+    let mut recv = bob
+        .cmd(&["-v", "recv", "--wait", "30"])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    assert_eq!(
+        recv.next_line(Duration::from_secs(15)).as_deref(),
+        Some("alice: before")
+    );
+    let stopped = Instant::now();
+    assert_eq!(relay.terminate(Duration::from_secs(15)), Some(0));
+    let shutdown = stopped.elapsed();
+    relay.restart();
+    alice.send("bob", "after");
+    // The same `hush recv` process reconnected by itself.
+    assert_eq!(
+        recv.next_line(Duration::from_secs(20)).as_deref(),
+        Some("alice: after")
+    );
+    let out = recv.kill();
+    assert!(
+        out.stderr.contains("1001") && out.stderr.contains("relay shutting down"),
+        "the client saw the close code\n{}",
+        out.transcript()
+    );
+    eprintln!("figures: SIGTERM to exit with one idle client: {shutdown:?}");
+}
