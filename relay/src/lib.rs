@@ -28,6 +28,7 @@ pub mod config;
 mod connection;
 mod hub;
 pub mod metrics;
+mod quota;
 mod random;
 mod rate;
 pub mod server;

@@ -272,6 +272,69 @@ pub const OPTIONS: &[Opt] = &[
         "Most simultaneous connections per IP address (HTTP 429 beyond)."
     ),
     opt!(
+        "max_connections",
+        "max-connections",
+        "HUSH_MAX_CONNECTIONS",
+        "N",
+        || Some(lim().max_connections.to_string()),
+        false,
+        "Most simultaneous connections in all (HTTP 503 beyond)."
+    ),
+    opt!(
+        "ping_interval_secs",
+        "ping-interval-secs",
+        "HUSH_PING_INTERVAL_SECS",
+        "SECS",
+        || Some(lim().ping_interval.as_secs().to_string()),
+        false,
+        "Seconds of silence from a peer before the relay sends it a WebSocket ping."
+    ),
+    opt!(
+        "idle_timeout_secs",
+        "idle-timeout-secs",
+        "HUSH_IDLE_TIMEOUT_SECS",
+        "SECS",
+        || Some(lim().idle_timeout.as_secs().to_string()),
+        false,
+        "Seconds of silence (no frame, no pong) before a connection is dropped as half-open (4004); more than `ping_interval_secs`."
+    ),
+    opt!(
+        "bundle_fetch_burst",
+        "bundle-fetch-burst",
+        "HUSH_BUNDLE_FETCH_BURST",
+        "N",
+        || Some(lim().bundle_fetch_burst.to_string()),
+        false,
+        "`fetch_bundle` requests per user in a burst (`rate_limited`; 0: no cap)."
+    ),
+    opt!(
+        "bundle_fetches_per_hour",
+        "bundle-fetches-per-hour",
+        "HUSH_BUNDLE_FETCHES_PER_HOUR",
+        "N",
+        || Some(lim().bundle_fetches_per_hour.to_string()),
+        false,
+        "`fetch_bundle` requests per user per hour, sustained."
+    ),
+    opt!(
+        "registration_burst",
+        "registration-burst",
+        "HUSH_REGISTRATION_BURST",
+        "N",
+        || Some(lim().registration_burst.to_string()),
+        false,
+        "New registrations per IP address in a burst (`rate_limited`, close 4001; 0: no cap)."
+    ),
+    opt!(
+        "registrations_per_hour",
+        "registrations-per-hour",
+        "HUSH_REGISTRATIONS_PER_HOUR",
+        "N",
+        || Some(lim().registrations_per_hour.to_string()),
+        false,
+        "New registrations per IP address per hour, sustained."
+    ),
+    opt!(
         "auth_timeout_ms",
         "auth-timeout-ms",
         "HUSH_AUTH_TIMEOUT_MS",
@@ -604,6 +667,21 @@ impl Settings {
         limits.rate_per_sec = raw.num("rate_per_sec", 1u32)?;
         limits.rate_burst = raw.num("rate_burst", 1u32)?;
         limits.max_connections_per_ip = raw.num("max_connections_per_ip", 1usize)?;
+        limits.max_connections = raw.num("max_connections", 1usize)?;
+        let ping = raw.num("ping_interval_secs", 1u64)?;
+        let idle = raw.num("idle_timeout_secs", 1u64)?;
+        if idle <= ping {
+            return Err(raw.invalid(
+                "idle_timeout_secs",
+                format!("must be more than ping_interval_secs ({ping})"),
+            ));
+        }
+        limits.ping_interval = Duration::from_secs(ping);
+        limits.idle_timeout = Duration::from_secs(idle);
+        limits.bundle_fetch_burst = raw.num("bundle_fetch_burst", 0u32)?;
+        limits.bundle_fetches_per_hour = raw.num("bundle_fetches_per_hour", 0u32)?;
+        limits.registration_burst = raw.num("registration_burst", 0u32)?;
+        limits.registrations_per_hour = raw.num("registrations_per_hour", 0u32)?;
         limits.auth_timeout = Duration::from_millis(raw.num("auth_timeout_ms", 1u64)?);
         limits.max_ack_ids = raw.num("max_ack_ids", 1usize)?;
         limits.outbound_queue = raw.num("outbound_queue", 1usize)?;
@@ -744,6 +822,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`log_format`"), "{e}");
+    }
+
+    #[test]
+    fn idle_timeout_must_exceed_the_ping_interval() {
+        let e = Settings::load(
+            None,
+            no_env,
+            &[
+                ("ping_interval_secs", "30".into()),
+                ("idle_timeout_secs", "30".into()),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`idle_timeout_secs`"), "{e}");
     }
 
     #[test]

@@ -382,7 +382,9 @@ impl Client {
         clock: Arc<dyn Clock>,
     ) -> Result<(Client, Events), ClientError> {
         let url = ws_url(config.relay_url.as_deref().unwrap_or(profile.relay_url()))?;
-        let engine = Arc::new(Mutex::new(Engine::new(profile, rng)));
+        let mut engine = Engine::new(profile, rng);
+        engine.set_record_receipts(config.delivery_receipts);
+        let engine = Arc::new(Mutex::new(engine));
         let (link_tx, link_rx) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -679,6 +681,9 @@ async fn with_engine<T: Send + 'static>(
     .map_err(|_| ClientError::Internal("client state task panicked"))?
 }
 
+/// Envelopes processed between two receipt flushes while the inbox is busy.
+const RECEIPT_FLUSH_EVERY: usize = 100;
+
 /// The background task: connects, reconnects, processes the inbox.
 struct Supervisor {
     shared: Arc<Shared>,
@@ -865,6 +870,7 @@ impl Supervisor {
         last_queued: u64,
     ) -> End {
         let mut acks: Vec<u64> = Vec::new();
+        let mut since_receipts = 0usize;
         // The relay pushes stored envelopes in id order, so the backlog
         // present at authentication is drained once the envelope with id
         // `last_queued` is processed (and acknowledged), or at once if there
@@ -915,6 +921,7 @@ impl Supervisor {
                         backlog_done = true;
                         drained_pending = true;
                     }
+                    since_receipts += 1;
                     if let Err(e) = self.on_envelope(link, env, &mut acks).await {
                         warn!(error = %e, "failed to process an envelope; reconnecting");
                         return End::Lost(e.to_string());
@@ -934,17 +941,31 @@ impl Supervisor {
                 }
             }
             // Acknowledge in batches: whatever was processed while more
-            // envelopes were already waiting goes in one `ack`.
-            if !acks.is_empty() && inbox.is_empty() {
+            // envelopes were already waiting goes in one `ack`, at most
+            // `max_ack_ids` ids each (a long backlog is acknowledged as it
+            // goes, not in one frame the relay would refuse).
+            if !acks.is_empty() && (inbox.is_empty() || acks.len() >= crate::limits::MAX_ACK_IDS) {
                 let ids = std::mem::take(&mut acks);
-                let sent = link
-                    .send_only(|rid| ClientFrame::Ack(hush_protocol::frame::Ack { rid, ids }))
-                    .await;
-                if sent.is_err() {
-                    return End::Lost("connection lost while acknowledging".into());
+                for chunk in ids.chunks(crate::limits::MAX_ACK_IDS) {
+                    let sent = link
+                        .send_only(|rid| {
+                            ClientFrame::Ack(hush_protocol::frame::Ack {
+                                rid,
+                                ids: chunk.to_vec(),
+                            })
+                        })
+                        .await;
+                    if sent.is_err() {
+                        return End::Lost("connection lost while acknowledging".into());
+                    }
                 }
             }
-            if inbox.is_empty() {
+            // Receipts go out once the inbox is empty, and every
+            // `RECEIPT_FLUSH_EVERY` envelopes during a long backlog, so the
+            // ids owed (kept in the contact record, rewritten with every
+            // message) stay few.
+            if inbox.is_empty() || since_receipts >= RECEIPT_FLUSH_EVERY {
+                since_receipts = 0;
                 self.flush_receipts(link).await;
             }
             if drained_pending && acks.is_empty() {
