@@ -525,9 +525,25 @@ impl Client {
             return Err(ClientError::SelfRecipient);
         }
         let deadline = tokio::time::Instant::now() + self.shared.config.request_timeout * 3;
-        let link = self.link().await?;
-        let (queued, first_reply) = self.enqueue_payload(&link, to, body, ephemeral).await?;
-        let mut reply = Ok(first_reply);
+        // A connection lost before the message was encrypted (during the
+        // directory check or the bundle fetch) is retried from the start on
+        // the next connection; once encrypted, the same ciphertext is
+        // retried, never a new one.
+        let (queued, mut reply) = loop {
+            let link = self.link().await?;
+            match self
+                .enqueue_payload(&link, to, body.clone(), ephemeral)
+                .await
+            {
+                Ok(encrypted) => break encrypted,
+                Err(ClientError::Disconnected | ClientError::Timeout)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    debug!(to = %to, "connection lost before sending; retrying on the next one");
+                }
+                Err(e) => return Err(e),
+            }
+        };
         loop {
             let result = match reply {
                 Ok(r) => r.wait().await,
@@ -554,14 +570,16 @@ impl Client {
 
     /// Encrypts `body` for `to` (starting a session if needed) and queues it
     /// on `link`, all under the send lock so that ratchet order is queue
-    /// order.
+    /// order. The outer error means nothing was encrypted; once encrypted,
+    /// the message is returned with the outcome of queueing it, so a caller
+    /// can retry the same ciphertext.
     async fn enqueue_payload(
         &self,
         link: &Link,
         to: &UserId,
         body: PayloadBody,
         ephemeral: bool,
-    ) -> Result<(Queued, ReplyFuture), ClientError> {
+    ) -> Result<(Queued, Result<ReplyFuture, ClientError>), ClientError> {
         let mut checked = self.shared.send_lock.lock().await;
         self.ensure_session(link, &mut checked, to, ephemeral)
             .await?;
@@ -576,7 +594,7 @@ impl Client {
             ephemeral,
             payload: outgoing.payload,
         };
-        let reply = link.enqueue(|rid| queued.frame(rid)).await?;
+        let reply = link.enqueue(|rid| queued.frame(rid)).await;
         Ok((queued, reply))
     }
 
@@ -1020,7 +1038,10 @@ impl Supervisor {
             // Queued now, so it leaves before anything queued later (a close
             // included); the reply is awaited apart so the inbox never
             // waits for it.
-            let queued = client.enqueue_payload(link, &peer, body, false).await;
+            let queued = client
+                .enqueue_payload(link, &peer, body, false)
+                .await
+                .and_then(|(q, reply)| reply.map(|r| (q, r)));
             let shared = self.shared.clone();
             let waiter = async move {
                 let accepted = match queued {
