@@ -30,11 +30,15 @@ pub struct Global {
     /// ~/.local/share/hush).
     #[arg(long, env = "HUSH_HOME", global = true)]
     pub home: Option<PathBuf>,
-    /// Relay URL (ws://HOST:PORT): required by `init`, which stores it in
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT): required by `init`, which stores it in
     /// the profile; for other commands, overrides the profile's for this
     /// command only.
     #[arg(long, global = true)]
     pub relay: Option<String>,
+    /// A PEM file of extra CA certificates trusted for a wss:// relay,
+    /// besides the system's roots (e.g. a self-signed test relay).
+    #[arg(long, env = "HUSH_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Log to stderr: -v for progress, -vv for debugging.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

@@ -212,6 +212,7 @@ async fn subscriber(
         let pubsub = match connected {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
+                crate::metrics::redis_error("pubsub");
                 if !lost {
                     tracing::error!(redis = store.target(), error = %e, "Redis pub/sub unavailable; retrying");
                 }

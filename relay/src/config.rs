@@ -1,4 +1,5 @@
-//! Relay configuration: which store, which relay id, which limits.
+//! Relay configuration: which store, which relay id, which limits, TLS.
+//! How a process fills it from files, environment and flags: [`crate::settings`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,15 @@ pub enum StoreConfig {
     },
 }
 
+/// The PEM files of a TLS listener (`--tls-cert`, `--tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
+}
+
 /// Everything [`crate::serve`] needs besides its listener.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -40,6 +50,14 @@ pub struct Config {
     /// refresh (refreshed every third of it), so a killed relay's users stop
     /// being online.
     pub presence_ttl: Duration,
+    /// Longest graceful shutdown: after it, [`crate::serve`] returns even if
+    /// connections or commits are still running.
+    pub shutdown_timeout: Duration,
+    /// Serve TLS (`wss://`) with these files; `None`: plain `ws://`.
+    pub tls: Option<TlsFiles>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this separate
+    /// plain-HTTP address instead of the main listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Longest accepted relay id, in bytes.
@@ -54,6 +72,9 @@ impl Config {
             store,
             sweep_interval: Duration::from_secs(60),
             presence_ttl: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            tls: None,
+            metrics_listen: None,
         }
     }
 
@@ -77,6 +98,15 @@ impl Config {
     /// Replaces the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Serves TLS with these PEM files.
+    pub fn with_tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        });
         self
     }
 

@@ -36,6 +36,8 @@ use crate::store::{
 };
 use crate::wire;
 
+mod drain;
+
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -93,6 +95,7 @@ pub(crate) async fn run<S: Store>(
 ) {
     let limits = hub.limits.clone();
     let conn_id = hub.next_conn_id();
+    let _gauge = crate::metrics::connection_opened();
     let (sink, mut stream) = socket.split();
     let (out, out_rx) = mpsc::channel(limits.outbound_queue.max(1));
     let (kill_tx, mut kill_rx) = watch::channel(None);
@@ -155,7 +158,7 @@ pub(crate) async fn run<S: Store>(
                 check.as_mut().reset(liveness.next_check);
             }
             _ = shutdown.changed() => {
-                kill(&conn.kill, close::GOING_AWAY);
+                conn.finish_in_flight_and_close().await;
                 break;
             }
             () = &mut deadline, if conn.authed.is_none() => {
@@ -350,6 +353,7 @@ impl<S: Store> Conn<S> {
     }
 
     async fn send_now(&mut self, frame: &ServerFrame) -> Flow {
+        crate::metrics::frame_sent(frame);
         self.send_text(frame.encode()).await
     }
 
@@ -807,7 +811,8 @@ impl<S: Store> Conn<S> {
         let limits = self.hub.mailbox_limits();
         // Submitted now (see `Store::append`); the reply follows the commit
         // while this connection goes on reading.
-        let committed = self.hub.store.append(&s.to, envelope, limits);
+        let committed =
+            crate::metrics::timed_commit(self.hub.store.append(&s.to, envelope, limits));
         let (rid, to) = (s.rid, s.to);
         self.pending.push_back(Box::pin(async move {
             let frame = match committed.await {
@@ -854,7 +859,13 @@ impl<S: Store> Conn<S> {
             let msg = format!("{} ids in one ack; at most {max}", a.ids.len());
             return self.error(Some(a.rid), ErrorCode::TooManyIds, msg).await;
         }
-        match self.hub.store.ack(&authed.user, a.ids).await {
+        match self
+            .hub
+            .store
+            .ack(&authed.user, a.ids)
+            .await
+            .inspect(|n| crate::metrics::envelopes_acked(*n))
+        {
             Ok(_) => self.send(&ServerFrame::Acked(Acked { rid: a.rid })).await,
             Err(e) => self.store_error(a.rid, e).await,
         }

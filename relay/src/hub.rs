@@ -143,6 +143,7 @@ impl Session {
         if env.id == d.cursor + 1 {
             d.cursor = env.id;
             self.push_now(wire::stored_envelope(env));
+            crate::metrics::envelope_pushed(env.accepted_at);
             return false;
         }
         d.syncing = true;
@@ -420,6 +421,7 @@ impl<S: Store> Hub<S> {
                 if session.out.send(frame).await.is_err() {
                     return; // connection gone
                 }
+                crate::metrics::envelope_pushed(env.accepted_at);
             }
             if !full {
                 let mut d = lock(&session.delivery);

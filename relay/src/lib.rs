@@ -10,8 +10,13 @@
 //!   wins, new-mail notifications over pub/sub).
 //! - [`store`]: the [`Store`] trait with [`MemoryStore`], [`RedbStore`] and
 //!   [`RedisStore`].
-//! - [`admin`]: operator commands on a stopped relay's data directory.
-//! - [`config`]: the [`Config`] struct.
+//! - [`admin`]: operator commands (`stats`, `reset-user`, `purge-expired`)
+//!   on a stopped relay's data directory or on a cluster's Redis.
+//! - [`config`]: the [`Config`] struct; [`settings`]: every option of the
+//!   binary in one table, resolved from defaults, a TOML file, environment
+//!   variables and flags.
+//! - [`metrics`]: the Prometheus metrics behind `GET /metrics`.
+//! - [`tls`]: rustls for `wss://`.
 //!
 //! The protocol is specified in `docs/protocol.md`; the wire types live in
 //! `hush-protocol`.
@@ -22,13 +27,16 @@ mod cluster;
 pub mod config;
 mod connection;
 mod hub;
+pub mod metrics;
 mod quota;
 mod random;
 mod rate;
 pub mod server;
+pub mod settings;
 pub mod store;
+pub mod tls;
 mod wire;
 
-pub use config::{Config, StoreConfig};
+pub use config::{Config, StoreConfig, TlsFiles};
 pub use server::{RelayError, RelayHandle, serve, serve_with_ready, serve_with_store};
 pub use store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};

@@ -1,247 +1,182 @@
-//! `hush-relay`: flags and environment, tracing, then [`hush_relay::serve`].
+//! `hush-relay`: options (defaults < TOML file < environment < flags, all
+//! from [`hush_relay::settings::OPTIONS`]), tracing, then
+//! [`hush_relay::serve`] or an admin command.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use hush_protocol::{Limits, UserId};
-use hush_relay::{Config, StoreConfig};
+use clap::{Arg, ArgMatches, Command};
+use hush_protocol::UserId;
+use hush_relay::admin::{self, Target};
+use hush_relay::settings::{CONFIG_ENV, LogFormat, OPTIONS, Settings};
 
-/// Hush relay: authenticates users by their identity keys, keeps their
-/// published prekeys, and queues end-to-end encrypted envelopes until the
-/// recipient acknowledges them. Every option can also be set by the
-/// environment variable shown. Logs go to stderr, filtered by RUST_LOG
-/// (default `info`).
-#[derive(Debug, Parser)]
-#[command(name = "hush-relay", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+/// Exit status for an unusable configuration (like a usage error).
+const EXIT_CONFIG: u8 = 2;
 
-    /// Address to listen on (HTTP: `GET /healthz`, WebSocket: `/v1/ws`).
-    /// Port 0 picks a free port. The first stdout line is exactly
-    /// `listening on ADDR`.
-    #[arg(long, env = "HUSH_LISTEN", default_value = "127.0.0.1:7070")]
-    listen: std::net::SocketAddr,
-
-    /// Directory of the embedded database (redb store), created if missing.
-    #[arg(
-        long,
-        env = "HUSH_DATA_DIR",
-        default_value = "./hush-data",
-        global = true
-    )]
-    data_dir: PathBuf,
-
-    /// Storage backend: `redb` (durable, in --data-dir) or `memory` (lost on
-    /// exit).
-    #[arg(long, env = "HUSH_STORE", value_enum, default_value_t = StoreKind::Redb)]
-    store: StoreKind,
-
-    /// Cluster mode: keep the directory, prekeys, mailboxes and presence in
-    /// this Redis (`redis://HOST:PORT[/DB]`) shared by several relays; the
-    /// embedded store is not used. Startup fails if Redis does not answer.
-    /// Also where `admin reset-user` works when given.
-    #[arg(long, env = "HUSH_REDIS_URL", global = true)]
-    redis: Option<String>,
-
-    /// Cluster mode: seconds a relay's presence entries outlive its last
-    /// refresh (a killed relay's users stop being online after this).
-    #[arg(long, env = "HUSH_PRESENCE_TTL_SECS", default_value_t = 30)]
-    presence_ttl_secs: u64,
-
-    /// Relay id that clients sign during authentication. Default: generated
-    /// once and kept in the data directory (memory store: random per run).
-    #[arg(long, env = "HUSH_RELAY_ID")]
-    relay_id: Option<String>,
-
-    /// Seconds between retention sweeps.
-    #[arg(long, env = "HUSH_SWEEP_INTERVAL_SECS", default_value_t = 60)]
-    sweep_interval_secs: u64,
-
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum StoreKind {
-    Redb,
-    Memory,
-}
-
-/// Limits (defaults are the protocol's).
-#[derive(Debug, Args)]
-struct LimitArgs {
-    /// Largest text frame read, in bytes; larger ones close with 1009.
-    #[arg(long, env = "HUSH_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
-    max_frame_bytes: usize,
-    /// Largest envelope body in decoded bytes (`envelope_too_large`).
-    #[arg(long, env = "HUSH_MAX_ENVELOPE_BYTES", default_value_t = Limits::default().max_envelope_bytes)]
-    max_envelope_bytes: usize,
-    /// Most one-time prekeys per upload (`too_many_prekeys`).
-    #[arg(long, env = "HUSH_MAX_PREKEYS_PER_UPLOAD", default_value_t = Limits::default().max_prekeys_per_upload)]
-    max_prekeys_per_upload: usize,
-    /// Most one-time prekeys stored per user (`too_many_prekeys`).
-    #[arg(long, env = "HUSH_MAX_PREKEYS_STORED", default_value_t = Limits::default().max_prekeys_stored)]
-    max_prekeys_stored: usize,
-    /// Send `prekeys_low` to the owner when fewer one-time prekeys remain.
-    #[arg(long, env = "HUSH_PREKEY_LOW_THRESHOLD", default_value_t = Limits::default().prekey_low_threshold)]
-    prekey_low_threshold: u32,
-    /// Most envelopes waiting per mailbox (`mailbox_full`).
-    #[arg(long, env = "HUSH_MAILBOX_MAX_ENVELOPES", default_value_t = Limits::default().mailbox_max_envelopes)]
-    mailbox_max_envelopes: u64,
-    /// Most body bytes waiting per mailbox (`mailbox_full`).
-    #[arg(long, env = "HUSH_MAILBOX_MAX_BYTES", default_value_t = Limits::default().mailbox_max_bytes)]
-    mailbox_max_bytes: u64,
-    /// Seconds an unacknowledged envelope is kept.
-    #[arg(long, env = "HUSH_RETENTION_SECS", default_value_t = Limits::default().retention.as_secs())]
-    retention_secs: u64,
-    /// Frames per second per connection, sustained (`rate_limited`).
-    #[arg(long, env = "HUSH_RATE_PER_SEC", default_value_t = Limits::default().rate_per_sec)]
-    rate_per_sec: u32,
-    /// Frames per connection in a burst.
-    #[arg(long, env = "HUSH_RATE_BURST", default_value_t = Limits::default().rate_burst)]
-    rate_burst: u32,
-    /// Most simultaneous connections per IP address (HTTP 429 beyond).
-    #[arg(long, env = "HUSH_MAX_CONNECTIONS_PER_IP", default_value_t = Limits::default().max_connections_per_ip)]
-    max_connections_per_ip: usize,
-    /// Most simultaneous connections in all (HTTP 503 beyond).
-    #[arg(long, env = "HUSH_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
-    max_connections: usize,
-    /// Seconds of silence from a peer before the relay pings it.
-    #[arg(long, env = "HUSH_PING_INTERVAL_SECS", default_value_t = Limits::default().ping_interval.as_secs())]
-    ping_interval_secs: u64,
-    /// Seconds of silence (no frame, no pong) before a connection is
-    /// dropped as half-open (close 4004).
-    #[arg(long, env = "HUSH_IDLE_TIMEOUT_SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
-    idle_timeout_secs: u64,
-    /// `fetch_bundle` requests per user in a burst (0: no cap).
-    #[arg(long, env = "HUSH_BUNDLE_FETCH_BURST", default_value_t = Limits::default().bundle_fetch_burst)]
-    bundle_fetch_burst: u32,
-    /// `fetch_bundle` requests per user per hour, sustained.
-    #[arg(long, env = "HUSH_BUNDLE_FETCHES_PER_HOUR", default_value_t = Limits::default().bundle_fetches_per_hour)]
-    bundle_fetches_per_hour: u32,
-    /// New registrations per IP address in a burst (0: no cap).
-    #[arg(long, env = "HUSH_REGISTRATION_BURST", default_value_t = Limits::default().registration_burst)]
-    registration_burst: u32,
-    /// New registrations per IP address per hour, sustained.
-    #[arg(long, env = "HUSH_REGISTRATIONS_PER_HOUR", default_value_t = Limits::default().registrations_per_hour)]
-    registrations_per_hour: u32,
-    /// Milliseconds from connecting to a successful `auth` (close 4002).
-    #[arg(long, env = "HUSH_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
-    auth_timeout_ms: u64,
-    /// Most ids per `ack` (`too_many_ids`).
-    #[arg(long, env = "HUSH_MAX_ACK_IDS", default_value_t = Limits::default().max_ack_ids)]
-    max_ack_ids: usize,
-    /// Frames queued per connection before it is closed as a slow consumer
-    /// (4003).
-    #[arg(long, env = "HUSH_OUTBOUND_QUEUE", default_value_t = Limits::default().outbound_queue)]
-    outbound_queue: usize,
-}
-
-impl LimitArgs {
-    fn to_limits(&self) -> Limits {
-        let mut l = Limits::default();
-        l.max_frame_bytes = self.max_frame_bytes;
-        l.max_envelope_bytes = self.max_envelope_bytes;
-        l.max_prekeys_per_upload = self.max_prekeys_per_upload;
-        l.max_prekeys_stored = self.max_prekeys_stored;
-        l.prekey_low_threshold = self.prekey_low_threshold;
-        l.mailbox_max_envelopes = self.mailbox_max_envelopes;
-        l.mailbox_max_bytes = self.mailbox_max_bytes;
-        l.retention = Duration::from_secs(self.retention_secs);
-        l.rate_per_sec = self.rate_per_sec;
-        l.rate_burst = self.rate_burst;
-        l.max_connections_per_ip = self.max_connections_per_ip;
-        l.max_connections = self.max_connections;
-        l.ping_interval = Duration::from_secs(self.ping_interval_secs.max(1));
-        l.idle_timeout = Duration::from_secs(self.idle_timeout_secs.max(1));
-        l.bundle_fetch_burst = self.bundle_fetch_burst;
-        l.bundle_fetches_per_hour = self.bundle_fetches_per_hour;
-        l.registration_burst = self.registration_burst;
-        l.registrations_per_hour = self.registrations_per_hour;
-        l.auth_timeout = Duration::from_millis(self.auth_timeout_ms);
-        l.max_ack_ids = self.max_ack_ids;
-        l.outbound_queue = self.outbound_queue;
-        l
-    }
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Operator commands on a stopped relay's data directory.
-    #[command(subcommand)]
-    Admin(Admin),
-}
-
-#[derive(Debug, Subcommand)]
-enum Admin {
-    /// Deletes a user with its keys, mailbox and envelope counter, so the id
-    /// can be registered again (by any key). The relay must be stopped.
-    ResetUser {
-        /// The user id to free.
-        user_id: String,
-    },
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    // Colour only on a terminal (and not under NO_COLOR): log files and
-    // journald get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+fn cli() -> Command {
+    let mut cmd = Command::new("hush-relay")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(
+            "Hush relay: authenticates users by their identity keys, keeps their published \
+             prekeys, and queues end-to-end encrypted envelopes until the recipient \
+             acknowledges them.",
         )
-        .init();
-
-    if let Some(Command::Admin(Admin::ResetUser { user_id })) = &cli.command {
-        let user = UserId::try_from(user_id.as_str())
-            .with_context(|| format!("invalid user id {user_id:?}"))?;
-        let existed = match &cli.redis {
-            Some(url) => {
-                use hush_relay::Store as _;
-                let store = hush_relay::RedisStore::connect(url).await?;
-                store
-                    .reset_user(&user)
-                    .await
-                    .with_context(|| format!("cannot reset {user} in Redis"))?
-            }
-            None => hush_relay::admin::reset_user(&cli.data_dir, &user)
-                .await
-                .with_context(|| format!("cannot reset {user} in {}", cli.data_dir.display()))?,
-        };
-        if existed {
-            println!("reset {user}: user, keys and mailbox deleted");
-        } else {
-            println!("{user} was not registered; nothing to do");
-        }
-        return Ok(());
+        .after_help(
+            "Every option can be set, from lowest to highest precedence, by its default, by \
+             its key in the TOML file given with --config (or HUSH_CONFIG), by its environment \
+             variable, and by its flag. Logs go to stderr, filtered by RUST_LOG (default \
+             `info`). SIGTERM or Ctrl-C shut the relay down gracefully (clients are closed \
+             with 1001 after their requests in flight).",
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .global(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!(
+                    "TOML configuration file: option keys as in docs/operations.md [env: {CONFIG_ENV}]"
+                )),
+        );
+    for o in OPTIONS {
+        let default = (o.default)().unwrap_or_else(|| "unset".into());
+        cmd = cmd.arg(
+            Arg::new(o.key)
+                .long(o.flag)
+                .value_name(o.value_name)
+                .global(o.admin)
+                .help(format!(
+                    "{} [env: {}] [default: {default}]",
+                    o.doc.replace('`', ""),
+                    o.env
+                )),
+        );
     }
+    cmd.subcommand(
+        Command::new("admin")
+            .about(
+                "Operator commands: on a stopped relay's --data-dir (the database is locked \
+                 while a relay runs), or on a cluster's Redis (--redis) while relays run.",
+            )
+            .subcommand_required(true)
+            .subcommand(
+                Command::new("stats")
+                    .about("Registered users, queued envelopes and their body bytes."),
+            )
+            .subcommand(
+                Command::new("reset-user")
+                    .about(
+                        "Deletes a user with its keys, mailbox and envelope counter, so the \
+                         id can be registered again (by any key).",
+                    )
+                    .arg(
+                        Arg::new("user_id")
+                            .required(true)
+                            .help("The user id to free."),
+                    ),
+            )
+            .subcommand(Command::new("purge-expired").about(
+                "Deletes envelopes older than --retention-secs, as the relay's sweep does.",
+            )),
+    )
+}
 
-    let store = match (&cli.redis, cli.store) {
-        (Some(url), _) => StoreConfig::Redis { url: url.clone() },
-        (None, StoreKind::Redb) => StoreConfig::Redb {
-            data_dir: cli.data_dir.clone(),
-        },
-        (None, StoreKind::Memory) => StoreConfig::Memory,
+/// Every option flag given, by key, from every level of subcommand.
+fn flags(matches: &ArgMatches) -> Vec<(&'static str, String)> {
+    let mut levels = vec![matches];
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        levels.push(sub);
+        m = sub;
+    }
+    let mut out = Vec::new();
+    for o in OPTIONS {
+        let given = levels
+            .iter()
+            .rev()
+            .find_map(|l| l.try_get_one::<String>(o.key).ok().flatten());
+        if let Some(v) = given {
+            out.push((o.key, v.clone()));
+        }
+    }
+    out
+}
+
+fn config_file(matches: &ArgMatches) -> Option<PathBuf> {
+    let mut m = matches;
+    let mut found = m.get_one::<PathBuf>("config").cloned();
+    while let Some((_, sub)) = m.subcommand() {
+        if let Ok(Some(p)) = sub.try_get_one::<PathBuf>("config") {
+            found = Some(p.clone());
+        }
+        m = sub;
+    }
+    found
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        // JSON escapes every string; the text format escapes control
+        // characters (ANSI sequences) in field values.
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            // Colour only on a terminal (and not under NO_COLOR): log files
+            // and journald get plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(ansi).init();
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = cli().get_matches();
+    let settings = match Settings::load(
+        config_file(&matches).as_deref(),
+        |name| std::env::var(name).ok(),
+        &flags(&matches),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hush-relay: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
-    let mut config = Config::new(store).with_limits(cli.limits.to_limits());
-    config.relay_id = cli.relay_id.clone();
-    config.sweep_interval = Duration::from_secs(cli.sweep_interval_secs.max(1));
-    config.presence_ttl = Duration::from_secs(cli.presence_ttl_secs.max(1));
+    init_tracing(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(matches, settings));
+    // Tasks still running past the shutdown timeout are not waited for.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+async fn run(matches: ArgMatches, settings: Settings) -> anyhow::Result<()> {
+    if let Some(("admin", admin)) = matches.subcommand() {
+        return run_admin(admin, &settings).await;
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        .with_context(|| format!("option `listen`: cannot listen on {}", settings.listen))?;
     // The line is printed once the store is open: it means "ready".
-    hush_relay::server::serve_with_ready(config, listener, shutdown_signal(), |addr| {
+    hush_relay::server::serve_with_ready(settings.config, listener, shutdown_signal(), |addr| {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {addr}");
@@ -249,6 +184,60 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+async fn run_admin(admin: &ArgMatches, settings: &Settings) -> anyhow::Result<()> {
+    let target = match &settings.redis_url {
+        Some(url) => Target::Redis(url),
+        None => Target::DataDir(&settings.data_dir),
+    };
+    let place = match target {
+        Target::Redis(url) => format!("Redis {}", redact(url)),
+        Target::DataDir(dir) => dir.display().to_string(),
+    };
+    match admin.subcommand() {
+        Some(("stats", _)) => {
+            let s = admin::stats(target)
+                .await
+                .with_context(|| format!("cannot read stats from {place}"))?;
+            println!("users: {}", s.users);
+            println!("queued_envelopes: {}", s.envelopes);
+            println!("queued_bytes: {}", s.envelope_bytes);
+            println!("nonempty_mailboxes: {}", s.census.mailboxes);
+        }
+        Some(("reset-user", m)) => {
+            let user_id = m
+                .get_one::<String>("user_id")
+                .context("reset-user needs a user id")?;
+            let user = UserId::try_from(user_id.as_str())
+                .with_context(|| format!("invalid user id {user_id:?}"))?;
+            let existed = admin::reset_user_at(target, &user)
+                .await
+                .with_context(|| format!("cannot reset {user} in {place}"))?;
+            if existed {
+                println!("reset {user}: user, keys and mailbox deleted");
+            } else {
+                println!("{user} was not registered; nothing to do");
+            }
+        }
+        Some(("purge-expired", _)) => {
+            let retention = settings.config.limits.retention;
+            let n = admin::purge_expired(target, retention)
+                .await
+                .with_context(|| format!("cannot purge expired envelopes in {place}"))?;
+            println!("purged {n} envelopes older than {} s", retention.as_secs());
+        }
+        _ => anyhow::bail!("unknown admin command"),
+    }
+    Ok(())
+}
+
+/// A Redis URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,17 @@
-//! The HTTP side: `GET /healthz`, `GET /v1/ws` (WebSocket upgrade), the
-//! retention sweeper, and orderly shutdown. [`serve`] is what the binary
+//! The HTTP side: `GET /v1/ws` (WebSocket upgrade), `GET /healthz` (the
+//! process serves), `GET /readyz` (the store answers), `GET /metrics`
+//! (Prometheus text, see [`crate::metrics`]), optionally over TLS
+//! ([`crate::tls`]) and with the last three on a separate address; the
+//! retention sweeper; and graceful shutdown. [`serve`] is what the binary
 //! runs; [`RelayHandle`] starts the same thing in-process for tests.
+//!
+//! Shutdown: once the shutdown future resolves, the listener stops
+//! accepting (new upgrades that slip in get 503), `/readyz` answers 503,
+//! every connection stops reading, finishes its requests in flight (their
+//! commits and replies) and closes with 1001, presence is released, and the
+//! store is closed. All of it is bounded by `Config::shutdown_timeout`;
+//! past it `serve` returns anyway (nothing accepted is lost: `accepted` is
+//! only ever sent after the commit).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
+use axum::serve::{IncomingStream, Listener};
 use hush_protocol::frame::{HEALTH_PATH, WS_PATH};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -22,7 +34,9 @@ use tokio::task::JoinHandle;
 use crate::cluster::{Cluster, LocalSessions};
 use crate::config::{Config, MAX_RELAY_ID_LEN, StoreConfig};
 use crate::hub::{Hub, Tracker};
+use crate::metrics::Snapshot;
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
+use crate::tls::{TlsError, TlsListener};
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +51,9 @@ pub enum RelayError {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TLS certificate or key cannot be used.
+    #[error("invalid configuration: {0}")]
+    Tls(#[from] TlsError),
     /// The relay task panicked or was cancelled.
     #[error("relay task failed: {0}")]
     Task(String),
@@ -118,6 +135,72 @@ pub async fn serve_with_store<S: Store>(
     serve_inner(store, Cluster::local(), config, listener, shutdown, |_| {}).await
 }
 
+/// The peer address of a connection, for any listener (plain or TLS).
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, PlainListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// The plain TCP listener, with TCP_NODELAY on every connection: replies
+/// and pushes are small frames written once per batch; with Nagle's
+/// algorithm each one would wait for the peer's delayed ACK (~40 ms on
+/// Linux) whenever an earlier one is unacked.
+#[derive(Debug)]
+struct PlainListener(TcpListener);
+
+impl Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((tcp, peer)) => {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                    return (tcp, peer);
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little
+                    // rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Serves `router` on `listener` until `stop` turns true.
+macro_rules! serve_http {
+    ($listener:expr, $router:expr, $stop:expr) => {{
+        let mut stop: watch::Receiver<bool> = $stop;
+        axum::serve(
+            $listener,
+            $router.into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    }};
+}
+
 async fn serve_inner<S: Store>(
     store: S,
     cluster: Cluster,
@@ -132,6 +215,20 @@ async fn serve_inner<S: Store>(
             "relay id must be 1..={MAX_RELAY_ID_LEN} bytes"
         )));
     }
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            RelayError::Config(format!(
+                "option `metrics_listen`: cannot listen on {addr}: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    crate::metrics::install();
     let limits = config.limits.clone();
     // The WebSocket layer's own cap is a hard memory bound; frames between
     // max_frame_bytes and it are read and refused with close 1009.
@@ -162,43 +259,135 @@ async fn serve_inner<S: Store>(
 
     let app = App {
         hub: hub.clone(),
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
     };
-    let router = Router::new()
+    let ops = Router::new()
         .route(HEALTH_PATH, get(|| async { "ok" }))
-        .route(
-            WS_PATH,
-            get(
-                move |State(app): State<App<S>>,
-                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                      ws: WebSocketUpgrade| { upgrade(app, peer, ws, ws_cap) },
-            ),
-        )
-        .with_state(app);
-    tracing::info!(relay_id = %hub.relay_id, "relay serving");
-    ready(listener.local_addr()?);
-    // TCP_NODELAY: replies and pushes are small frames written once per
-    // batch; with Nagle's algorithm each one would wait for the peer's
-    // delayed ACK (~40 ms on Linux) whenever an earlier one is unacked.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        .route(READY_PATH, get(readyz::<S>))
+        .route(METRICS_PATH, get(metrics::<S>));
+    let ws = Router::new().route(
+        WS_PATH,
+        get(
+            move |State(app): State<App<S>>,
+                  ConnectInfo(peer): ConnectInfo<Peer>,
+                  ws: WebSocketUpgrade| { upgrade(app, peer.0, ws, ws_cap) },
+        ),
+    );
+    let (router, metrics_task) = match metrics_listener {
+        None => (ws.merge(ops).with_state(app), None),
+        Some(metrics_listener) => {
+            let addr = metrics_listener.local_addr()?;
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            let ops = ops.with_state(app.clone());
+            let stop = stop_rx.clone();
+            let task =
+                tokio::spawn(
+                    async move { serve_http!(PlainListener(metrics_listener), ops, stop) },
+                );
+            // The main listener keeps /healthz for load balancers.
+            let ws = ws
+                .route(HEALTH_PATH, get(|| async { "ok" }))
+                .route(READY_PATH, get(readyz::<S>));
+            (ws.with_state(app), Some(task))
         }
-    });
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    };
+    tracing::info!(relay_id = %hub.relay_id, tls = tls.is_some(), "relay serving");
+    let local_addr = listener.local_addr()?;
+    ready(local_addr);
+
+    let shutdown_timeout = config.shutdown_timeout;
+    let mut stopping = stop_rx.clone();
+    let stop_signal = async move {
         shutdown.await;
+        tracing::info!(
+            timeout_secs = shutdown_timeout.as_secs(),
+            "shutting down: closing connections (1001) after their requests in flight"
+        );
         let _ = stop_tx.send(true);
-    })
-    .await;
-    tracker.wait_idle().await;
+    };
+    tokio::spawn(stop_signal);
+    let run = async {
+        let served = match tls {
+            None => serve_http!(PlainListener(listener), router, stop_rx.clone()),
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)?;
+                serve_http!(listener, router, stop_rx.clone())
+            }
+        };
+        tracker.wait_idle().await;
+        served
+    };
+    tokio::pin!(run);
+    let deadline = async {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    let served = tokio::select! {
+        served = &mut run => served,
+        () = deadline => {
+            tracing::warn!(
+                timeout_secs = shutdown_timeout.as_secs(),
+                "shutdown timeout reached; exiting with connections or commits still open"
+            );
+            Ok(())
+        }
+    };
     let _ = sweeper.await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     drop(hub);
     tracing::info!("relay stopped");
     served.map_err(RelayError::from)
+}
+
+/// Readiness: 200 once the store answers (Redis reachable, redb open),
+/// 503 while it does not or while the relay shuts down.
+const READY_PATH: &str = "/readyz";
+/// Prometheus scrape endpoint.
+const METRICS_PATH: &str = "/metrics";
+
+async fn readyz<S: Store>(State(app): State<App<S>>) -> Response {
+    if *app.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    // Any cheap read will do: the answer does not matter, only that the
+    // store gave one.
+    let probe = hush_protocol::UserId::try_from("readyz-probe");
+    let answered = match probe {
+        Ok(user) => matches!(
+            tokio::time::timeout(READY_TIMEOUT, app.hub.store.user_exists(&user)).await,
+            Ok(Ok(_))
+        ),
+        Err(_) => false,
+    };
+    if answered {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+    }
+}
+
+/// How long `/readyz` waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn metrics<S: Store>(State(app): State<App<S>>) -> Response {
+    let store = tokio::time::timeout(crate::metrics::STATS_TIMEOUT, app.hub.store.stats())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let snapshot = Snapshot {
+        users_online: app.hub.live().len(),
+        store,
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&snapshot),
+    )
+        .into_response()
 }
 
 /// Initial read buffer per connection. tungstenite zero-fills the free
@@ -270,6 +459,7 @@ async fn sweep<S: Store>(hub: &Hub<S>) {
 pub struct RelayHandle {
     local_addr: SocketAddr,
     relay_id: String,
+    tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RelayError>>>,
 }
@@ -289,6 +479,11 @@ impl RelayHandle {
         let shutdown = async move {
             let _ = stopped.await;
         };
+        let tls = config.tls.is_some();
+        if let Some(files) = &config.tls {
+            // Refused here rather than by the spawned task.
+            crate::tls::server_config(files)?;
+        }
         let (task, relay_id) = match config.store.clone() {
             StoreConfig::Memory => {
                 let store = MemoryStore::new()?;
@@ -318,6 +513,7 @@ impl RelayHandle {
         Ok(Self {
             local_addr,
             relay_id,
+            tls,
             stop: Some(stop),
             task: Some(task),
         })
@@ -328,9 +524,10 @@ impl RelayHandle {
         self.local_addr
     }
 
-    /// `ws://ADDR/v1/ws`.
+    /// `ws://ADDR/v1/ws` (`wss://` when serving TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}", self.local_addr, WS_PATH)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.local_addr, WS_PATH)
     }
 
     /// The relay id clients sign in `auth`.

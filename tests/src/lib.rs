@@ -14,6 +14,8 @@
 //!   ([`RecordingProxy`]); [`websocket`] turns a recording back into
 //!   unmasked frame payloads; [`leak`] searches bytes for a plaintext
 //!   [`Marker`].
+//! - [`prometheus`] parses `/metrics` strictly; [`tls`] makes a CA and a
+//!   server certificate for `wss://` tests ([`TestPki`]).
 //!
 //! The API is synchronous, for plain `#[test]` functions; child processes
 //! and the proxy live on one shared tokio runtime ([`process::runtime`]).
@@ -22,9 +24,11 @@ pub mod bins;
 pub mod hush;
 pub mod leak;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod relay;
+pub mod tls;
 pub mod websocket;
 
 pub use bins::bin;
@@ -34,6 +38,7 @@ pub use process::{Cmd, Output, PROCESS_TIMEOUT, Spawned};
 pub use proxy::{Recording, RecordingProxy};
 pub use redis::Redis;
 pub use relay::{Relay, RelayOptions};
+pub use tls::TestPki;
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released): the
 /// address of a relay that is down.

@@ -81,6 +81,7 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
     let config = ClientConfig {
         relay_url: g.relay.clone(),
         receive: true,
+        ca_file: g.ca_file.clone(),
         ..ClientConfig::default()
     };
     let (client, events) =

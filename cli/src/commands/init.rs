@@ -50,6 +50,7 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     progress("registering with the relay and publishing keys");
     let config = ClientConfig {
         receive: false,
+        ca_file: g.ca_file.clone(),
         ..ClientConfig::default()
     };
     match Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await {

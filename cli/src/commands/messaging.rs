@@ -23,6 +23,7 @@ async fn connect(g: &Global, receive: bool) -> Result<(Client, Events), CliError
     let config = ClientConfig {
         relay_url: g.relay.clone(),
         receive,
+        ca_file: g.ca_file.clone(),
         ..ClientConfig::default()
     };
     Ok(Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?)

@@ -4,8 +4,9 @@
 //! to the client's inbox, in the order the relay sent it.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -165,18 +166,74 @@ pub fn ws_url(relay: &str) -> Result<String, ClientError> {
     }
 }
 
+/// The system's trusted roots, read once per process.
+fn system_roots() -> &'static [rustls_pki_types::CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<rustls_pki_types::CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            debug!(error = %e, "a system root certificate could not be read");
+        }
+        found.certs
+    })
+}
+
+/// The rustls client configuration for `wss://`: TLS 1.2 and 1.3 with the
+/// `ring` provider, trusting the system's roots plus the certificates of
+/// `ca_file` (PEM), if given.
+pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(system_roots().iter().cloned());
+    if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| {
+            ClientError::Tls(format!("CA file {}: {e}", path.display()))
+        };
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        if certs.is_empty() {
+            return Err(bad(&"no CERTIFICATE block in the file"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(&e))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(ClientError::Tls(
+            "no trusted root certificates (none in the system store, no CA file given)".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Opens and authenticates a connection. Returns the link, the inbox of
-/// unsolicited frames and the relay's `auth_ok`.
+/// unsolicited frames and the relay's `auth_ok`. A `wss://` URL is
+/// verified against the system's roots and `ca_file`.
 pub(crate) async fn open(
     url: &str,
     creds: Credentials<'_>,
     request_timeout: Duration,
     max_frame_bytes: usize,
+    ca_file: Option<&Path>,
 ) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, AuthOk), ClientError> {
     let mut ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     ws_config.max_message_size = Some(max_frame_bytes);
     ws_config.max_frame_size = Some(max_frame_bytes);
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), true);
+    let connector = if url.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(tls_config(ca_file)?))
+    } else {
+        None
+    };
+    let connect =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config), true, connector);
     let (ws, _response) = tokio::time::timeout(request_timeout, connect)
         .await
         .map_err(|_| ClientError::Unreachable {

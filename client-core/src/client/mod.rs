@@ -89,6 +89,10 @@ pub struct ClientConfig {
     pub max_frame_bytes: usize,
     /// Events buffered for the application before processing waits for it.
     pub event_capacity: usize,
+    /// A PEM file of extra CA certificates trusted for `wss://` relays,
+    /// besides the system's roots (for a relay with a private or
+    /// self-signed certificate).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -102,6 +106,7 @@ impl Default for ClientConfig {
             delivery_receipts: true,
             max_frame_bytes: hush_protocol::Limits::default().max_frame_bytes,
             event_capacity: 1024,
+            ca_file: None,
         }
     }
 }
@@ -301,6 +306,10 @@ pub enum ClientError {
     /// A key presented by the relay's directory failed verification.
     #[error("directory key invalid: {0}")]
     Key(#[from] crate::identity::KeyError),
+    /// The TLS set-up for a `wss://` relay is unusable (an unreadable CA
+    /// file, no trusted roots at all).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -831,6 +840,7 @@ impl Supervisor {
             creds,
             self.shared.config.request_timeout,
             self.shared.config.max_frame_bytes,
+            self.shared.config.ca_file.as_deref(),
         )
         .await?;
         if auth_ok.registered {

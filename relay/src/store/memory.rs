@@ -260,10 +260,15 @@ impl Store for MemoryStore {
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let users = self.lock();
+        let mut census = crate::metrics::MailboxCensus::default();
+        users
+            .values()
+            .for_each(|u| census.add(u.mailbox.len() as u64, u.mailbox_bytes));
         Ok(StoreStats {
             users: users.len() as u64,
             envelopes: users.values().map(|u| u.mailbox.len() as u64).sum(),
             envelope_bytes: users.values().map(|u| u.mailbox_bytes).sum(),
+            census,
         })
     }
 }

@@ -188,6 +188,8 @@ pub struct StoreStats {
     pub envelopes: u64,
     /// Body bytes waiting in all mailboxes.
     pub envelope_bytes: u64,
+    /// Non-empty mailboxes by depth and by bytes (for `/metrics`).
+    pub census: crate::metrics::MailboxCensus,
 }
 
 /// A relay's storage. Every method is async-capable; implementations must be

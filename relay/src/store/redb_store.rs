@@ -808,6 +808,7 @@ impl Store for RedbStore {
                 s.users += 1;
                 s.envelopes += rec.count;
                 s.envelope_bytes += rec.bytes;
+                s.census.add(rec.count, rec.bytes);
             }
             Ok(s)
         })

@@ -86,9 +86,12 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 fn be(op: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
-    move |e| StoreError::Backend {
-        op,
-        detail: e.to_string(),
+    move |e| {
+        crate::metrics::redis_error(op);
+        StoreError::Backend {
+            op,
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -383,6 +386,7 @@ async fn append_pump(mut conn: ConnectionManager, mut rx: mpsc::UnboundedReceive
 }
 
 fn fail(batch: Vec<AppendJob>, detail: &str) {
+    crate::metrics::redis_error("append");
     for job in batch {
         let _ = job.reply.send(Err(StoreError::Backend {
             op: "append",
@@ -751,6 +755,7 @@ impl Store for RedisStore {
             let b: Option<u64> = conn.hget(user_key(&u), "b").await.map_err(be("stats"))?;
             s.envelopes += n;
             s.envelope_bytes += b.unwrap_or(0);
+            s.census.add(n, b.unwrap_or(0));
         }
         Ok(s)
     }
