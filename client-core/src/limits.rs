@@ -58,3 +58,16 @@ pub const MAX_PICKLE_LEN: usize = 4 * 1024 * 1024;
 /// Most forgotten receiving chains whose public key and position are still
 /// remembered, so a late duplicate on them is reported as a duplicate.
 pub const MAX_RETIRED_CHAINS: usize = 32;
+
+/// Most ephemeral payloads (typing indicators) sent to one peer since the
+/// last stored one. Each may be dropped by the relay, leaving a gap the
+/// peer's ratchet must skip; half of [`MAX_SKIP`] keeps every gap well
+/// inside what the peer accepts (see `client/typing.rs`).
+pub const MAX_EPHEMERAL_GAP: u32 = MAX_SKIP / 2;
+
+/// Most user ids on the presence allow list (the relay's default
+/// `max_presence_allow`).
+pub const MAX_PRESENCE_ALLOW: usize = 1_000;
+
+/// Most user ids in one presence query or subscription request.
+pub const MAX_PRESENCE_QUERY: usize = 100;
