@@ -33,7 +33,8 @@ use crate::rate::TokenBucket;
 use crate::store::{
     AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, PublishedKeys, Store, StoredEnvelope,
 };
-use crate::wire;
+
+mod presence_frames;
 
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -56,6 +57,8 @@ type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
 struct Authed {
     user: UserId,
     key: VerifyingKey,
+    /// This connection as the hub knows it (presence subscriptions).
+    session: Arc<Session>,
 }
 
 struct Conn<S> {
@@ -66,6 +69,8 @@ struct Conn<S> {
     challenge: [u8; 32],
     authed: Option<Authed>,
     bucket: TokenBucket,
+    /// Presence requests and ephemeral sends (see `presence_frames`).
+    presence_bucket: TokenBucket,
     /// Set once this side queued its own close frame.
     closing: bool,
     /// Requests still running, in arrival order; replies go out in this
@@ -113,6 +118,11 @@ pub(crate) async fn run<S: Store>(
         challenge,
         authed: None,
         bucket: TokenBucket::new(limits.rate_per_sec, limits.rate_burst, Instant::now()),
+        presence_bucket: TokenBucket::new(
+            limits.presence_rate_per_sec,
+            limits.presence_rate_burst,
+            Instant::now(),
+        ),
         closing: false,
         pending: FuturesOrdered::new(),
     };
@@ -171,6 +181,7 @@ pub(crate) async fn run<S: Store>(
     }
 
     if let Some(a) = &conn.authed {
+        conn.hub.presence_forget(conn_id);
         conn.hub.deactivate(&a.user, conn_id);
     }
     if !conn.closing {
@@ -436,10 +447,11 @@ impl<S: Store> Conn<S> {
             self.out.clone(),
             Arc::clone(&self.kill),
         ));
-        self.hub.activate(session);
+        self.hub.activate(Arc::clone(&session));
         self.authed = Some(Authed {
             user: a.user_id,
             key,
+            session,
         });
         Flow::Continue(())
     }
@@ -460,6 +472,9 @@ impl<S: Store> Conn<S> {
             ClientFrame::Send(s) => self.send_envelope(s).await,
             ClientFrame::Ack(a) => self.ack(a).await,
             ClientFrame::Ping(p) => self.send(&ServerFrame::Pong(Pong { rid: p.rid })).await,
+            ClientFrame::PresenceAllow(p) => self.presence_allow(p).await,
+            ClientFrame::PresenceQuery(p) => self.presence_query(p).await,
+            ClientFrame::PresenceSubscribe(p) => self.presence_subscribe(p).await,
             other => {
                 self.error(
                     Some(other.rid()),
@@ -623,6 +638,9 @@ impl<S: Store> Conn<S> {
     }
 
     async fn send_envelope(&mut self, s: SendEnvelope) -> Flow {
+        if s.ephemeral {
+            return self.send_ephemeral(s).await;
+        }
         let Some(authed) = &self.authed else {
             return Flow::Break(());
         };
@@ -634,40 +652,6 @@ impl<S: Store> Conn<S> {
                 .await;
         }
         let accepted_at = now_ms();
-        if s.ephemeral {
-            // Same reply whether or not the recipient is online: the reply
-            // must not reveal presence.
-            if let Some(to) = self.hub.online(&s.to) {
-                to.push_now(wire::ephemeral_envelope(
-                    authed.user.as_str(),
-                    accepted_at,
-                    s.body.as_bytes(),
-                ));
-            } else {
-                match self.hub.store.user_exists(&s.to).await {
-                    Ok(true) => self.hub.cluster.forward(
-                        &s.to,
-                        wire::ephemeral_envelope(
-                            authed.user.as_str(),
-                            accepted_at,
-                            s.body.as_bytes(),
-                        ),
-                    ),
-                    Ok(false) => {
-                        return self
-                            .error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")
-                            .await;
-                    }
-                    Err(e) => return self.store_error(s.rid, e).await,
-                }
-            }
-            return self
-                .send(&ServerFrame::Accepted(Accepted {
-                    rid: s.rid,
-                    id: None,
-                }))
-                .await;
-        }
         let envelope = NewEnvelope {
             from: authed.user.clone(),
             accepted_at,

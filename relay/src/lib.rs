@@ -8,6 +8,8 @@
 //! - `hub`: live sessions and gap-free in-order delivery.
 //! - `cluster`: several relays on one Redis (presence, newest connection
 //!   wins, new-mail notifications over pub/sub).
+//! - `presence`: who may see whose presence, subscriptions, last seen and
+//!   the fan-out of changes.
 //! - [`store`]: the [`Store`] trait with [`MemoryStore`], [`RedbStore`] and
 //!   [`RedisStore`].
 //! - [`admin`]: operator commands on a stopped relay's data directory.
@@ -22,6 +24,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod hub;
+mod presence;
 mod random;
 mod rate;
 pub mod server;
