@@ -333,11 +333,22 @@ async fn refresh_once(store: &RedisStore, sessions: &dyn LocalSessions, ttl: Dur
     }
     match store.refresh(&live, ttl).await {
         Ok(fresh) => {
+            let mut back = Vec::new();
             for ((user, epoch), r) in live.iter().zip(fresh) {
                 match r {
                     Refreshed::Kept => {}
                     Refreshed::Superseded => sessions.replaced(user, epoch.saturating_add(1)),
-                    Refreshed::Recreated => sessions.resync(user),
+                    Refreshed::Recreated => {
+                        sessions.resync(user);
+                        back.push(user);
+                    }
+                }
+            }
+            // Subscribers elsewhere may have seen the expired entry as
+            // offline: tell them it is back (this relay hears it too).
+            for user in back {
+                if let Err(e) = store.publish_presence(user).await {
+                    tracing::debug!(error = %e, %user, "presence announce failed");
                 }
             }
             true

@@ -605,6 +605,69 @@ mod cluster {
         assert_eq!(reply, offline);
     }
 
+    /// A user's presence entry expires under a live connection (here: it is
+    /// deleted): subscribers elsewhere see it offline, then online again
+    /// once its relay re-creates the entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_recreated_by_its_relay_shows_online_again() {
+        let redis = RedisServer::start();
+        let start = |ttl_ms: u64| {
+            let mut config = Config::redis(redis.url());
+            config.presence_ttl = std::time::Duration::from_millis(ttl_ms);
+            async move {
+                within("relay start", RelayHandle::start(config))
+                    .await
+                    .unwrap()
+            }
+        };
+        // r1 refreshes every 2 s, r2 re-checks every 100 ms.
+        let (r1, r2) = (start(6000).await, start(300).await);
+        let (mut bob, _) = Client::login(&r1, "bob", &new_key()).await;
+        bob.presence_allow(&["alice"]).await;
+        let (mut alice, _) = Client::login(&r2, "alice", &new_key()).await;
+        alice.presence_subscribe(&["bob"]).await;
+        let mut conn = ::redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let pttl = |mut c: ::redis::aio::MultiplexedConnection| async move {
+            let t: i64 = ::redis::cmd("PTTL")
+                .arg("hush:presence:bob")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            t
+        };
+        // Right after one of r1's refreshes (the TTL jumps back up), delete
+        // the entry: r2 notices long before r1's next refresh.
+        within("a refresh by r1", async {
+            let mut last = pttl(conn.clone()).await;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                let t = pttl(conn.clone()).await;
+                if t > last {
+                    break;
+                }
+                last = t;
+            }
+        })
+        .await;
+        let _: i64 = ::redis::cmd("DEL")
+            .arg("hush:presence:bob")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            alice.next_presence_update().await,
+            visible("bob", false, None)
+        );
+        assert_eq!(
+            alice.next_presence_update().await,
+            visible("bob", true, None)
+        );
+    }
+
     /// A `hush-relay` process, to be SIGKILLed.
     struct RelayProcess(std::process::Child, String);
 
