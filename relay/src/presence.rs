@@ -433,10 +433,65 @@ impl<S: Store> Hub<S> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::{mpsc, watch};
+
     use super::*;
+    use crate::hub::Outbound;
 
     fn u(s: &str) -> UserId {
         UserId::try_from(s).unwrap()
+    }
+
+    fn session(conn_id: u64, name: &str) -> (Arc<Session>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(16);
+        let kill = Arc::new(watch::channel(None).0);
+        (Arc::new(Session::new(conn_id, u(name), 0, tx, kill)), rx)
+    }
+
+    fn pushed(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Text(t)) = rx.try_recv() {
+            out.push(t.as_str().to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn updates_only_on_change_and_never_while_settling() {
+        let (s, mut rx) = session(7, "alice");
+        let mut subs = Subs::default();
+        subs.conns.insert(
+            7,
+            ConnSubs {
+                session: s,
+                given: [(u("bob"), None)].into_iter().collect(),
+                settling: true,
+                dirty: false,
+            },
+        );
+        let on = Some(PresenceState {
+            online: true,
+            last_seen_ms: None,
+        });
+        subs.give(7, &u("bob"), on);
+        assert!(pushed(&mut rx).is_empty(), "pushed while settling");
+        assert!(subs.conns[&7].dirty);
+        subs.conns.get_mut(&7).unwrap().settling = false;
+        subs.give(7, &u("bob"), on);
+        subs.give(7, &u("bob"), on);
+        subs.give(7, &u("carol"), on);
+        subs.give(8, &u("bob"), None);
+        assert_eq!(
+            pushed(&mut rx),
+            vec![
+                r#"{"type":"presence_update","user":"bob","visible":true,"online":true,"last_seen_ms":null}"#
+            ]
+        );
+        subs.give(7, &u("bob"), None);
+        assert_eq!(
+            pushed(&mut rx),
+            vec![r#"{"type":"presence_update","user":"bob","visible":false}"#]
+        );
     }
 
     #[test]
