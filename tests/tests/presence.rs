@@ -3,6 +3,7 @@
 //! an allowed user with online / last seen and anyone else exactly as for a
 //! user who does not exist, `hush recv --presence` reports changes, and
 //! `hush settings` switches read receipts.
+#![allow(clippy::expect_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
