@@ -69,5 +69,23 @@ pub const MAX_EPHEMERAL_GAP: u32 = MAX_SKIP / 2;
 /// `max_presence_allow`).
 pub const MAX_PRESENCE_ALLOW: usize = 1_000;
 
-/// Most user ids in one presence query or subscription request.
+/// Most user ids in one presence query (the relay's default
+/// `max_presence_query`).
 pub const MAX_PRESENCE_QUERY: usize = 100;
+
+/// Most presence subscriptions at once (the relay's default
+/// `max_presence_subscriptions`).
+pub const MAX_PRESENCE_SUBSCRIPTIONS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_caps_match_the_relays_defaults() {
+        let relay = hush_protocol::Limits::default();
+        assert_eq!(MAX_PRESENCE_ALLOW, relay.max_presence_allow);
+        assert_eq!(MAX_PRESENCE_QUERY, relay.max_presence_query);
+        assert_eq!(MAX_PRESENCE_SUBSCRIPTIONS, relay.max_presence_subscriptions);
+    }
+}

@@ -585,7 +585,11 @@ impl Client {
         &self,
         users: &[UserId],
     ) -> Result<Vec<PresenceEntry>, ClientError> {
-        check_presence_request(users)?;
+        check_presence_request(
+            users,
+            "users in one presence query",
+            crate::limits::MAX_PRESENCE_QUERY,
+        )?;
         let users = users.to_vec();
         let link = self.link().await?;
         let reply = link
@@ -595,7 +599,8 @@ impl Client {
     }
 
     /// Subscribes to the presence of `users` (at most
-    /// [`MAX_PRESENCE_QUERY`](crate::limits::MAX_PRESENCE_QUERY)), replacing
+    /// [`MAX_PRESENCE_SUBSCRIPTIONS`](crate::limits::MAX_PRESENCE_SUBSCRIPTIONS)
+    /// distinct ids), replacing
     /// any earlier subscription, and returns the snapshot. Changes then
     /// arrive as [`Event::Presence`]; after a reconnect the subscription is
     /// renewed and its snapshot emitted as events. An empty list
@@ -604,7 +609,11 @@ impl Client {
         &self,
         users: Vec<UserId>,
     ) -> Result<Vec<PresenceEntry>, ClientError> {
-        check_presence_request(&users)?;
+        check_presence_request(
+            &users,
+            "presence subscriptions",
+            crate::limits::MAX_PRESENCE_SUBSCRIPTIONS,
+        )?;
         if let Ok(mut subs) = self.shared.presence_subscriptions.lock() {
             subs.clone_from(&users);
         }
@@ -1410,12 +1419,15 @@ fn normalise_allow_list(list: Vec<UserId>, me: &UserId) -> Vec<UserId> {
         .collect()
 }
 
-fn check_presence_request(users: &[UserId]) -> Result<(), ClientError> {
-    if users.len() > crate::limits::MAX_PRESENCE_QUERY {
-        return Err(ClientError::LimitExceeded {
-            what: "users in one presence request",
-            max: crate::limits::MAX_PRESENCE_QUERY,
-        });
+/// Refuses a request the relay would refuse: more than `max` distinct ids.
+fn check_presence_request(
+    users: &[UserId],
+    what: &'static str,
+    max: usize,
+) -> Result<(), ClientError> {
+    let distinct: HashSet<&UserId> = users.iter().collect();
+    if distinct.len() > max {
+        return Err(ClientError::LimitExceeded { what, max });
     }
     Ok(())
 }
