@@ -119,7 +119,7 @@ fn presence_is_shown_to_allowed_users_only_and_hidden_equals_unknown() {
 }
 
 #[test]
-fn recv_reports_the_presence_of_a_watched_user_as_it_changes() {
+fn recv_reports_online_then_last_seen_when_the_watched_user_is_killed() {
     let data = temp_dir("hush-relay-data-");
     let relay = Relay::start(data.path());
     let (alice, bob) = (Hush::new("alice"), Hush::new("bob"));
@@ -144,9 +144,9 @@ fn recv_reports_the_presence_of_a_watched_user_as_it_changes() {
     assert_eq!(first["user"], "alice");
     assert_eq!(first["online"], Value::Bool(false));
 
-    // alice connects (to send) and leaves: bob sees both.
-    let before = now_ms();
-    alice.send("bob", "hello");
+    // alice connects and stays (a receiving `hush recv`): bob sees her
+    // online; her process is killed: bob sees her offline, last seen then.
+    let alice_recv = alice.cmd(&["recv", "--wait", "60"]).spawn();
     let online = loop {
         let p = next_presence();
         if p["online"] == Value::Bool(true) {
@@ -154,6 +154,8 @@ fn recv_reports_the_presence_of_a_watched_user_as_it_changes() {
         }
     };
     assert_eq!(online["visible"], Value::Bool(true), "{online:?}");
+    let before = now_ms();
+    alice_recv.kill();
     let offline = loop {
         let p = next_presence();
         if p["online"] == Value::Bool(false) {
