@@ -298,12 +298,13 @@ pub enum ClientError {
     #[error("rate limited by the relay")]
     RateLimited,
     /// A request over one of its caps (presence allow list, query,
-    /// subscriptions), refused before it was sent or by the relay.
+    /// subscriptions), refused before it was sent. (A relay configured
+    /// with lower caps answers `limit_exceeded`: [`ClientError::Relay`].)
     #[error("too many {what} (at most {max})")]
     LimitExceeded {
         /// What.
         what: &'static str,
-        /// The cap (0 when the relay's own is not known).
+        /// The cap.
         max: usize,
     },
     /// Any other error the relay answered.
@@ -356,10 +357,6 @@ impl ClientError {
             ErrorCode::RateLimited => Self::RateLimited,
             ErrorCode::UnknownUser => Self::UnknownUser { user: message },
             ErrorCode::AuthFailed => Self::AuthRejected { message },
-            ErrorCode::LimitExceeded => Self::LimitExceeded {
-                what: "presence entries",
-                max: 0,
-            },
             code => Self::Relay { code, message },
         }
     }
