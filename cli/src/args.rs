@@ -161,10 +161,10 @@ pub struct PresenceArgs {
     #[command(subcommand)]
     pub command: Option<PresenceCommand>,
     /// Users whose presence to ask for (at most 100); none lists the users
-    /// you allow.
+    /// you allow. (`hush presence -- allow` asks about a user named allow.)
     pub users: Vec<String>,
     /// One JSON object per line.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

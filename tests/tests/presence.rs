@@ -73,6 +73,10 @@ fn presence_is_shown_to_allowed_users_only_and_hidden_equals_unknown() {
     let out = alice.run(&["presence", "--json"]);
     out.assert_success();
     assert_eq!(out.stdout, "{\"user\":\"bob\"}\n");
+    // Allowing again changes nothing; --json works after the subcommand.
+    let out = alice.run(&["presence", "allow", "bob", "--json"]);
+    out.assert_success();
+    assert_eq!(out.stdout, "{\"user\":\"bob\"}\n");
 
     // alice is offline now; bob sees when she left (her `presence allow`
     // connection was her last).
