@@ -424,14 +424,18 @@ impl ChatState {
                 self.link = Link::Connected;
             }
             ConnectionState::Disconnected { reason, .. } => {
+                // Unknown until the renewed subscription says again.
+                self.presence = None;
                 self.link = Link::Reconnecting;
                 self.set_status(format!("connection lost ({reason}); reconnecting"), true);
             }
             ConnectionState::Replaced => {
+                self.presence = None;
                 self.link = Link::Stopped("replaced".into());
                 self.notice("! another hush session of this user took over; /quit to leave");
             }
             ConnectionState::Stopped { reason } => {
+                self.presence = None;
                 self.link = Link::Stopped("stopped".into());
                 self.notice(format!("! disconnected for good: {reason}; /quit to leave"));
             }
@@ -731,8 +735,17 @@ mod tests {
             state: Some(visible),
         });
         assert_eq!(st.presence, Some(visible));
-        st.presence(&PresenceEntry::hidden(bob));
+        st.presence(&PresenceEntry::hidden(bob.clone()));
         assert_eq!(st.presence, None, "hidden again after a deny");
+        st.presence(&PresenceEntry {
+            user: bob,
+            state: Some(visible),
+        });
+        st.connection(&ConnectionState::Disconnected {
+            reason: "lost".into(),
+            retry_in: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(st.presence, None, "not shown while we cannot know");
     }
 
     #[test]
