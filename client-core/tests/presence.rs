@@ -491,6 +491,20 @@ async fn oversized_presence_requests_are_refused_before_sending() {
         ),
         "{err:?}"
     );
+    let subs: Vec<UserId> = (0..=hush_client_core::limits::MAX_PRESENCE_SUBSCRIPTIONS)
+        .map(|i| uid(&format!("u{i}")))
+        .collect();
+    let err = alice.subscribe_presence(subs).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hush_client_core::client::ClientError::LimitExceeded { .. }
+        ),
+        "{err:?}"
+    );
+    // Duplicates count once.
+    let same = vec![uid("bob"); 2 * hush_client_core::limits::MAX_PRESENCE_QUERY];
+    assert_eq!(alice.query_presence(&same).await.unwrap().len(), 1);
     let too_many: Vec<UserId> = (0..=hush_client_core::limits::MAX_PRESENCE_ALLOW)
         .map(|i| uid(&format!("u{i}")))
         .collect();
