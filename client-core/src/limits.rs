@@ -34,6 +34,11 @@ pub const SIGNED_PREKEY_ROTATION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// answers prekey messages after a rotation: 30 days, in milliseconds.
 pub const SIGNED_PREKEY_GRACE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
+/// Most envelope ids the client puts in one `ack` frame: the relay
+/// protocol's default `max_ack_ids` (a longer backlog is acknowledged in
+/// several frames as it is processed).
+pub const MAX_ACK_IDS: usize = 1_000;
+
 /// Plaintexts are padded to a multiple of this many bytes.
 pub const PADDING_BLOCK: usize = 64;
 
@@ -87,5 +92,10 @@ mod tests {
         assert_eq!(MAX_PRESENCE_ALLOW, relay.max_presence_allow);
         assert_eq!(MAX_PRESENCE_QUERY, relay.max_presence_query);
         assert_eq!(MAX_PRESENCE_SUBSCRIPTIONS, relay.max_presence_subscriptions);
+    }
+
+    #[test]
+    fn ack_cap_is_the_relay_protocols_default() {
+        assert_eq!(MAX_ACK_IDS, hush_protocol::Limits::default().max_ack_ids);
     }
 }

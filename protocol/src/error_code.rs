@@ -107,6 +107,10 @@ pub mod close {
     pub const AUTH_TIMEOUT: u16 = 4002;
     /// Slow consumer: the outbound queue was full. Envelopes stay queued.
     pub const SLOW_CONSUMER: u16 = 4003;
+    /// Nothing (no frame, no pong to the relay's pings) was received for
+    /// `idle_timeout`: the relay treats the connection as half-open and drops
+    /// it. Reconnect.
+    pub const IDLE_TIMEOUT: u16 = 4004;
     /// Too many connections (reserved; the relay answers HTTP 429 before the
     /// upgrade instead).
     pub const TOO_MANY_CONNECTIONS: u16 = 4008;

@@ -14,6 +14,11 @@
 //! | `retention` | 30 days | periodic sweep |
 //! | `rate_per_sec` / `rate_burst` | 1000 / 2000 | `rate_limited` |
 //! | `max_connections_per_ip` | 256 | HTTP 429 |
+//! | `max_connections` | 10000 | HTTP 503 |
+//! | `ping_interval` | 30 s | WebSocket ping when the peer is quiet |
+//! | `idle_timeout` | 75 s | dropped without a close frame (half-open) |
+//! | `bundle_fetch_burst` / `bundle_fetches_per_hour` | 60 / 120 | `rate_limited` |
+//! | `registration_burst` / `registrations_per_hour` | 100 / 100 | `rate_limited`, close 4001 |
 //! | `auth_timeout` | 10 s | `auth_timeout`, close 4002 |
 //! | `max_ack_ids` | 1000 | `too_many_ids` |
 //! | `outbound_queue` | 1024 | close 4003 |
@@ -62,6 +67,30 @@ pub struct Limits {
     pub rate_burst: u32,
     /// Most simultaneous WebSocket connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Most simultaneous WebSocket connections in all; beyond it upgrades are
+    /// refused with HTTP 503 (bounds the relay's memory whatever the number
+    /// of addresses).
+    pub max_connections: usize,
+    /// A connection that has sent nothing for this long gets a WebSocket
+    /// ping (which any live peer answers with a pong).
+    pub ping_interval: Duration,
+    /// A connection that has sent nothing at all (no frame, no pong) for this
+    /// long is half-open or dead: the relay drops it without waiting for a
+    /// close handshake, and its user is offline again. Must exceed
+    /// `ping_interval`.
+    pub idle_timeout: Duration,
+    /// `fetch_bundle` requests one user may make in a burst, over all its
+    /// connections (each fetch can consume one of the target's one-time
+    /// prekeys: this bounds prekey draining). 0 disables the cap.
+    pub bundle_fetch_burst: u32,
+    /// Sustained `fetch_bundle` requests per user per hour (refill rate of
+    /// the same bucket).
+    pub bundle_fetches_per_hour: u32,
+    /// New user registrations one IP address may make in a burst. 0 disables
+    /// the cap.
+    pub registration_burst: u32,
+    /// Sustained new registrations per IP address per hour.
+    pub registrations_per_hour: u32,
     /// Time from the connection opening to a successful `auth`; a connection
     /// that has not authenticated by then is closed (4002).
     pub auth_timeout: Duration,
@@ -104,6 +133,13 @@ impl Default for Limits {
             rate_per_sec: 1000,
             rate_burst: 2000,
             max_connections_per_ip: 256,
+            max_connections: 10_000,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            bundle_fetch_burst: 60,
+            bundle_fetches_per_hour: 120,
+            registration_burst: 100,
+            registrations_per_hour: 100,
             auth_timeout: Duration::from_secs(10),
             max_ack_ids: 1000,
             outbound_queue: 1024,
@@ -133,6 +169,11 @@ mod tests {
         assert_eq!(l.retention, Duration::from_secs(2_592_000));
         assert_eq!((l.rate_per_sec, l.rate_burst), (1000, 2000));
         assert_eq!(l.max_connections_per_ip, 256);
+        assert_eq!(l.max_connections, 10_000);
+        assert_eq!(l.ping_interval, Duration::from_secs(30));
+        assert_eq!(l.idle_timeout, Duration::from_secs(75));
+        assert_eq!((l.bundle_fetch_burst, l.bundle_fetches_per_hour), (60, 120));
+        assert_eq!((l.registration_burst, l.registrations_per_hour), (100, 100));
         assert_eq!(l.auth_timeout, Duration::from_secs(10));
         assert_eq!(l.max_ack_ids, 1000);
         assert_eq!(l.outbound_queue, 1024);

@@ -10,6 +10,7 @@
 //! deadline); errors after it are answered and the connection stays open.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -67,6 +68,8 @@ struct Conn<S> {
     out: mpsc::Sender<Outbound>,
     kill: Kill,
     challenge: [u8; 32],
+    /// The peer's address (registration quota).
+    ip: IpAddr,
     authed: Option<Authed>,
     bucket: TokenBucket,
     /// Presence requests and ephemeral sends (see `presence_frames`).
@@ -89,7 +92,7 @@ fn now_ms() -> u64 {
 pub(crate) async fn run<S: Store>(
     hub: Hub<S>,
     socket: WebSocket,
-    _ip: IpGuard<S>,
+    ip_slot: IpGuard<S>,
     mut shutdown: watch::Receiver<bool>,
     _token: TaskToken,
 ) {
@@ -116,6 +119,7 @@ pub(crate) async fn run<S: Store>(
         out,
         kill: kill_tx,
         challenge,
+        ip: ip_slot.ip(),
         authed: None,
         bucket: TokenBucket::new(limits.rate_per_sec, limits.rate_burst, Instant::now()),
         presence_bucket: TokenBucket::new(
@@ -136,10 +140,30 @@ pub(crate) async fn run<S: Store>(
 
     let deadline = tokio::time::sleep(limits.auth_timeout);
     tokio::pin!(deadline);
+    let mut liveness = Liveness::new(limits.ping_interval, limits.idle_timeout);
+    let check = tokio::time::sleep_until(liveness.next_check);
+    tokio::pin!(check);
     while go_on {
         tokio::select! {
             biased;
             _ = kill_rx.changed() => break,
+            () = &mut check => {
+                match liveness.check(Instant::now()) {
+                    Verdict::Dead => {
+                        tracing::info!(conn = conn_id, "no frame or pong within idle_timeout; dropping half-open connection");
+                        kill(&conn.kill, close::IDLE_TIMEOUT);
+                        conn.closing = true;
+                        break;
+                    }
+                    Verdict::Ping => {
+                        // A full queue already means the peer is behind;
+                        // the slow-consumer rule handles that.
+                        let _ = conn.out.try_send(Outbound::Ping);
+                    }
+                    Verdict::Quiet => {}
+                }
+                check.as_mut().reset(liveness.next_check);
+            }
             _ = shutdown.changed() => {
                 kill(&conn.kill, close::GOING_AWAY);
                 break;
@@ -155,6 +179,7 @@ pub(crate) async fn run<S: Store>(
                 go_on = conn.send_now(&done.frame).await.is_continue();
             }
             msg = stream.next(), if conn.pending.len() < MAX_IN_FLIGHT => {
+                liveness.heard(Instant::now());
                 go_on = match msg {
                     Some(Ok(Message::Text(text))) => conn.on_text(text).await.is_continue(),
                     Some(Ok(Message::Binary(_))) => {
@@ -191,6 +216,7 @@ pub(crate) async fn run<S: Store>(
     drop(out);
     drop(authed);
     let _ = writer.await;
+    drop(ip_slot);
     tracing::debug!(conn = conn_id, "connection closed");
 }
 
@@ -212,18 +238,20 @@ async fn writer(
         };
         let mut then_close = None;
         let text = match first {
-            Some(Outbound::Text(t)) => t,
+            Some(Outbound::Text(t)) => Message::Text(t),
             Some(Outbound::Close(code, reason)) => {
                 let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
                 return;
             }
+            Some(Outbound::Ping) => Message::Ping(Default::default()),
             None => return,
         };
         let write = async {
-            sink.feed(Message::Text(text)).await?;
+            sink.feed(text).await?;
             for _ in 1..WRITE_BATCH {
                 match rx.try_recv() {
                     Ok(Outbound::Text(t)) => sink.feed(Message::Text(t)).await?,
+                    Ok(Outbound::Ping) => sink.feed(Message::Ping(Default::default())).await?,
                     Ok(Outbound::Close(code, reason)) => {
                         then_close = Some((code, reason));
                         break;
@@ -248,10 +276,66 @@ async fn writer(
         close::REPLACED => "replaced by a newer connection",
         close::SLOW_CONSUMER => "slow consumer",
         close::GOING_AWAY => "relay shutting down",
+        close::IDLE_TIMEOUT => "idle timeout",
         close::INTERNAL_ERROR => "internal error",
         _ => "",
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
+}
+
+/// What the liveness timer decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Heard from recently; nothing to do.
+    Quiet,
+    /// Quiet for `ping_interval`: send a ping.
+    Ping,
+    /// Nothing for `idle_timeout`: half-open or dead.
+    Dead,
+}
+
+/// Half-open detection. Reading a frame only stores the time (no timer is
+/// reset per frame); the timer fires at most once per `ping_interval` and
+/// decides from the time of the last frame.
+#[derive(Debug)]
+struct Liveness {
+    ping_interval: Duration,
+    idle_timeout: Duration,
+    last_heard: Instant,
+    next_check: Instant,
+}
+
+impl Liveness {
+    fn new(ping_interval: Duration, idle_timeout: Duration) -> Self {
+        let now = Instant::now();
+        let ping_interval = ping_interval.max(Duration::from_millis(10));
+        Self {
+            ping_interval,
+            idle_timeout: idle_timeout.max(ping_interval),
+            last_heard: now,
+            next_check: now + ping_interval,
+        }
+    }
+
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+
+    /// Called when `next_check` is reached; sets the next one.
+    fn check(&mut self, now: Instant) -> Verdict {
+        let quiet = now.saturating_duration_since(self.last_heard);
+        let dead_at = self.last_heard + self.idle_timeout;
+        if quiet >= self.idle_timeout {
+            return Verdict::Dead;
+        }
+        if quiet >= self.ping_interval {
+            self.next_check = (now + self.ping_interval).min(dead_at);
+            Verdict::Ping
+        } else {
+            self.next_check = (self.last_heard + self.ping_interval).min(dead_at);
+            Verdict::Quiet
+        }
+    }
 }
 
 fn close_msg(code: u16, reason: &'static str) -> Message {
@@ -377,6 +461,37 @@ impl<S: Store> Conn<S> {
             .await;
             return Flow::Break(());
         };
+        if !self.hub.quotas.may_register(&self.ip) {
+            // Out of registrations: only a returning user may go on.
+            match self.hub.store.user_exists(&a.user_id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(
+                        conn = self.conn_id,
+                        "registration quota of this address exhausted"
+                    );
+                    self.fail(
+                        rid,
+                        ErrorCode::RateLimited,
+                        "too many new registrations from this address; try later",
+                        close::AUTH_FAILED,
+                    )
+                    .await;
+                    return Flow::Break(());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store failed during auth");
+                    self.fail(
+                        rid,
+                        ErrorCode::StoreUnavailable,
+                        "store unavailable",
+                        close::INTERNAL_ERROR,
+                    )
+                    .await;
+                    return Flow::Break(());
+                }
+            }
+        }
         let outcome = match self
             .hub
             .store
@@ -428,6 +543,9 @@ impl<S: Store> Conn<S> {
                 return Flow::Break(());
             }
         };
+        if registered {
+            self.hub.quotas.registered(&self.ip);
+        }
         tracing::info!(conn = self.conn_id, user = %a.user_id, registered, "authenticated");
         // auth_ok goes out before the session is live, so it precedes every
         // pushed envelope.
@@ -577,6 +695,19 @@ impl<S: Store> Conn<S> {
     }
 
     async fn fetch_bundle(&mut self, f: FetchBundle) -> Flow {
+        let allowed = self
+            .authed
+            .as_ref()
+            .is_some_and(|a| self.hub.quotas.take_fetch(&a.user));
+        if !allowed {
+            return self
+                .error(
+                    Some(f.rid),
+                    ErrorCode::RateLimited,
+                    "bundle fetch quota exhausted; try later",
+                )
+                .await;
+        }
         let fetched = match self.hub.store.fetch_bundle(&f.user_id).await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -711,5 +842,43 @@ impl<S: Store> Conn<S> {
             Ok(_) => self.send(&ServerFrame::Acked(Acked { rid: a.rid })).await,
             Err(e) => self.store_error(a.rid, e).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PING: Duration = Duration::from_secs(30);
+    const IDLE: Duration = Duration::from_secs(75);
+
+    #[test]
+    fn a_chatty_peer_is_never_pinged() {
+        let mut l = Liveness::new(PING, IDLE);
+        let t0 = l.last_heard;
+        l.heard(t0 + Duration::from_secs(20));
+        assert_eq!(l.check(t0 + PING), Verdict::Quiet);
+        assert_eq!(l.next_check, t0 + Duration::from_secs(50));
+    }
+
+    #[test]
+    fn a_quiet_peer_is_pinged_then_dropped_at_the_idle_timeout() {
+        let mut l = Liveness::new(PING, IDLE);
+        let t0 = l.last_heard;
+        assert_eq!(l.check(t0 + PING), Verdict::Ping);
+        assert_eq!(l.next_check, t0 + Duration::from_secs(60));
+        assert_eq!(l.check(l.next_check), Verdict::Ping);
+        assert_eq!(l.next_check, t0 + IDLE, "the last check is at the deadline");
+        assert_eq!(l.check(l.next_check), Verdict::Dead);
+    }
+
+    #[test]
+    fn a_pong_keeps_the_connection() {
+        let mut l = Liveness::new(PING, IDLE);
+        let t0 = l.last_heard;
+        assert_eq!(l.check(t0 + PING), Verdict::Ping);
+        l.heard(t0 + PING + Duration::from_millis(5));
+        assert_eq!(l.check(l.next_check), Verdict::Quiet);
+        assert_ne!(l.check(t0 + IDLE), Verdict::Dead);
     }
 }

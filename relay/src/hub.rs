@@ -36,6 +36,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::cluster::{Cluster, LocalSessions};
 use crate::presence::Presence;
+use crate::quota::Quotas;
 use crate::store::{MailboxLimits, Store, StoredEnvelope};
 use crate::wire;
 
@@ -49,6 +50,8 @@ pub(crate) enum Outbound {
     Text(Utf8Bytes),
     /// A close frame; the writer stops after it.
     Close(u16, &'static str),
+    /// A WebSocket ping (liveness check of a quiet peer).
+    Ping,
 }
 
 /// Asks a connection to close with a code, from anywhere. The first code
@@ -210,6 +213,10 @@ pub(crate) struct Shared<S> {
     // std mutexes: held only for map lookups/updates, never across `.await`.
     sessions: Mutex<HashMap<UserId, Arc<Session>>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections in all (the sum of `per_ip`'s counts).
+    connections: AtomicUsize,
+    /// Bundle fetches per user, registrations per address.
+    pub(crate) quotas: Quotas,
     next_conn: AtomicU64,
     pub(crate) tracker: Arc<Tracker>,
     /// Presence subscriptions and their fan-out ([`crate::presence`]).
@@ -236,15 +243,32 @@ impl<S> std::ops::Deref for Hub<S> {
     }
 }
 
+/// Why a connection was refused before the upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `max_connections_per_ip` reached (HTTP 429).
+    PerAddress,
+    /// `max_connections` reached (HTTP 503).
+    Total,
+}
+
 /// One connection's slot in the per-address count; released on drop.
 pub(crate) struct IpGuard<S> {
     hub: Hub<S>,
     ip: IpAddr,
 }
 
+impl<S> IpGuard<S> {
+    /// The address this slot counts against.
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 impl<S> Drop for IpGuard<S> {
     fn drop(&mut self) {
         let mut m = lock(&self.hub.per_ip);
+        self.hub.connections.fetch_sub(1, Ordering::Relaxed);
         if let Some(n) = m.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -262,14 +286,17 @@ impl<S: Store> Hub<S> {
         cluster: Cluster,
         tracker: Arc<Tracker>,
     ) -> Self {
+        let quotas = Quotas::new(&limits);
         Self {
             shared: Arc::new(Shared {
                 store,
                 limits,
+                quotas,
                 relay_id,
                 cluster,
                 sessions: Mutex::new(HashMap::new()),
                 per_ip: Mutex::new(HashMap::new()),
+                connections: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
                 tracker,
                 presence: Presence::default(),
@@ -288,15 +315,21 @@ impl<S: Store> Hub<S> {
         }
     }
 
-    /// Takes a connection slot for `ip`, or `None` when it has too many.
-    pub(crate) fn ip_guard(&self, ip: IpAddr) -> Option<IpGuard<S>> {
+    /// Takes a connection slot for `ip`, or says which cap is reached.
+    pub(crate) fn ip_guard(&self, ip: IpAddr) -> Result<IpGuard<S>, Refused> {
         let mut m = lock(&self.per_ip);
+        // Both counts change under the `per_ip` lock, so the total cap is
+        // exact.
+        if self.connections.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return Err(Refused::Total);
+        }
         let n = m.entry(ip).or_insert(0);
         if *n >= self.limits.max_connections_per_ip {
-            return None;
+            return Err(Refused::PerAddress);
         }
         *n += 1;
-        Some(IpGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(IpGuard {
             hub: self.clone(),
             ip,
         })

@@ -25,6 +25,7 @@ pub mod config;
 mod connection;
 mod hub;
 mod presence;
+mod quota;
 mod random;
 mod rate;
 pub mod server;

@@ -106,6 +106,28 @@ struct LimitArgs {
     /// Most simultaneous connections per IP address (HTTP 429 beyond).
     #[arg(long, env = "HUSH_MAX_CONNECTIONS_PER_IP", default_value_t = Limits::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
+    /// Most simultaneous connections in all (HTTP 503 beyond).
+    #[arg(long, env = "HUSH_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds of silence from a peer before the relay pings it.
+    #[arg(long, env = "HUSH_PING_INTERVAL_SECS", default_value_t = Limits::default().ping_interval.as_secs())]
+    ping_interval_secs: u64,
+    /// Seconds of silence (no frame, no pong) before a connection is
+    /// dropped as half-open (close 4004).
+    #[arg(long, env = "HUSH_IDLE_TIMEOUT_SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout_secs: u64,
+    /// `fetch_bundle` requests per user in a burst (0: no cap).
+    #[arg(long, env = "HUSH_BUNDLE_FETCH_BURST", default_value_t = Limits::default().bundle_fetch_burst)]
+    bundle_fetch_burst: u32,
+    /// `fetch_bundle` requests per user per hour, sustained.
+    #[arg(long, env = "HUSH_BUNDLE_FETCHES_PER_HOUR", default_value_t = Limits::default().bundle_fetches_per_hour)]
+    bundle_fetches_per_hour: u32,
+    /// New registrations per IP address in a burst (0: no cap).
+    #[arg(long, env = "HUSH_REGISTRATION_BURST", default_value_t = Limits::default().registration_burst)]
+    registration_burst: u32,
+    /// New registrations per IP address per hour, sustained.
+    #[arg(long, env = "HUSH_REGISTRATIONS_PER_HOUR", default_value_t = Limits::default().registrations_per_hour)]
+    registrations_per_hour: u32,
     /// Milliseconds from connecting to a successful `auth` (close 4002).
     #[arg(long, env = "HUSH_AUTH_TIMEOUT_MS", default_value_t = 10_000)]
     auth_timeout_ms: u64,
@@ -132,6 +154,13 @@ impl LimitArgs {
         l.rate_per_sec = self.rate_per_sec;
         l.rate_burst = self.rate_burst;
         l.max_connections_per_ip = self.max_connections_per_ip;
+        l.max_connections = self.max_connections;
+        l.ping_interval = Duration::from_secs(self.ping_interval_secs.max(1));
+        l.idle_timeout = Duration::from_secs(self.idle_timeout_secs.max(1));
+        l.bundle_fetch_burst = self.bundle_fetch_burst;
+        l.bundle_fetches_per_hour = self.bundle_fetches_per_hour;
+        l.registration_burst = self.registration_burst;
+        l.registrations_per_hour = self.registrations_per_hour;
         l.auth_timeout = Duration::from_millis(self.auth_timeout_ms);
         l.max_ack_ids = self.max_ack_ids;
         l.outbound_queue = self.outbound_queue;

@@ -1,5 +1,7 @@
-//! Per-connection token bucket: `rate_per_sec` tokens per second refill a
-//! bucket of `rate_burst`; each frame takes one.
+//! Token buckets: `rate` tokens per second refill a bucket of `burst`; each
+//! request takes one. Used per connection (frames, `rate_per_sec` /
+//! `rate_burst`) and, through [`crate::quota`], per user (bundle fetches)
+//! and per address (registrations).
 
 use tokio::time::Instant;
 
@@ -21,11 +23,38 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token if one is available.
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+    /// A bucket refilled at `per_hour` tokens an hour.
+    pub(crate) fn per_hour(per_hour: u32, burst: u32, now: Instant) -> Self {
+        Self {
+            rate: f64::from(per_hour) / 3600.0,
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+    }
+
+    /// Whether a token is available, without taking it.
+    pub(crate) fn has_token(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= 1.0
+    }
+
+    /// Whether the bucket has refilled completely (it then carries no
+    /// information and can be forgotten).
+    pub(crate) fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
+    /// Takes a token if one is available.
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -56,5 +85,18 @@ mod tests {
             assert!(b.try_take(later));
         }
         assert!(!b.try_take(later));
+    }
+
+    #[test]
+    fn hourly_bucket_refills_one_token_per_interval() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::per_hour(60, 2, t0);
+        assert!(b.is_full(t0));
+        assert!(b.try_take(t0) && b.try_take(t0));
+        assert!(!b.has_token(t0));
+        assert!(!b.has_token(t0 + Duration::from_secs(59)));
+        assert!(b.has_token(t0 + Duration::from_secs(61)));
+        assert!(!b.is_full(t0 + Duration::from_secs(61)));
+        assert!(b.is_full(t0 + Duration::from_secs(121)));
     }
 }

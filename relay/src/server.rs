@@ -216,12 +216,22 @@ async fn upgrade<S: Store>(
     if *app.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "relay shutting down").into_response();
     }
-    let Some(ip_guard) = app.hub.ip_guard(peer.ip()) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many connections from this address",
-        )
-            .into_response();
+    let ip_guard = match app.hub.ip_guard(peer.ip()) {
+        Ok(guard) => guard,
+        Err(crate::hub::Refused::PerAddress) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address",
+            )
+                .into_response();
+        }
+        Err(crate::hub::Refused::Total) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "relay at its connection limit",
+            )
+                .into_response();
+        }
     };
     let token = app.hub.tracker.token();
     let hub = app.hub.clone();

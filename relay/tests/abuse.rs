@@ -119,3 +119,370 @@ async fn invalid_utf8_closes_only_that_connection() {
     // Everyone else is unaffected.
     bystander.ping().await;
 }
+
+/// A loopback address other than 127.0.0.1: another "host" for the
+/// per-address limits.
+fn other_host() -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, 2])
+}
+
+fn is_http_status(e: &tokio_tungstenite::tungstenite::Error, status: u16) -> bool {
+    matches!(e, tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == status)
+}
+
+fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Alice sends `n` envelopes to Bob one at a time; each latency is from the
+/// send to Bob reading it. Bob acks each.
+async fn one_at_a_time(
+    alice: &mut Client,
+    bob: &mut Client,
+    n: usize,
+    tag: &str,
+) -> Vec<std::time::Duration> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = format!("{tag}-{i}");
+        let t0 = std::time::Instant::now();
+        let id = alice.send_ok("bob", body.as_bytes()).await;
+        let e = bob.next_envelope().await;
+        lat.push(t0.elapsed());
+        assert_eq!(
+            (e.id, e.body.0.as_slice()),
+            (Some(id), body.as_bytes()),
+            "in order, intact"
+        );
+        assert_eq!(e.from.as_str(), "alice");
+        assert!(matches!(bob.ack(vec![id]).await, ServerFrame::Acked(_)));
+    }
+    lat.sort();
+    lat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abusive_client_gets_typed_errors_while_a_good_pair_keeps_receiving() {
+    const GOOD_MESSAGES: usize = 300;
+    const FLOOD: usize = 5_000;
+    let relay = Backend::memory()
+        .start_with(|c| {
+            c.limits.max_connections_per_ip = 8;
+            c.limits.bundle_fetch_burst = 10;
+            c.limits.bundle_fetches_per_hour = 60;
+            c.limits.registration_burst = 5;
+            c.limits.registrations_per_hour = 5;
+        })
+        .await;
+    let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+    let bob_key = new_key();
+    let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+    let rid = bob.rid();
+    assert!(matches!(
+        bob.request(publish_frame(rid, &bob_key, 1..=50)).await,
+        ServerFrame::KeysPublished(_)
+    ));
+
+    // The flood's target: registered, offline.
+    drop(Client::login(&relay, "sink", &new_key()).await);
+
+    let quiet = one_at_a_time(&mut alice, &mut bob, GOOD_MESSAGES, "quiet").await;
+
+    let abuse = async {
+        // Mallory registers from another host: her first registration.
+        let (ws, c) = connect_from(&relay, other_host()).await.unwrap();
+        let mallory_key = new_key();
+        let (mut mallory, _) = Client::login_on(ws, c, "mallory", &mallory_key).await;
+
+        // 1. Flood: far more sends than the per-connection bucket holds,
+        //    pipelined without waiting for replies.
+        for i in 0..FLOOD {
+            let rid = 10_000 + i as u64;
+            mallory
+                .send_raw(
+                    ClientFrame::Send(hush_protocol::frame::SendEnvelope {
+                        rid,
+                        to: user("sink"),
+                        body: hush_protocol::Body(vec![0; 64]),
+                        ephemeral: false,
+                    })
+                    .encode(),
+                )
+                .await;
+        }
+        let (mut accepted, mut limited) = (0usize, 0usize);
+        while accepted + limited < FLOOD {
+            match mallory.next_frame().await {
+                ServerFrame::Accepted(_) => accepted += 1,
+                ServerFrame::Error(e) if e.code == ErrorCode::RateLimited => limited += 1,
+                ServerFrame::Envelope(_) => {}
+                other => panic!("unexpected reply to the flood: {other:?}"),
+            }
+        }
+        assert!(limited > 0, "the flood was never rate limited");
+
+        // 2. Prekey draining: bundle fetches beyond the quota are refused
+        //    and leave Bob's one-time prekeys alone.
+        let mut bundles = 0;
+        let mut fetch_limited = 0;
+        for _ in 0..60 {
+            let rid = mallory.rid();
+            match mallory
+                .request(ClientFrame::FetchBundle(
+                    hush_protocol::frame::FetchBundle {
+                        rid,
+                        user_id: user("bob"),
+                    },
+                ))
+                .await
+            {
+                ServerFrame::Bundle(_) => bundles += 1,
+                ServerFrame::Error(e) if e.code == ErrorCode::RateLimited => fetch_limited += 1,
+                other => panic!("unexpected fetch reply: {other:?}"),
+            }
+        }
+        assert_eq!((bundles, fetch_limited), (10, 50), "the fetch burst is 10");
+
+        // 3. Registrations: four more new ids from this host, then refused.
+        let mut registered = 0;
+        let mut refused = 0;
+        for i in 0..10 {
+            let (mut ws, c) = connect_from(&relay, other_host()).await.unwrap();
+            let name = format!("sock{i}");
+            send_text(
+                &mut ws,
+                auth_frame(1, &c, &user(&name), &new_key()).encode(),
+            )
+            .await;
+            let (frames, code) = raw_until_close_or_first(&mut ws).await;
+            match (&frames[0], code) {
+                (ServerFrame::AuthOk(_), _) => registered += 1,
+                (ServerFrame::Error(e), Some(close::AUTH_FAILED))
+                    if e.code == ErrorCode::RateLimited =>
+                {
+                    refused += 1
+                }
+                other => panic!("unexpected registration outcome: {other:?}"),
+            }
+        }
+        assert_eq!((registered, refused), (4, 6));
+        // A returning user is never refused, quota or not.
+        let (ws, c) = connect_from(&relay, other_host()).await.unwrap();
+        let (_again, _) = Client::login_on(ws, c, "mallory", &mallory_key).await;
+
+        // 4. Connections: the per-address cap answers HTTP 429 (Mallory
+        //    holds one: her second login replaced the first; the cap is 8).
+        drop(mallory);
+        let mut held = Vec::new();
+        let mut too_many = 0;
+        for _ in 0..12 {
+            match connect_from(&relay, other_host()).await {
+                Ok(conn) => held.push(conn),
+                Err(e) if is_http_status(&e, 429) => too_many += 1,
+                Err(e) => panic!("unexpected connect error: {e}"),
+            }
+        }
+        // Connections that ended above may still be closing on the relay's
+        // side, so fewer than 7 may fit, never more.
+        assert!(
+            held.len() <= 7 && too_many >= 5,
+            "{} held, {too_many} refused",
+            held.len()
+        );
+        (accepted, limited, bundles, fetch_limited, too_many)
+    };
+    let good = one_at_a_time(&mut alice, &mut bob, GOOD_MESSAGES, "busy");
+    let ((accepted, limited, bundles, fetch_limited, too_many), busy) = tokio::join!(abuse, good);
+
+    // Bob still has the one-time prekeys the quota protected: 50 - 10.
+    let rid = alice.rid();
+    assert!(matches!(
+        alice
+            .request(ClientFrame::FetchBundle(hush_protocol::frame::FetchBundle {
+                rid,
+                user_id: user("bob"),
+            }))
+            .await,
+        ServerFrame::Bundle(b) if b.one_time_prekey.is_some()
+    ));
+    eprintln!(
+        "abuse: flood {accepted} accepted / {limited} rate_limited; fetches {bundles} ok / {fetch_limited} refused; \
+         connections refused {too_many}; good pair one-at-a-time latency ms quiet p50 {:.3} p99 {:.3} max {:.3}, \
+         under abuse p50 {:.3} p99 {:.3} max {:.3}",
+        percentile(&quiet, 0.5).as_secs_f64() * 1e3,
+        percentile(&quiet, 0.99).as_secs_f64() * 1e3,
+        quiet[quiet.len() - 1].as_secs_f64() * 1e3,
+        percentile(&busy, 0.5).as_secs_f64() * 1e3,
+        percentile(&busy, 0.99).as_secs_f64() * 1e3,
+        busy[busy.len() - 1].as_secs_f64() * 1e3,
+    );
+}
+
+/// Reads until the first frame after which the relay either closes or
+/// keeps going: returns the frames read and the close code if it closed.
+async fn raw_until_close_or_first(ws: &mut Ws) -> (Vec<ServerFrame>, Option<u16>) {
+    use futures_util::StreamExt;
+    let first = match within("a frame", ws.next()).await {
+        Some(Ok(Message::Text(t))) => ServerFrame::decode(t.as_str()).unwrap(),
+        other => panic!("expected a frame, got {other:?}"),
+    };
+    if matches!(first, ServerFrame::AuthOk(_)) {
+        return (vec![first], None);
+    }
+    let (mut rest, code) = raw_until_close(ws).await;
+    rest.insert(0, first);
+    (rest, code)
+}
+
+#[tokio::test]
+async fn connections_beyond_the_total_cap_get_503() {
+    let relay = Backend::memory()
+        .start_with(|c| c.limits.max_connections = 3)
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect(&relay).await);
+    }
+    // Another host is refused too: the cap is global.
+    let Err(e) = connect_from(&relay, other_host()).await else {
+        panic!("a 4th connection was accepted");
+    };
+    assert!(is_http_status(&e, 503), "{e}");
+    // A slot frees when a connection ends.
+    let (ws, _) = held.pop().unwrap();
+    drop(ws);
+    let mut reconnected = None;
+    for _ in 0..100 {
+        match connect_from(&relay, other_host()).await {
+            Ok(c) => {
+                reconnected = Some(c);
+                break;
+            }
+            Err(e) if is_http_status(&e, 503) => tokio::task::yield_now().await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(reconnected.is_some(), "the freed slot was never reusable");
+}
+
+/// A TCP forwarder between a client and the relay that can freeze: it then
+/// stops passing bytes either way (a cable pulled, a NAT entry gone) but
+/// keeps both sockets open, and reports when the relay closes its side.
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    freeze: tokio::sync::watch::Sender<bool>,
+    relay_closed: tokio::sync::oneshot::Receiver<usize>,
+}
+
+impl Forwarder {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (freeze, frozen) = tokio::sync::watch::channel(false);
+        let (closed_tx, relay_closed) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (client, _) = listener.accept().await.unwrap();
+            let relay = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut rr, mut rw) = relay.into_split();
+            let up_frozen = frozen.clone();
+            // Client -> relay: stops at the freeze (the client keeps its
+            // socket; nothing it sends arrives).
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if *up_frozen.borrow() {
+                        continue;
+                    }
+                    if rw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            // Relay -> client: after the freeze, bytes are read and dropped
+            // (counted); the relay closing its side ends the stream.
+            let mut buf = [0u8; 4096];
+            let mut dropped = 0usize;
+            loop {
+                let n = match rr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if *frozen.borrow() {
+                    dropped += n;
+                } else if cw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = closed_tx.send(dropped);
+        });
+        Self {
+            addr,
+            freeze,
+            relay_closed,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_pinged_then_dropped_and_mail_waits_in_the_mailbox() {
+    let relay = Backend::memory()
+        .start_with(|c| {
+            c.limits.ping_interval = std::time::Duration::from_millis(100);
+            c.limits.idle_timeout = std::time::Duration::from_millis(400);
+        })
+        .await;
+    let fwd = Forwarder::start(relay.local_addr()).await;
+    let bob_key = new_key();
+    let (mut bob, _) =
+        Client::login_url(&format!("ws://{}/v1/ws", fwd.addr), "bob", &bob_key).await;
+    bob.ping().await;
+    fwd.freeze.send(true).unwrap();
+    // Bob's side is now silent; the relay pings, hears nothing, and drops
+    // the connection by itself.
+    let dropped = within(
+        "the relay dropping the half-open connection",
+        fwd.relay_closed,
+    )
+    .await
+    .unwrap();
+    assert!(
+        dropped > 0,
+        "the relay sent nothing (no ping) before dropping"
+    );
+    // Bob is offline again: mail for him is queued, not pushed into the void.
+    let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+    let id = alice.send_ok("bob", b"while you were away").await;
+    drop(bob);
+    let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+    let e = bob.next_envelope().await;
+    assert_eq!(
+        (e.id, e.body.0.as_slice()),
+        (Some(id), &b"while you were away"[..])
+    );
+}
+
+#[tokio::test]
+async fn a_live_but_quiet_client_answers_pings_and_stays_connected() {
+    let relay = Backend::memory()
+        .start_with(|c| {
+            c.limits.ping_interval = std::time::Duration::from_millis(50);
+            c.limits.idle_timeout = std::time::Duration::from_millis(200);
+        })
+        .await;
+    let (mut bob, _) = Client::login(&relay, "bob", &new_key()).await;
+    // Reading (which answers pings with pongs) but sending nothing of its
+    // own for five idle timeouts: the relay must not drop it.
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(1), bob.next_incoming()).await;
+    assert!(
+        quiet.is_err(),
+        "the relay sent a frame or closed: {quiet:?}"
+    );
+    bob.ping().await;
+}

@@ -60,6 +60,9 @@ pub(crate) struct Engine {
     /// Always equal to what the store holds after the last commit.
     sessions: HashMap<UserId, PeerSessions>,
     rng: Box<dyn CryptoRng + Send>,
+    /// Whether delivery receipts are owed for stored messages (off when
+    /// the client sends none: nothing then accumulates in the contact).
+    record_receipts: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -77,7 +80,13 @@ impl Engine {
             profile,
             sessions: HashMap::new(),
             rng,
+            record_receipts: true,
         }
+    }
+
+    /// Whether stored messages owe the sender a delivery receipt.
+    pub fn set_record_receipts(&mut self, on: bool) {
+        self.record_receipts = on;
     }
 
     pub fn profile(&self) -> &Profile {
@@ -371,6 +380,7 @@ impl Engine {
         let mut flags = MessageFlags::default();
         let mut contact = self.profile.store.contact(from.as_str())?;
         let mut contact_changed = false;
+        let mut key_changed_now = false;
         if let Some(initiator) = message.initiator() {
             let presented = keys_of(&initiator);
             match &mut contact {
@@ -382,8 +392,10 @@ impl Engine {
                     if c.record_key_change(presented, now_ms) {
                         flags.from_changed_key = true;
                         contact_changed = true;
-                        out.events
-                            .push(Event::IdentityChanged { user: from.clone() });
+                        // Reported only once the message authenticates:
+                        // a forged or corrupted prekey message must not let
+                        // anyone raise the alarm at will.
+                        key_changed_now = true;
                     }
                 }
             }
@@ -418,6 +430,10 @@ impl Engine {
             Ok(p) => p,
             Err(e) => return self.reject(out, &from, envelope.id, e.to_string()),
         };
+        if key_changed_now {
+            out.events
+                .push(Event::IdentityChanged { user: from.clone() });
+        }
 
         let mut batch = Batch::new();
         batch.put_session(from.as_str(), sessions.pickle());
@@ -453,7 +469,7 @@ impl Engine {
                     c.last_activity_ms = now_ms;
                     // Confirmed to the sender once the relay accepted our
                     // receipt; not for a key we have not trusted.
-                    if !flags.from_changed_key {
+                    if !flags.from_changed_key && self.record_receipts {
                         c.pending_receipts.push(payload.id.into());
                         let excess = c
                             .pending_receipts

@@ -424,7 +424,9 @@ impl Client {
         clock: Arc<dyn Clock>,
     ) -> Result<(Client, Events), ClientError> {
         let url = ws_url(config.relay_url.as_deref().unwrap_or(profile.relay_url()))?;
-        let engine = Arc::new(Mutex::new(Engine::new(profile, rng)));
+        let mut engine = Engine::new(profile, rng);
+        engine.set_record_receipts(config.delivery_receipts);
+        let engine = Arc::new(Mutex::new(engine));
         let (link_tx, link_rx) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -698,9 +700,25 @@ impl Client {
             return Err(ClientError::SelfRecipient);
         }
         let deadline = tokio::time::Instant::now() + self.shared.config.request_timeout * 3;
-        let link = self.link().await?;
-        let (queued, first_reply) = self.enqueue_payload(&link, to, body, ephemeral).await?;
-        let mut reply = Ok(first_reply);
+        // A connection lost before the message was encrypted (during the
+        // directory check or the bundle fetch) is retried from the start on
+        // the next connection; once encrypted, the same ciphertext is
+        // retried, never a new one.
+        let (queued, mut reply) = loop {
+            let link = self.link().await?;
+            match self
+                .enqueue_payload(&link, to, body.clone(), ephemeral)
+                .await
+            {
+                Ok(encrypted) => break encrypted,
+                Err(ClientError::Disconnected | ClientError::Timeout)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    debug!(to = %to, "connection lost before sending; retrying on the next one");
+                }
+                Err(e) => return Err(e),
+            }
+        };
         loop {
             let result = match reply {
                 Ok(r) => r.wait().await,
@@ -727,14 +745,16 @@ impl Client {
 
     /// Encrypts `body` for `to` (starting a session if needed) and queues it
     /// on `link`, all under the send lock so that ratchet order is queue
-    /// order.
+    /// order. The outer error means nothing was encrypted; once encrypted,
+    /// the message is returned with the outcome of queueing it, so a caller
+    /// can retry the same ciphertext.
     async fn enqueue_payload(
         &self,
         link: &Link,
         to: &UserId,
         body: PayloadBody,
         ephemeral: bool,
-    ) -> Result<(Queued, ReplyFuture), ClientError> {
+    ) -> Result<(Queued, Result<ReplyFuture, ClientError>), ClientError> {
         let mut checked = self.shared.send_lock.lock().await;
         self.ensure_session(link, &mut checked, to, ephemeral)
             .await?;
@@ -749,7 +769,7 @@ impl Client {
             ephemeral,
             payload: outgoing.payload,
         };
-        let reply = link.enqueue(|rid| queued.frame(rid)).await?;
+        let reply = link.enqueue(|rid| queued.frame(rid)).await;
         Ok((queued, reply))
     }
 
@@ -853,6 +873,9 @@ async fn with_engine<T: Send + 'static>(
     .await
     .map_err(|_| ClientError::Internal("client state task panicked"))?
 }
+
+/// Envelopes processed between two receipt flushes while the inbox is busy.
+const RECEIPT_FLUSH_EVERY: usize = 100;
 
 /// The background task: connects, reconnects, processes the inbox.
 struct Supervisor {
@@ -1151,6 +1174,7 @@ impl Supervisor {
         live: &mut Live,
     ) -> End {
         let mut acks: Vec<u64> = Vec::new();
+        let mut since_receipts = 0usize;
         let mut drained_pending = false;
         let mut key_check = tokio::time::interval_at(
             tokio::time::Instant::now() + KEY_CHECK_INTERVAL,
@@ -1204,6 +1228,7 @@ impl Supervisor {
                         backlog_done = true;
                         drained_pending = true;
                     }
+                    since_receipts += 1;
                     if let Err(e) = self.on_envelope(env, &mut acks, &mut live.typing).await {
                         warn!(error = %e, "failed to process an envelope; reconnecting");
                         return End::Lost(e.to_string());
@@ -1234,17 +1259,31 @@ impl Supervisor {
                 }
             }
             // Acknowledge in batches: whatever was processed while more
-            // envelopes were already waiting goes in one `ack`.
-            if !acks.is_empty() && inbox.is_empty() {
+            // envelopes were already waiting goes in one `ack`, at most
+            // `max_ack_ids` ids each (a long backlog is acknowledged as it
+            // goes, not in one frame the relay would refuse).
+            if !acks.is_empty() && (inbox.is_empty() || acks.len() >= crate::limits::MAX_ACK_IDS) {
                 let ids = std::mem::take(&mut acks);
-                let sent = link
-                    .send_only(|rid| ClientFrame::Ack(hush_protocol::frame::Ack { rid, ids }))
-                    .await;
-                if sent.is_err() {
-                    return End::Lost("connection lost while acknowledging".into());
+                for chunk in ids.chunks(crate::limits::MAX_ACK_IDS) {
+                    let sent = link
+                        .send_only(|rid| {
+                            ClientFrame::Ack(hush_protocol::frame::Ack {
+                                rid,
+                                ids: chunk.to_vec(),
+                            })
+                        })
+                        .await;
+                    if sent.is_err() {
+                        return End::Lost("connection lost while acknowledging".into());
+                    }
                 }
             }
-            if inbox.is_empty() {
+            // Receipts go out once the inbox is empty, and every
+            // `RECEIPT_FLUSH_EVERY` envelopes during a long backlog, so the
+            // ids owed (kept in the contact record, rewritten with every
+            // message) stay few.
+            if inbox.is_empty() || since_receipts >= RECEIPT_FLUSH_EVERY {
+                since_receipts = 0;
                 self.flush_receipts(link).await;
             }
             if drained_pending && acks.is_empty() {
@@ -1299,7 +1338,10 @@ impl Supervisor {
             // Queued now, so it leaves before anything queued later (a close
             // included); the reply is awaited apart so the inbox never
             // waits for it.
-            let queued = client.enqueue_payload(link, &peer, body, false).await;
+            let queued = client
+                .enqueue_payload(link, &peer, body, false)
+                .await
+                .and_then(|(q, reply)| reply.map(|r| (q, r)));
             let shared = self.shared.clone();
             let waiter = async move {
                 let accepted = match queued {

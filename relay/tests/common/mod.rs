@@ -177,6 +177,30 @@ pub async fn connect_url(url: &str) -> (Ws, Challenge) {
     (ws, c)
 }
 
+/// [`connect`] from a chosen loopback source address (127.0.0.x), so a
+/// test can stand for several hosts against the per-address limits.
+pub async fn connect_from(
+    relay: &RelayHandle,
+    source: std::net::IpAddr,
+) -> Result<(Ws, Challenge), tokio_tungstenite::tungstenite::Error> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    let tcp = within("tcp connect", socket.connect(relay.local_addr())).await?;
+    let (mut ws, _) = within(
+        "websocket handshake",
+        tokio_tungstenite::client_async(relay.ws_url(), MaybeTlsStream::Plain(tcp)),
+    )
+    .await?;
+    let first = within("challenge", ws.next()).await.unwrap()?;
+    let Message::Text(t) = first else {
+        panic!("expected challenge, got {first:?}")
+    };
+    let ServerFrame::Challenge(c) = ServerFrame::decode(t.as_str()).unwrap() else {
+        panic!("first frame is not a challenge: {t}")
+    };
+    Ok((ws, c))
+}
+
 /// An auth frame for this challenge.
 pub fn auth_frame(rid: u64, c: &Challenge, user: &UserId, key: &SigningKey) -> ClientFrame {
     let msg = signing::auth_message(&c.relay_id, &c.challenge.0, user.as_str()).unwrap();
@@ -197,6 +221,12 @@ impl Client {
     /// [`Client::login`] by WebSocket URL.
     pub async fn login_url(url: &str, name: &str, key: &SigningKey) -> (Client, AuthOk) {
         let (ws, c) = connect_url(url).await;
+        Self::login_on(ws, c, name, key).await
+    }
+
+    /// Authenticates on an open socket whose challenge was read; panics
+    /// unless `auth_ok`.
+    pub async fn login_on(ws: Ws, c: Challenge, name: &str, key: &SigningKey) -> (Client, AuthOk) {
         let mut client = Client {
             ws,
             user: user(name),
