@@ -69,7 +69,8 @@ pub enum Command {
     /// Open an interactive conversation with a user (needs a terminal).
     ///
     /// Shows the last 200 messages with USER and what arrives live, with a
-    /// header (connection, "typing…", "unverified" or "KEY CHANGED") and an
+    /// header (connection, "online" or "last seen" if USER allows you,
+    /// "typing…", "unverified" or "KEY CHANGED") and an
     /// input line. Enter sends; Left/Right, Home/End, Backspace, Delete
     /// edit; Ctrl-U clears the line; PgUp/PgDn and Up/Down scroll, Esc
     /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /help lists
@@ -79,6 +80,22 @@ pub enum Command {
     /// why). Messages from other users are stored and announced in the
     /// status line. Times are UTC.
     Chat(UserArg),
+    /// Who may see whether you are online and when you were last seen, and
+    /// what you may see of others.
+    ///
+    /// `hush presence` lists the users you allow (nobody by default);
+    /// `hush presence allow USER...` and `hush presence deny USER...` edit
+    /// that list (stored in the profile and published to the relay);
+    /// `hush presence USER...` asks the relay for their presence: online,
+    /// or offline and last seen, or "not visible" for a user who did not
+    /// allow you (the same answer as for a user who does not exist).
+    Presence(PresenceArgs),
+    /// Show or change profile settings.
+    ///
+    /// `hush settings --read-receipts off` stops `hush chat` from telling
+    /// peers that you displayed their messages (delivery receipts are still
+    /// sent); `on` turns them back on.
+    Settings(SettingsArgs),
     /// Load-test a relay: P sender/receiver pairs with throw-away
     /// identities, M messages each; checks exactly-once in-order delivery
     /// and reports throughput and latency (and, with --relay-pid, the
@@ -101,6 +118,10 @@ pub struct InitArgs {
     /// Argon2id passes (default 3).
     #[arg(long, default_value_t = 3)]
     pub kdf_iterations: u32,
+    /// Never send read receipts (`hush settings --read-receipts on` turns
+    /// them on later).
+    #[arg(long)]
+    pub no_read_receipts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +141,10 @@ pub struct RecvArgs {
     /// One JSON object per event and line.
     #[arg(long)]
     pub json: bool,
+    /// Also report the presence of USER (repeatable): its state now, then
+    /// every change while receiving (only if USER allowed you).
+    #[arg(long = "presence", value_name = "USER")]
+    pub presence: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +157,52 @@ pub struct HistoryArgs {
     /// One JSON object per message and line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PresenceArgs {
+    #[command(subcommand)]
+    pub command: Option<PresenceCommand>,
+    /// Users whose presence to ask for (at most 100); none lists the users
+    /// you allow. (`hush presence -- allow` asks about a user named allow.)
+    pub users: Vec<String>,
+    /// One JSON object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PresenceCommand {
+    /// Let these users see your presence.
+    Allow(UsersArg),
+    /// Stop letting these users see your presence.
+    Deny(UsersArg),
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArg {
+    /// User ids.
+    #[arg(required = true)]
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Send read receipts from `hush chat`: on or off.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub read_receipts: Option<bool>,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
 }
 
 #[derive(Debug, Args)]

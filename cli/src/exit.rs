@@ -92,7 +92,8 @@ impl From<ClientError> for CliError {
             ClientError::AuthRejected { .. } => Failure::AuthRejected,
             ClientError::InvalidUserId(_)
             | ClientError::InvalidRelayUrl { .. }
-            | ClientError::SelfRecipient => Failure::Usage,
+            | ClientError::SelfRecipient
+            | ClientError::LimitExceeded { .. } => Failure::Usage,
             _ => Failure::Other,
         };
         Self::new(failure, e.to_string())

@@ -1,7 +1,7 @@
 //! Output formats. `--json` prints one object per line; the field names
 //! below are stable and documented in the README.
 
-use hush_client_core::client::{ConnectionState, Event, IncomingMessage};
+use hush_client_core::client::{ConnectionState, Event, IncomingMessage, PresenceEntry};
 use hush_client_core::payload::{ReceiptKind, TypingState};
 use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry};
 use serde_json::{Value, json};
@@ -62,6 +62,7 @@ pub fn event_json(event: &Event) -> Option<Value> {
             "kind": receipt_kind(*kind),
             "ids": message_ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
         }),
+        Event::Presence(entry) => presence_json(entry),
         Event::IdentityChanged { user } => json!({
             "type": "identity_changed",
             "user": user.as_str(),
@@ -84,6 +85,7 @@ pub fn event_json(event: &Event) -> Option<Value> {
 pub fn event_line(event: &Event) -> Option<String> {
     match event {
         Event::Message(m) => Some(message_line(m)),
+        Event::Presence(entry) => Some(presence_line(entry)),
         Event::IdentityChanged { user } => Some(format!(
             "! the identity key of {user} changed: compare safety numbers \
              (`hush safety-number {user}`), then `hush trust {user}`"
@@ -103,6 +105,39 @@ fn message_line(m: &IncomingMessage) -> String {
         format!("{} [identity key changed, unverified]: {}", m.from, m.text)
     } else {
         format!("{}: {}", m.from, m.text)
+    }
+}
+
+/// A user's presence as we may see it: `visible` false (with `online` and
+/// `last_seen` null) for a user who did not allow us or does not exist.
+pub fn presence_json(e: &PresenceEntry) -> Value {
+    let (online, last_seen) = match e.state {
+        Some(s) => (
+            Value::from(s.online),
+            s.last_seen_ms.map_or(Value::Null, Value::from),
+        ),
+        None => (Value::Null, Value::Null),
+    };
+    json!({
+        "type": "presence",
+        "user": e.user.as_str(),
+        "visible": e.state.is_some(),
+        "online": online,
+        "last_seen": last_seen,
+    })
+}
+
+pub fn presence_line(e: &PresenceEntry) -> String {
+    match e.state {
+        None => format!(
+            "{}: not visible (has not allowed you to see their presence)",
+            e.user
+        ),
+        Some(s) if s.online => format!("{}: online", e.user),
+        Some(s) => match s.last_seen_ms {
+            Some(ms) => format!("{}: offline, last seen {} UTC", e.user, format_ms(ms)),
+            None => format!("{}: offline, last seen unknown", e.user),
+        },
     }
 }
 
@@ -196,7 +231,39 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::format_ms;
+    use super::{format_ms, presence_json, presence_line};
+    use hush_client_core::client::{PresenceEntry, PresenceState};
+    use hush_protocol::UserId;
+    use serde_json::json;
+
+    fn bob() -> UserId {
+        UserId::try_from("bob").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn presence_has_the_same_fields_whether_visible_or_not() {
+        let hidden = PresenceEntry::hidden(bob());
+        assert_eq!(
+            presence_json(&hidden),
+            json!({"type":"presence","user":"bob","visible":false,"online":null,"last_seen":null})
+        );
+        let seen = PresenceEntry {
+            user: bob(),
+            state: Some(PresenceState {
+                online: false,
+                last_seen_ms: Some(951_782_400_000),
+            }),
+        };
+        assert_eq!(
+            presence_json(&seen),
+            json!({"type":"presence","user":"bob","visible":true,"online":false,"last_seen":951_782_400_000u64})
+        );
+        assert_eq!(
+            presence_line(&seen),
+            "bob: offline, last seen 2000-02-29 00:00:00 UTC"
+        );
+        assert!(presence_line(&hidden).starts_with("bob: not visible"));
+    }
 
     #[test]
     fn formats_utc_timestamps() {

@@ -64,13 +64,38 @@ pub const MAX_PICKLE_LEN: usize = 4 * 1024 * 1024;
 /// remembered, so a late duplicate on them is reported as a duplicate.
 pub const MAX_RETIRED_CHAINS: usize = 32;
 
+/// Most ephemeral payloads (typing indicators) sent to one peer since the
+/// last stored one. Each may be dropped by the relay, leaving a gap the
+/// peer's ratchet must skip; half of [`MAX_SKIP`] keeps every gap well
+/// inside what the peer accepts (see `client/typing.rs`).
+pub const MAX_EPHEMERAL_GAP: u32 = MAX_SKIP / 2;
+
+/// Most user ids on the presence allow list (the relay's default
+/// `max_presence_allow`).
+pub const MAX_PRESENCE_ALLOW: usize = 1_000;
+
+/// Most user ids in one presence query (the relay's default
+/// `max_presence_query`).
+pub const MAX_PRESENCE_QUERY: usize = 100;
+
+/// Most presence subscriptions at once (the relay's default
+/// `max_presence_subscriptions`).
+pub const MAX_PRESENCE_SUBSCRIPTIONS: usize = 256;
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_caps_match_the_relays_defaults() {
+        let relay = hush_protocol::Limits::default();
+        assert_eq!(MAX_PRESENCE_ALLOW, relay.max_presence_allow);
+        assert_eq!(MAX_PRESENCE_QUERY, relay.max_presence_query);
+        assert_eq!(MAX_PRESENCE_SUBSCRIPTIONS, relay.max_presence_subscriptions);
+    }
+
     #[test]
     fn ack_cap_is_the_relay_protocols_default() {
-        assert_eq!(
-            super::MAX_ACK_IDS,
-            hush_protocol::Limits::default().max_ack_ids
-        );
+        assert_eq!(MAX_ACK_IDS, hush_protocol::Limits::default().max_ack_ids);
     }
 }

@@ -27,6 +27,8 @@ fn settings() -> ProfileSettings {
         relay_url: "ws://127.0.0.1:7070/ws".into(),
         created_at_ms: 1_764_000_000_000,
         send_read_receipts: false,
+        // Added after v1 was written: decodes to its default.
+        presence_allow: Vec::new(),
     }
 }
 

@@ -15,8 +15,8 @@ use serde::de::IgnoredAny;
 use crate::bytes::{Body, BytesError, PublicKeyBytes, SignatureBytes, decode_b64, decode_fixed};
 use crate::error_code::ErrorCode;
 use crate::frame::{
-    Ack, Auth, ClientFrame, FetchBundle, Lookup, OneTimePrekey, Ping, PublishKeys, SendEnvelope,
-    ServerFrame, SignedPrekey,
+    Ack, Auth, ClientFrame, FetchBundle, Lookup, OneTimePrekey, Ping, PresenceAllow, PresenceQuery,
+    PresenceSubscribe, PublishKeys, SendEnvelope, ServerFrame, SignedPrekey,
 };
 use crate::user_id::{UserId, UserIdError};
 
@@ -230,6 +230,15 @@ struct SendWire<'a> {
     ephemeral: bool,
 }
 
+/// `presence_allow`, `presence_query` and `presence_subscribe` carry the
+/// same fields.
+#[derive(Deserialize)]
+struct UsersWire<'a> {
+    rid: u64,
+    #[serde(borrow)]
+    users: Vec<Cow<'a, str>>,
+}
+
 /// Validation context: the rid every error reports.
 #[derive(Clone, Copy)]
 struct Cx {
@@ -270,6 +279,10 @@ impl Cx {
             field,
             source,
         })
+    }
+
+    fn users(self, field: &'static str, v: Vec<Cow<'_, str>>) -> Result<Vec<UserId>, FrameError> {
+        v.into_iter().map(|s| self.user(field, s)).collect()
     }
 
     fn wire<'a, T: Deserialize<'a>>(self, text: &'a str) -> Result<T, FrameError> {
@@ -349,6 +362,27 @@ pub(crate) fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
         }
         "ack" => ClientFrame::Ack(cx.wire::<Ack>(text)?),
         "ping" => ClientFrame::Ping(cx.wire::<Ping>(text)?),
+        "presence_allow" => {
+            let w: UsersWire<'_> = cx.wire(text)?;
+            ClientFrame::PresenceAllow(PresenceAllow {
+                rid: w.rid,
+                users: cx.users("users", w.users)?,
+            })
+        }
+        "presence_query" => {
+            let w: UsersWire<'_> = cx.wire(text)?;
+            ClientFrame::PresenceQuery(PresenceQuery {
+                rid: w.rid,
+                users: cx.users("users", w.users)?,
+            })
+        }
+        "presence_subscribe" => {
+            let w: UsersWire<'_> = cx.wire(text)?;
+            ClientFrame::PresenceSubscribe(PresenceSubscribe {
+                rid: w.rid,
+                users: cx.users("users", w.users)?,
+            })
+        }
         other => {
             return Err(FrameError::UnknownType {
                 rid: h.rid,
@@ -370,6 +404,9 @@ const SERVER_TYPES: &[&str] = &[
     "pong",
     "prekeys_low",
     "error",
+    "presence_allowed",
+    "presence",
+    "presence_update",
 ];
 
 pub(crate) fn decode_server(text: &str) -> Result<ServerFrame, FrameError> {
@@ -582,7 +619,7 @@ mod tests {
 
     #[test]
     fn server_decode_reports_unknown_type() {
-        let e = ServerFrame::decode(r#"{"type":"presence","rid":1}"#).unwrap_err();
+        let e = ServerFrame::decode(r#"{"type":"presents","rid":1}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnknownType);
         let e = ServerFrame::decode(r#"{"type":"pong"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadFrame);

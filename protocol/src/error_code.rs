@@ -39,6 +39,9 @@ pub enum ErrorCode {
     TooManyIds,
     /// The connection exceeded its request rate.
     RateLimited,
+    /// A presence request over one of its caps (`max_presence_allow`,
+    /// `max_presence_query`, `max_presence_subscriptions`).
+    LimitExceeded,
     /// The store failed; retry later.
     StoreUnavailable,
     /// A relay bug.
@@ -68,6 +71,7 @@ impl ErrorCode {
             Self::MailboxFull => "mailbox_full",
             Self::TooManyIds => "too_many_ids",
             Self::RateLimited => "rate_limited",
+            Self::LimitExceeded => "limit_exceeded",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
             Self::Unrecognized => "unrecognized",
@@ -135,6 +139,7 @@ mod tests {
             ErrorCode::MailboxFull,
             ErrorCode::TooManyIds,
             ErrorCode::RateLimited,
+            ErrorCode::LimitExceeded,
             ErrorCode::StoreUnavailable,
             ErrorCode::Internal,
         ] {

@@ -123,6 +123,37 @@ pub struct Ping {
     pub rid: u64,
 }
 
+/// `presence_allow`: replaces the caller's presence allow list, the user ids
+/// that may see its online state and last-seen time. Empty by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceAllow {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The whole new list (duplicates count once). At most
+    /// `max_presence_allow` distinct ids.
+    pub users: Vec<UserId>,
+}
+
+/// `presence_query`: asks for the presence of some users, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceQuery {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The subjects. At most `max_presence_query` distinct ids.
+    pub users: Vec<UserId>,
+}
+
+/// `presence_subscribe`: replaces this connection's presence subscriptions;
+/// the reply is a snapshot, `presence_update` frames follow changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceSubscribe {
+    /// Request id, echoed by the reply.
+    pub rid: u64,
+    /// The whole new set of subjects (empty: unsubscribe from all). At most
+    /// `max_presence_subscriptions` distinct ids.
+    pub users: Vec<UserId>,
+}
+
 /// A frame from a client to the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -142,6 +173,12 @@ pub enum ClientFrame {
     Ack(Ack),
     /// See [`Ping`].
     Ping(Ping),
+    /// See [`PresenceAllow`].
+    PresenceAllow(PresenceAllow),
+    /// See [`PresenceQuery`].
+    PresenceQuery(PresenceQuery),
+    /// See [`PresenceSubscribe`].
+    PresenceSubscribe(PresenceSubscribe),
 }
 
 impl ClientFrame {
@@ -155,6 +192,9 @@ impl ClientFrame {
             Self::Send(_) => "send",
             Self::Ack(_) => "ack",
             Self::Ping(_) => "ping",
+            Self::PresenceAllow(_) => "presence_allow",
+            Self::PresenceQuery(_) => "presence_query",
+            Self::PresenceSubscribe(_) => "presence_subscribe",
         }
     }
 
@@ -168,6 +208,9 @@ impl ClientFrame {
             Self::Send(f) => f.rid,
             Self::Ack(f) => f.rid,
             Self::Ping(f) => f.rid,
+            Self::PresenceAllow(f) => f.rid,
+            Self::PresenceQuery(f) => f.rid,
+            Self::PresenceSubscribe(f) => f.rid,
         }
     }
 
@@ -317,6 +360,107 @@ pub struct PrekeysLow {
     pub one_time_prekeys: u32,
 }
 
+/// `presence_allowed`: the allow list was replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceAllowed {
+    /// The request's id.
+    pub rid: u64,
+    /// Distinct user ids now on the list.
+    pub count: u32,
+}
+
+/// What an allowed user sees of a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceState {
+    /// The subject has a live connection (to any relay of the cluster).
+    pub online: bool,
+    /// Unix milliseconds of the subject's last disconnect, `None` if the
+    /// relay never recorded one.
+    pub last_seen_ms: Option<u64>,
+}
+
+/// One subject's presence as the asker may see it.
+///
+/// On the wire: `{"user":U,"visible":false}` when the asker may not see the
+/// subject (not allowed, or no such user: the same bytes), else
+/// `{"user":U,"visible":true,"online":B,"last_seen_ms":N|null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PresenceEntryWire", into = "PresenceEntryWire")]
+pub struct PresenceEntry {
+    /// The subject.
+    pub user: UserId,
+    /// `None`: not visible to the asker.
+    pub state: Option<PresenceState>,
+}
+
+impl PresenceEntry {
+    /// The entry for a subject the asker may not see.
+    pub fn hidden(user: UserId) -> Self {
+        Self { user, state: None }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PresenceEntryWire {
+    user: UserId,
+    visible: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    online: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen_ms: Option<LastSeenWire>,
+}
+
+/// `null` is a present value here (visible, never seen), so it needs its own
+/// type to be told apart from an absent field.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct LastSeenWire(Option<u64>);
+
+impl From<PresenceEntry> for PresenceEntryWire {
+    fn from(e: PresenceEntry) -> Self {
+        match e.state {
+            None => Self {
+                user: e.user,
+                visible: false,
+                online: None,
+                last_seen_ms: None,
+            },
+            Some(s) => Self {
+                user: e.user,
+                visible: true,
+                online: Some(s.online),
+                last_seen_ms: Some(LastSeenWire(s.last_seen_ms)),
+            },
+        }
+    }
+}
+
+impl TryFrom<PresenceEntryWire> for PresenceEntry {
+    type Error = &'static str;
+    fn try_from(w: PresenceEntryWire) -> Result<Self, Self::Error> {
+        if !w.visible {
+            return Ok(Self::hidden(w.user));
+        }
+        let online = w.online.ok_or("a visible presence entry needs `online`")?;
+        Ok(Self {
+            user: w.user,
+            state: Some(PresenceState {
+                online,
+                last_seen_ms: w.last_seen_ms.and_then(|l| l.0),
+            }),
+        })
+    }
+}
+
+/// `presence`: the reply to `presence_query` and `presence_subscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The request's id.
+    pub rid: u64,
+    /// One entry per distinct requested id, in the order of first mention.
+    pub users: Vec<PresenceEntry>,
+}
+
 /// `error`: a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorFrame {
@@ -355,6 +499,14 @@ pub enum ServerFrame {
     PrekeysLow(PrekeysLow),
     /// See [`ErrorFrame`].
     Error(ErrorFrame),
+    /// See [`PresenceAllowed`].
+    PresenceAllowed(PresenceAllowed),
+    /// See [`Presence`].
+    Presence(Presence),
+    /// Unsolicited: a subscribed subject's presence as the subscriber may
+    /// see it changed (see [`PresenceEntry`]). Flattened: `{"type":
+    /// "presence_update","user":..,"visible":..,...}`.
+    PresenceUpdate(PresenceEntry),
 }
 
 impl ServerFrame {

@@ -22,6 +22,10 @@
 //! | `auth_timeout` | 10 s | `auth_timeout`, close 4002 |
 //! | `max_ack_ids` | 1000 | `too_many_ids` |
 //! | `outbound_queue` | 1024 | close 4003 |
+//! | `max_presence_allow` | 1000 | `limit_exceeded` |
+//! | `max_presence_query` | 100 | `limit_exceeded` |
+//! | `max_presence_subscriptions` | 256 | `limit_exceeded` |
+//! | `presence_rate_per_sec` / `presence_rate_burst` | 5 / 20 | `rate_limited` |
 //!
 //! User id syntax is fixed by the protocol, not configurable: see
 //! [`crate::user_id`].
@@ -96,6 +100,20 @@ pub struct Limits {
     /// far behind is a slow consumer and is closed (4003), its envelopes stay
     /// in its mailbox.
     pub outbound_queue: usize,
+    /// Most distinct user ids on one user's presence allow list
+    /// (`presence_allow`).
+    pub max_presence_allow: usize,
+    /// Most distinct user ids in one `presence_query`.
+    pub max_presence_query: usize,
+    /// Most distinct subjects one user's connection may subscribe to
+    /// (`presence_subscribe`).
+    pub max_presence_subscriptions: usize,
+    /// Sustained presence frames (`presence_allow`, `presence_query`,
+    /// `presence_subscribe`) and ephemeral sends per second per connection:
+    /// their own token bucket, on top of `rate_per_sec`.
+    pub presence_rate_per_sec: u32,
+    /// Burst of that bucket.
+    pub presence_rate_burst: u32,
 }
 
 /// Retention default: 30 days.
@@ -125,6 +143,11 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(10),
             max_ack_ids: 1000,
             outbound_queue: 1024,
+            max_presence_allow: 1000,
+            max_presence_query: 100,
+            max_presence_subscriptions: 256,
+            presence_rate_per_sec: 5,
+            presence_rate_burst: 20,
         }
     }
 }
@@ -154,5 +177,9 @@ mod tests {
         assert_eq!(l.auth_timeout, Duration::from_secs(10));
         assert_eq!(l.max_ack_ids, 1000);
         assert_eq!(l.outbound_queue, 1024);
+        assert_eq!(l.max_presence_allow, 1000);
+        assert_eq!(l.max_presence_query, 100);
+        assert_eq!(l.max_presence_subscriptions, 256);
+        assert_eq!((l.presence_rate_per_sec, l.presence_rate_burst), (5, 20));
     }
 }

@@ -77,7 +77,32 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (any::<u64>(), prop::collection::vec(any::<u64>(), 0..20))
             .prop_map(|(rid, ids)| ClientFrame::Ack(Ack { rid, ids })),
         any::<u64>().prop_map(|rid| ClientFrame::Ping(Ping { rid })),
+        (any::<u64>(), users())
+            .prop_map(|(rid, users)| ClientFrame::PresenceAllow(PresenceAllow { rid, users })),
+        (any::<u64>(), users())
+            .prop_map(|(rid, users)| ClientFrame::PresenceQuery(PresenceQuery { rid, users })),
+        (any::<u64>(), users()).prop_map(|(rid, users)| {
+            ClientFrame::PresenceSubscribe(PresenceSubscribe { rid, users })
+        }),
     ]
+}
+
+fn users() -> impl Strategy<Value = Vec<UserId>> {
+    prop::collection::vec(user_id(), 0..8)
+}
+
+fn presence_entry() -> impl Strategy<Value = PresenceEntry> {
+    (
+        user_id(),
+        prop::option::of((any::<bool>(), prop::option::of(any::<u64>()))),
+    )
+        .prop_map(|(user, state)| PresenceEntry {
+            user,
+            state: state.map(|(online, last_seen_ms)| PresenceState {
+                online,
+                last_seen_ms,
+            }),
+        })
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -98,6 +123,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::MailboxFull,
         ErrorCode::TooManyIds,
         ErrorCode::RateLimited,
+        ErrorCode::LimitExceeded,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ])
@@ -203,6 +229,11 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         })),
         (prop::option::of(any::<u64>()), error_code(), ".{0,40}")
             .prop_map(|(rid, code, message)| ServerFrame::error(rid, code, message)),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(rid, count)| ServerFrame::PresenceAllowed(PresenceAllowed { rid, count })),
+        (any::<u64>(), prop::collection::vec(presence_entry(), 0..6))
+            .prop_map(|(rid, users)| ServerFrame::Presence(Presence { rid, users })),
+        presence_entry().prop_map(ServerFrame::PresenceUpdate),
     ]
 }
 

@@ -17,6 +17,13 @@
 //!   ([`crate::hub`] keeps order and fills gaps from the store).
 //! - **Frames** (`f`): ephemeral envelopes and `prekeys_low` for a user
 //!   connected elsewhere.
+//! - **Presence changes.** When a user comes online, goes offline or
+//!   replaces its allow list, its relay publishes the user id on the
+//!   broadcast channel `hush:presence`; every relay re-reads that subject's
+//!   state for its own subscribers ([`crate::presence`]). Online means the
+//!   presence entry above exists. After a (re)subscription, and every
+//!   refresh period for subjects shown online, relays re-check instead of
+//!   trusting messages that may have been lost or entries that expired.
 //!
 //! Message layout on `hush:node:{NODE}`: `kind u8 || len(user) u8 || user ||
 //! rest`. Pub/sub drops messages while a subscriber is disconnected, so after
@@ -30,8 +37,8 @@ use futures_util::StreamExt as _;
 use hush_protocol::UserId;
 use tokio::sync::watch;
 
-use crate::hub::{TaskToken, Tracker};
-use crate::store::redis_store::{NODE_CHANNEL, Refreshed, decode_member};
+use crate::hub::Tracker;
+use crate::store::redis_store::{NODE_CHANNEL, PRESENCE_CHANNEL, Refreshed, decode_member};
 use crate::store::{RedisStore, StoreError, StoredEnvelope};
 
 /// Health check of the pub/sub connection.
@@ -55,6 +62,12 @@ pub(crate) trait LocalSessions: Send + Sync + 'static {
     fn resync(&self, user: &UserId);
     /// (user, epoch) of every live session.
     fn live(&self) -> Vec<(UserId, u64)>;
+    /// `user`'s presence or allow list changed (on any relay).
+    fn presence_changed(&self, user: &UserId);
+    /// Re-read the presence of subscribed subjects: all of them (`all`,
+    /// after messages may have been lost) or those shown online (entries
+    /// may have expired).
+    fn presence_recheck(&self, all: bool);
 }
 
 /// This relay's link to the others (none for a single relay).
@@ -85,18 +98,37 @@ impl Cluster {
         }
     }
 
-    /// Forgets the presence of a closed connection (in the background,
-    /// holding `token` until done).
-    pub(crate) fn release(&self, user: &UserId, epoch: u64, token: TaskToken) {
+    /// Forgets the presence of a closed connection, if still ours (a
+    /// failure is logged: the entry expires by itself).
+    pub(crate) async fn release_now(&self, user: &UserId, epoch: u64) {
         if let Some((store, _)) = &self.redis {
-            let (store, user) = (store.clone(), user.clone());
-            tokio::spawn(async move {
-                let _token = token;
-                let r = tokio::time::timeout(Duration::from_secs(2), store.release(&user, epoch));
-                if let Ok(Err(e)) = r.await {
-                    tracing::debug!(error = %e, %user, "presence release failed; it will expire");
-                }
-            });
+            let r = tokio::time::timeout(Duration::from_secs(2), store.release(user, epoch));
+            if let Ok(Err(e)) = r.await {
+                tracing::debug!(error = %e, %user, "presence release failed; it will expire");
+            }
+        }
+    }
+
+    /// Which of `users` are online on some relay of the cluster; `None` for
+    /// a single relay (its sessions are the whole truth).
+    pub(crate) async fn online(&self, users: &[UserId]) -> Option<Result<Vec<bool>, StoreError>> {
+        match &self.redis {
+            None => None,
+            Some((store, _)) => Some(store.online(users).await),
+        }
+    }
+
+    /// Tells the other relays that `user`'s presence or allow list changed
+    /// (nothing for a single relay; a failure is logged, the other relays'
+    /// periodic re-check covers online state).
+    pub(crate) async fn announce_presence(&self, user: &UserId) {
+        if let Some((store, _)) = &self.redis {
+            let r = tokio::time::timeout(Duration::from_secs(2), store.publish_presence(user));
+            match r.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, %user, "presence announce failed"),
+                Err(_) => tracing::debug!(%user, "presence announce timed out"),
+            }
         }
     }
 
@@ -184,6 +216,17 @@ fn dispatch(payload: &[u8], sessions: &dyn LocalSessions) {
     }
 }
 
+/// Acts on one message of the presence broadcast channel (a user id).
+fn dispatch_presence(payload: &[u8], sessions: &dyn LocalSessions) {
+    match std::str::from_utf8(payload)
+        .ok()
+        .and_then(|u| UserId::try_from(u).ok())
+    {
+        Some(user) => sessions.presence_changed(&user),
+        None => tracing::warn!(len = payload.len(), "malformed presence message dropped"),
+    }
+}
+
 /// Returns true when `stop` fired during the pause.
 async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
@@ -233,7 +276,7 @@ async fn subscriber(
             }
         };
         let (mut sink, mut stream) = pubsub.split();
-        if let Err(e) = sink.subscribe(&channel).await {
+        if let Err(e) = sink.subscribe(&[channel.as_str(), PRESENCE_CHANNEL]).await {
             tracing::error!(error = %e, "cannot subscribe to the cluster channel; retrying");
             lost = true;
             if pause(backoff, &mut stop).await {
@@ -253,12 +296,16 @@ async fn subscriber(
         // read them again; a newer connection elsewhere shows in the epochs.
         refresh_once(&store, &*sessions, ttl).await;
         sessions.resync_all();
+        sessions.presence_recheck(true);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
                 msg = stream.next() => match msg {
+                    Some(m) if m.get_channel_name() == PRESENCE_CHANNEL => {
+                        dispatch_presence(m.get_payload_bytes(), &*sessions);
+                    }
                     Some(m) => dispatch(m.get_payload_bytes(), &*sessions),
                     None => break,
                 },
@@ -287,11 +334,22 @@ async fn refresh_once(store: &RedisStore, sessions: &dyn LocalSessions, ttl: Dur
     }
     match store.refresh(&live, ttl).await {
         Ok(fresh) => {
+            let mut back = Vec::new();
             for ((user, epoch), r) in live.iter().zip(fresh) {
                 match r {
                     Refreshed::Kept => {}
                     Refreshed::Superseded => sessions.replaced(user, epoch.saturating_add(1)),
-                    Refreshed::Recreated => sessions.resync(user),
+                    Refreshed::Recreated => {
+                        sessions.resync(user);
+                        back.push(user);
+                    }
+                }
+            }
+            // Subscribers elsewhere may have seen the expired entry as
+            // offline: tell them it is back (this relay hears it too).
+            for user in back {
+                if let Err(e) = store.publish_presence(user).await {
+                    tracing::debug!(error = %e, %user, "presence announce failed");
                 }
             }
             true
@@ -316,6 +374,7 @@ async fn refresher(
             _ = stop.changed() => return,
             _ = tick.tick() => {
                 refresh_once(&store, &*sessions, ttl).await;
+                sessions.presence_recheck(false);
             }
         }
     }
@@ -347,6 +406,12 @@ mod tests {
         fn resync(&self, _: &UserId) {}
         fn live(&self) -> Vec<(UserId, u64)> {
             Vec::new()
+        }
+        fn presence_changed(&self, user: &UserId) {
+            self.0.lock().unwrap().push(format!("p {user}"));
+        }
+        fn presence_recheck(&self, all: bool) {
+            self.0.lock().unwrap().push(format!("r {all}"));
         }
     }
 
@@ -388,5 +453,15 @@ mod tests {
             dispatch(bad, &seen);
         }
         assert!(seen.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn presence_messages_name_a_valid_user() {
+        let seen = Seen::default();
+        dispatch_presence(b"bob", &seen);
+        for bad in [&b""[..], b"BOB", b"\xff", &[b'a'; 33]] {
+            dispatch_presence(bad, &seen);
+        }
+        assert_eq!(*seen.0.lock().unwrap(), vec!["p bob"]);
     }
 }

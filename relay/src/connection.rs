@@ -34,7 +34,8 @@ use crate::rate::TokenBucket;
 use crate::store::{
     AppendOutcome, AuthOutcome, NewEnvelope, PublishOutcome, PublishedKeys, Store, StoredEnvelope,
 };
-use crate::wire;
+
+mod presence_frames;
 
 mod drain;
 
@@ -59,6 +60,8 @@ type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
 struct Authed {
     user: UserId,
     key: VerifyingKey,
+    /// This connection as the hub knows it (presence subscriptions).
+    session: Arc<Session>,
 }
 
 struct Conn<S> {
@@ -71,6 +74,8 @@ struct Conn<S> {
     ip: IpAddr,
     authed: Option<Authed>,
     bucket: TokenBucket,
+    /// Presence requests and ephemeral sends (see `presence_frames`).
+    presence_bucket: TokenBucket,
     /// Set once this side queued its own close frame.
     closing: bool,
     /// Requests still running, in arrival order; replies go out in this
@@ -120,6 +125,11 @@ pub(crate) async fn run<S: Store>(
         ip: ip_slot.ip(),
         authed: None,
         bucket: TokenBucket::new(limits.rate_per_sec, limits.rate_burst, Instant::now()),
+        presence_bucket: TokenBucket::new(
+            limits.presence_rate_per_sec,
+            limits.presence_rate_burst,
+            Instant::now(),
+        ),
         closing: false,
         pending: FuturesOrdered::new(),
     };
@@ -199,6 +209,7 @@ pub(crate) async fn run<S: Store>(
     }
 
     if let Some(a) = &conn.authed {
+        conn.hub.presence_forget(conn_id);
         conn.hub.deactivate(&a.user, conn_id);
     }
     if !conn.closing {
@@ -558,10 +569,11 @@ impl<S: Store> Conn<S> {
             self.out.clone(),
             Arc::clone(&self.kill),
         ));
-        self.hub.activate(session);
+        self.hub.activate(Arc::clone(&session));
         self.authed = Some(Authed {
             user: a.user_id,
             key,
+            session,
         });
         Flow::Continue(())
     }
@@ -582,6 +594,9 @@ impl<S: Store> Conn<S> {
             ClientFrame::Send(s) => self.send_envelope(s).await,
             ClientFrame::Ack(a) => self.ack(a).await,
             ClientFrame::Ping(p) => self.send(&ServerFrame::Pong(Pong { rid: p.rid })).await,
+            ClientFrame::PresenceAllow(p) => self.presence_allow(p).await,
+            ClientFrame::PresenceQuery(p) => self.presence_query(p).await,
+            ClientFrame::PresenceSubscribe(p) => self.presence_subscribe(p).await,
             other => {
                 self.error(
                     Some(other.rid()),
@@ -758,6 +773,9 @@ impl<S: Store> Conn<S> {
     }
 
     async fn send_envelope(&mut self, s: SendEnvelope) -> Flow {
+        if s.ephemeral {
+            return self.send_ephemeral(s).await;
+        }
         let Some(authed) = &self.authed else {
             return Flow::Break(());
         };
@@ -769,40 +787,6 @@ impl<S: Store> Conn<S> {
                 .await;
         }
         let accepted_at = now_ms();
-        if s.ephemeral {
-            // Same reply whether or not the recipient is online: the reply
-            // must not reveal presence.
-            if let Some(to) = self.hub.online(&s.to) {
-                to.push_now(wire::ephemeral_envelope(
-                    authed.user.as_str(),
-                    accepted_at,
-                    s.body.as_bytes(),
-                ));
-            } else {
-                match self.hub.store.user_exists(&s.to).await {
-                    Ok(true) => self.hub.cluster.forward(
-                        &s.to,
-                        wire::ephemeral_envelope(
-                            authed.user.as_str(),
-                            accepted_at,
-                            s.body.as_bytes(),
-                        ),
-                    ),
-                    Ok(false) => {
-                        return self
-                            .error(Some(s.rid), ErrorCode::UnknownUser, "no such recipient")
-                            .await;
-                    }
-                    Err(e) => return self.store_error(s.rid, e).await,
-                }
-            }
-            return self
-                .send(&ServerFrame::Accepted(Accepted {
-                    rid: s.rid,
-                    id: None,
-                }))
-                .await;
-        }
         let envelope = NewEnvelope {
             from: authed.user.clone(),
             accepted_at,

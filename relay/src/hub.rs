@@ -35,6 +35,7 @@ use hush_protocol::{Limits, UserId, close};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::cluster::{Cluster, LocalSessions};
+use crate::presence::Presence;
 use crate::quota::Quotas;
 use crate::store::{MailboxLimits, Store, StoredEnvelope};
 use crate::wire;
@@ -219,6 +220,8 @@ pub(crate) struct Shared<S> {
     pub(crate) quotas: Quotas,
     next_conn: AtomicU64,
     pub(crate) tracker: Arc<Tracker>,
+    /// Presence subscriptions and their fan-out ([`crate::presence`]).
+    pub(crate) presence: Presence,
 }
 
 /// Cheap handle on the shared state.
@@ -297,6 +300,7 @@ impl<S: Store> Hub<S> {
                 connections: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
                 tracker,
+                presence: Presence::default(),
             }),
         }
     }
@@ -336,9 +340,13 @@ impl<S: Store> Hub<S> {
     /// with 4000, and starts pushing its mailbox.
     pub(crate) fn activate(&self, session: Arc<Session>) {
         let old = lock(&self.sessions).insert(session.user.clone(), Arc::clone(&session));
-        if let Some(old) = old {
-            tracing::info!(user = %old.user, old = old.conn_id, new = session.conn_id, "replaced by newer connection");
-            kill(&old.kill, close::REPLACED);
+        match old {
+            Some(old) => {
+                tracing::info!(user = %old.user, old = old.conn_id, new = session.conn_id, "replaced by newer connection");
+                kill(&old.kill, close::REPLACED);
+            }
+            // A replacement here changes nothing anyone sees.
+            None => self.presence_online(&session.user),
         }
         self.spawn_sync(session);
     }
@@ -354,9 +362,9 @@ impl<S: Store> Hub<S> {
             }
         };
         if let Some(s) = removed {
-            // Tracked, so a relay shutting down clears its users' presence
-            // before it exits.
-            self.cluster.release(user, s.epoch, self.tracker.token());
+            // Tracked, so a relay shutting down records last seen and clears
+            // its users' presence before it exits.
+            self.presence_offline(user, s.epoch);
         }
     }
 
@@ -483,5 +491,13 @@ impl<S: Store> LocalSessions for Hub<S> {
             .values()
             .map(|s| (s.user.clone(), s.epoch))
             .collect()
+    }
+
+    fn presence_changed(&self, user: &UserId) {
+        self.presence_changed_here(user);
+    }
+
+    fn presence_recheck(&self, all: bool) {
+        self.presence_recheck_here(all);
     }
 }

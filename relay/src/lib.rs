@@ -8,6 +8,8 @@
 //! - `hub`: live sessions and gap-free in-order delivery.
 //! - `cluster`: several relays on one Redis (presence, newest connection
 //!   wins, new-mail notifications over pub/sub).
+//! - `presence`: who may see whose presence, subscriptions, last seen and
+//!   the fan-out of changes.
 //! - [`store`]: the [`Store`] trait with [`MemoryStore`], [`RedbStore`] and
 //!   [`RedisStore`].
 //! - [`admin`]: operator commands (`stats`, `reset-user`, `purge-expired`)
@@ -28,6 +30,7 @@ pub mod config;
 mod connection;
 mod hub;
 pub mod metrics;
+mod presence;
 mod quota;
 mod random;
 mod rate;

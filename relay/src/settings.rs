@@ -335,6 +335,51 @@ pub const OPTIONS: &[Opt] = &[
         "New registrations per IP address per hour, sustained."
     ),
     opt!(
+        "max_presence_allow",
+        "max-presence-allow",
+        "HUSH_MAX_PRESENCE_ALLOW",
+        "N",
+        || Some(lim().max_presence_allow.to_string()),
+        false,
+        "Most user ids on one user's presence allow list (`limit_exceeded`)."
+    ),
+    opt!(
+        "max_presence_query",
+        "max-presence-query",
+        "HUSH_MAX_PRESENCE_QUERY",
+        "N",
+        || Some(lim().max_presence_query.to_string()),
+        false,
+        "Most user ids in one `presence_query` (`limit_exceeded`)."
+    ),
+    opt!(
+        "max_presence_subscriptions",
+        "max-presence-subscriptions",
+        "HUSH_MAX_PRESENCE_SUBSCRIPTIONS",
+        "N",
+        || Some(lim().max_presence_subscriptions.to_string()),
+        false,
+        "Most presence subscriptions per user (`limit_exceeded`)."
+    ),
+    opt!(
+        "presence_rate_per_sec",
+        "presence-rate-per-sec",
+        "HUSH_PRESENCE_RATE_PER_SEC",
+        "N",
+        || Some(lim().presence_rate_per_sec.to_string()),
+        false,
+        "Presence requests and ephemeral sends per second per connection, sustained (`rate_limited`)."
+    ),
+    opt!(
+        "presence_rate_burst",
+        "presence-rate-burst",
+        "HUSH_PRESENCE_RATE_BURST",
+        "N",
+        || Some(lim().presence_rate_burst.to_string()),
+        false,
+        "Presence requests and ephemeral sends per connection in a burst."
+    ),
+    opt!(
         "auth_timeout_ms",
         "auth-timeout-ms",
         "HUSH_AUTH_TIMEOUT_MS",
@@ -682,6 +727,11 @@ impl Settings {
         limits.bundle_fetches_per_hour = raw.num("bundle_fetches_per_hour", 0u32)?;
         limits.registration_burst = raw.num("registration_burst", 0u32)?;
         limits.registrations_per_hour = raw.num("registrations_per_hour", 0u32)?;
+        limits.max_presence_allow = raw.num("max_presence_allow", 0usize)?;
+        limits.max_presence_query = raw.num("max_presence_query", 1usize)?;
+        limits.max_presence_subscriptions = raw.num("max_presence_subscriptions", 0usize)?;
+        limits.presence_rate_per_sec = raw.num("presence_rate_per_sec", 1u32)?;
+        limits.presence_rate_burst = raw.num("presence_rate_burst", 1u32)?;
         limits.auth_timeout = Duration::from_millis(raw.num("auth_timeout_ms", 1u64)?);
         limits.max_ack_ids = raw.num("max_ack_ids", 1usize)?;
         limits.outbound_queue = raw.num("outbound_queue", 1usize)?;

@@ -69,6 +69,104 @@ async fn append_id<S: Store>(s: &S, to: &str, e: NewEnvelope, limits: MailboxLim
 mod contract {
     use super::*;
 
+    pub async fn presence_allow_list_and_last_seen<S: Store>(s: S) {
+        register(&s, "bob").await;
+        register(&s, "alice").await;
+        register(&s, "carol").await;
+        let (bob, alice, carol, ghost) = (user("bob"), user("alice"), user("carol"), user("ghost"));
+        // Default: empty list, never seen; only oneself sees oneself.
+        assert!(s.presence_allow_list(&bob).await.unwrap().is_empty());
+        assert_eq!(
+            s.presence_view(&alice, &[bob.clone(), alice.clone()])
+                .await
+                .unwrap(),
+            vec![None, Some(None)]
+        );
+        s.set_presence_allow(&bob, vec![carol.clone(), alice.clone(), ghost.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.presence_allow_list(&bob).await.unwrap(),
+            vec![alice.clone(), carol.clone(), ghost.clone()]
+        );
+        s.set_last_seen(&bob, 1234).await.unwrap();
+        // An unknown subject looks exactly like one that does not allow.
+        assert_eq!(
+            s.presence_view(&alice, &[bob.clone(), ghost.clone(), carol.clone()])
+                .await
+                .unwrap(),
+            vec![Some(Some(1234)), None, None]
+        );
+        assert_eq!(
+            s.presence_watchers(&bob, &[alice.clone(), bob.clone(), user("dave")])
+                .await
+                .unwrap(),
+            (vec![true, true, false], Some(1234))
+        );
+        assert_eq!(
+            s.presence_watchers(&ghost, std::slice::from_ref(&alice))
+                .await
+                .unwrap(),
+            (vec![false], None)
+        );
+        // Replaced whole; last seen moves.
+        s.set_presence_allow(&bob, vec![carol.clone()])
+            .await
+            .unwrap();
+        s.set_last_seen(&bob, 5678).await.unwrap();
+        assert_eq!(
+            s.presence_allow_list(&bob).await.unwrap(),
+            vec![carol.clone()]
+        );
+        assert_eq!(
+            s.presence_view(&alice, std::slice::from_ref(&bob))
+                .await
+                .unwrap(),
+            vec![None]
+        );
+        assert_eq!(
+            s.presence_view(&carol, std::slice::from_ref(&bob))
+                .await
+                .unwrap(),
+            vec![Some(Some(5678))]
+        );
+        s.set_presence_allow(&bob, Vec::new()).await.unwrap();
+        assert!(s.presence_allow_list(&bob).await.unwrap().is_empty());
+        // Another user's list is untouched by bob's.
+        s.set_presence_allow(&alice, vec![bob.clone()])
+            .await
+            .unwrap();
+        s.set_presence_allow(&bob, vec![alice.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.presence_allow_list(&alice).await.unwrap(),
+            vec![bob.clone()]
+        );
+        // Nothing is recorded for an unknown user.
+        s.set_presence_allow(&ghost, vec![alice.clone()])
+            .await
+            .unwrap();
+        s.set_last_seen(&ghost, 1).await.unwrap();
+        assert!(s.presence_allow_list(&ghost).await.unwrap().is_empty());
+        assert_eq!(
+            s.presence_view(&alice, std::slice::from_ref(&ghost))
+                .await
+                .unwrap(),
+            vec![None]
+        );
+        // A reset forgets both.
+        assert!(s.reset_user(&bob).await.unwrap());
+        register(&s, "bob").await;
+        assert!(s.presence_allow_list(&bob).await.unwrap().is_empty());
+        assert_eq!(
+            s.presence_view(&bob, std::slice::from_ref(&bob))
+                .await
+                .unwrap(),
+            vec![Some(None)]
+        );
+    }
+
     pub async fn registration_binds_the_key<S: Store>(s: S) {
         let u = user("alice");
         let k1 = PublicKeyBytes([1; 32]);
@@ -341,6 +439,7 @@ macro_rules! contract_tests {
             use super::*;
             contract_tests!(@each $make;
                 registration_binds_the_key,
+                presence_allow_list_and_last_seen,
                 ids_start_at_one_and_increase,
                 mailbox_after_pages_in_id_order,
                 append_to_unknown_user_is_refused,

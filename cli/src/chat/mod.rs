@@ -87,6 +87,12 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
     let (client, events) =
         Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?;
     let mut st = ChatState::new(&me, peer.as_str(), history, trust);
+    // The peer's online state, if they let us see it; changes arrive as
+    // events. A relay without presence just shows none.
+    match client.subscribe_presence(vec![peer.clone()]).await {
+        Ok(snapshot) => snapshot.iter().for_each(|e| st.presence(e)),
+        Err(e) => debug!(error = %e, "no presence subscription"),
+    }
     let mut workers = Workers::start(&client, &peer);
     let outcome = match TerminalGuard::enter() {
         Ok(mut guard) => {
@@ -127,7 +133,6 @@ async fn session(
     let mut client_open = true;
     loop {
         let now = Instant::now();
-        st.tick(now);
         if let Some(s) = st.our_typing.tick(now) {
             w.typing(s);
         }
@@ -149,12 +154,12 @@ async fn session(
             },
             ev = events.recv(), if client_open => match ev {
                 Some(ev) => {
-                    on_client(ev, st, now);
+                    on_client(ev, st);
                     // A backlog arrives in bursts: take what is already
                     // there before drawing again.
                     for _ in 0..EVENT_BATCH {
                         match events.try_recv() {
-                            Ok(ev) => on_client(ev, st, now),
+                            Ok(ev) => on_client(ev, st),
                             Err(_) => break,
                         }
                     }
@@ -249,12 +254,13 @@ fn submit(st: &mut ChatState, w: &mut Workers) -> Flow {
     Flow::Continue
 }
 
-fn on_client(ev: Event, st: &mut ChatState, now: Instant) {
+fn on_client(ev: Event, st: &mut ChatState) {
     match ev {
         Event::Message(m) => {
             st.incoming(&m);
         }
-        Event::Typing { from, state } => st.typing(from.as_str(), state, now),
+        Event::Typing { from, state } => st.typing(from.as_str(), state),
+        Event::Presence(entry) => st.presence(&entry),
         Event::Receipt {
             from,
             kind,

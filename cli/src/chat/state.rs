@@ -15,9 +15,8 @@
 //! line; while scrolled back, new lines do not move the view.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Instant;
 
-use hush_client_core::client::{ConnectionState, IncomingMessage};
+use hush_client_core::client::{ConnectionState, IncomingMessage, PresenceEntry, PresenceState};
 use hush_client_core::payload::{MessageId, ReceiptKind, TypingState};
 use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry};
 
@@ -197,6 +196,9 @@ pub struct ChatState {
     pub trust: Trust,
     pub peer_typing: PeerTyping,
     pub our_typing: OurTyping,
+    /// The peer's presence: `None` until known or when the peer does not
+    /// let us see it.
+    pub presence: Option<PresenceState>,
     pub status: Option<Status>,
     /// Whether the terminal has focus (assumed until told otherwise).
     pub focused: bool,
@@ -222,6 +224,7 @@ impl ChatState {
             trust,
             peer_typing: PeerTyping::default(),
             our_typing: OurTyping::default(),
+            presence: None,
             status: None,
             focused: true,
             unread: HashSet::new(),
@@ -385,9 +388,16 @@ impl ChatState {
         true
     }
 
-    pub fn typing(&mut self, from: &str, state: TypingState, now: Instant) {
+    pub fn typing(&mut self, from: &str, state: TypingState) {
         if from == self.peer {
-            self.peer_typing.indicator(state, now);
+            self.peer_typing.indicator(state);
+        }
+    }
+
+    /// A presence snapshot or change; only the peer's is shown.
+    pub fn presence(&mut self, entry: &PresenceEntry) {
+        if entry.user.as_str() == self.peer {
+            self.presence = entry.state;
         }
     }
 
@@ -414,24 +424,23 @@ impl ChatState {
                 self.link = Link::Connected;
             }
             ConnectionState::Disconnected { reason, .. } => {
+                // Unknown until the renewed subscription says again.
+                self.presence = None;
                 self.link = Link::Reconnecting;
                 self.set_status(format!("connection lost ({reason}); reconnecting"), true);
             }
             ConnectionState::Replaced => {
+                self.presence = None;
                 self.link = Link::Stopped("replaced".into());
                 self.notice("! another hush session of this user took over; /quit to leave");
             }
             ConnectionState::Stopped { reason } => {
+                self.presence = None;
                 self.link = Link::Stopped("stopped".into());
                 self.notice(format!("! disconnected for good: {reason}; /quit to leave"));
             }
             _ => {}
         }
-    }
-
-    /// Time passed: expires the peer's typing indicator.
-    pub fn tick(&mut self, now: Instant) {
-        self.peer_typing.tick(now);
     }
 
     /// The scrollback area's size, set before each draw.
@@ -700,13 +709,43 @@ mod tests {
     #[test]
     fn a_message_from_the_peer_ends_their_typing() {
         let mut st = state();
-        let now = Instant::now();
-        st.typing("bob", TypingState::Started, now);
+        st.typing("bob", TypingState::Started);
         assert!(st.peer_typing.is_typing());
         st.incoming(&from("bob", 1, "done"));
         assert!(!st.peer_typing.is_typing());
-        st.typing("carol", TypingState::Started, now);
+        st.typing("carol", TypingState::Started);
         assert!(!st.peer_typing.is_typing());
+    }
+
+    #[test]
+    fn only_the_peers_presence_is_kept() {
+        let mut st = state();
+        let visible = PresenceState {
+            online: true,
+            last_seen_ms: None,
+        };
+        st.presence(&PresenceEntry {
+            user: UserId::try_from("carol").unwrap_or_else(|e| panic!("{e}")),
+            state: Some(visible),
+        });
+        assert_eq!(st.presence, None);
+        let bob = UserId::try_from("bob").unwrap_or_else(|e| panic!("{e}"));
+        st.presence(&PresenceEntry {
+            user: bob.clone(),
+            state: Some(visible),
+        });
+        assert_eq!(st.presence, Some(visible));
+        st.presence(&PresenceEntry::hidden(bob.clone()));
+        assert_eq!(st.presence, None, "hidden again after a deny");
+        st.presence(&PresenceEntry {
+            user: bob,
+            state: Some(visible),
+        });
+        st.connection(&ConnectionState::Disconnected {
+            reason: "lost".into(),
+            retry_in: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(st.presence, None, "not shown while we cannot know");
     }
 
     #[test]

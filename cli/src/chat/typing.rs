@@ -3,22 +3,25 @@
 //! Ours: `Started` when the user starts editing the line, repeated at most
 //! every [`STARTED_EVERY`] while edits continue (which also refreshes the
 //! peer's timeout); `Stopped` after [`IDLE_STOP`] without edits, or when the
-//! line is sent or emptied.
+//! line is sent or emptied. (The client enforces the same interval again,
+//! whatever we ask: see `hush_client_core::client::TYPING_REFRESH`.)
 //!
-//! Theirs: "typing…" shows from their `Started` until their `Stopped`, a
-//! message from them, or [`PEER_TIMEOUT`] without a refresh (a peer that
-//! vanished never sends `Stopped`).
+//! Theirs: "typing…" shows from their `Started` until their `Stopped` or a
+//! message from them. A peer that vanished never sends `Stopped`: the client
+//! emits one for it after `TYPING_TIMEOUT` without a refresh.
 
 use std::time::{Duration, Instant};
 
+use hush_client_core::client::TYPING_REFRESH;
 use hush_client_core::payload::TypingState;
 
-/// Least time between two `Started` we send.
-pub const STARTED_EVERY: Duration = Duration::from_secs(3);
-/// Edits pause this long: we send `Stopped`.
+/// Least time between two `Started` we send: a little over the client's
+/// own bound, so a refresh is never refused for being a hair early (their
+/// clocks are read at different moments).
+pub const STARTED_EVERY: Duration = TYPING_REFRESH.saturating_add(Duration::from_millis(100));
+/// Edits pause this long: we send `Stopped` (before the peer's client would
+/// time our indicator out).
 pub const IDLE_STOP: Duration = Duration::from_secs(5);
-/// The peer's "typing…" ends this long after their last `Started`.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Our side: decides which indicators to send.
 #[derive(Debug, Default)]
@@ -62,30 +65,21 @@ impl OurTyping {
 /// Their side: whether to show "typing…".
 #[derive(Debug, Default)]
 pub struct PeerTyping {
-    until: Option<Instant>,
+    typing: bool,
 }
 
 impl PeerTyping {
-    pub fn indicator(&mut self, state: TypingState, now: Instant) {
-        self.until = match state {
-            TypingState::Started => Some(now + PEER_TIMEOUT),
-            TypingState::Stopped => None,
-        };
+    pub fn indicator(&mut self, state: TypingState) {
+        self.typing = state == TypingState::Started;
     }
 
     /// A message from the peer ends their typing.
     pub fn message(&mut self) {
-        self.until = None;
-    }
-
-    pub fn tick(&mut self, now: Instant) {
-        if self.until.is_some_and(|u| now >= u) {
-            self.until = None;
-        }
+        self.typing = false;
     }
 
     pub fn is_typing(&self) -> bool {
-        self.until.is_some()
+        self.typing
     }
 }
 
@@ -103,8 +97,10 @@ mod tests {
         assert_eq!(t.edited(t0 + S, false), None);
         assert_eq!(t.edited(t0 + 2 * S, false), None);
         assert_eq!(t.tick(t0 + 2 * S), None);
-        assert_eq!(t.edited(t0 + 3 * S, false), Some(TypingState::Started));
-        assert_eq!(t.edited(t0 + 4 * S, false), None);
+        assert_eq!(t.edited(t0 + 3 * S, false), None);
+        let t1 = t0 + STARTED_EVERY;
+        assert_eq!(t.edited(t1, false), Some(TypingState::Started));
+        assert_eq!(t.edited(t1 + S, false), None);
     }
 
     #[test]
@@ -129,27 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn peer_typing_times_out_without_refresh() {
-        let t0 = Instant::now();
-        let mut p = PeerTyping::default();
-        p.indicator(TypingState::Started, t0);
-        p.tick(t0 + 7 * S);
-        assert!(p.is_typing());
-        p.indicator(TypingState::Started, t0 + 7 * S);
-        p.tick(t0 + 14 * S);
-        assert!(p.is_typing(), "refreshed at 7 s");
-        p.tick(t0 + 15 * S);
-        assert!(!p.is_typing());
+    fn we_stop_before_the_peer_would_time_us_out() {
+        assert!(STARTED_EVERY < IDLE_STOP);
+        assert!(IDLE_STOP < hush_client_core::client::TYPING_TIMEOUT);
     }
 
     #[test]
     fn peer_typing_ends_on_stopped_or_message() {
-        let t0 = Instant::now();
         let mut p = PeerTyping::default();
-        p.indicator(TypingState::Started, t0);
-        p.indicator(TypingState::Stopped, t0);
+        p.indicator(TypingState::Started);
+        assert!(p.is_typing());
+        p.indicator(TypingState::Stopped);
         assert!(!p.is_typing());
-        p.indicator(TypingState::Started, t0);
+        p.indicator(TypingState::Started);
         p.message();
         assert!(!p.is_typing());
     }

@@ -9,6 +9,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use hush_client_core::client::PresenceState;
+
 use super::state::{ChatState, Link, Mark, Style as LineStyle};
 
 /// The status line when there is nothing to report.
@@ -30,7 +32,8 @@ pub fn help(peer: &str) -> Vec<String> {
              (failed) not sent, the status line says why."
         ),
         format!(
-            "Header: \"typing…\" while {peer} types; \"unverified\" until you compare safety \
+            "Header: \"online\" or \"last seen\" if {peer} lets you see it \
+             (`hush presence allow` on their side); \"typing…\" while {peer} types; \"unverified\" until you compare safety \
              numbers (`hush safety-number {peer}`, then `hush verify {peer}`); \"KEY CHANGED\": \
              sending stops until `hush trust {peer}`."
         ),
@@ -90,6 +93,12 @@ fn header_line(st: &ChatState) -> Line<'static> {
         Link::Stopped(why) => (format!("offline ({why})"), bar.fg(Color::Red)),
     };
     spans.push(Span::styled(format!("· {link} "), link_style));
+    if let Some(p) = st.presence {
+        spans.push(Span::styled(
+            format!("· {} ", presence_label(p, crate::commands::now_ms())),
+            bar,
+        ));
+    }
     if st.trust.key_changed {
         spans.push(Span::styled(
             "· KEY CHANGED ",
@@ -108,6 +117,25 @@ fn header_line(st: &ChatState) -> Line<'static> {
         spans.push(Span::styled(format!("· {} lines below ", st.scroll()), bar));
     }
     Line::from(spans).style(bar)
+}
+
+/// "online", "last seen HH:MM" (today, UTC), "last seen YYYY-MM-DD" or
+/// "offline" (never seen).
+pub fn presence_label(p: PresenceState, now_ms: u64) -> String {
+    const DAY_MS: u64 = 86_400_000;
+    if p.online {
+        return "online".to_owned();
+    }
+    match p.last_seen_ms {
+        None => "offline".to_owned(),
+        Some(ms) if ms / DAY_MS == now_ms / DAY_MS => {
+            format!("last seen {}", super::state::hh_mm(ms))
+        }
+        Some(ms) => {
+            let day = crate::output::format_ms(ms);
+            format!("last seen {}", day.get(..10).unwrap_or(&day))
+        }
+    }
 }
 
 fn scroll_line(l: super::state::RenderLine) -> Line<'static> {
@@ -193,5 +221,32 @@ mod tests {
         );
         assert!(rows[22].contains("/help"));
         assert!(rows[23].starts_with("> draft"));
+        assert!(!rows[0].contains("online"), "no presence until known");
+        st.presence = Some(PresenceState {
+            online: true,
+            last_seen_ms: None,
+        });
+        let rows = screen(&mut st);
+        assert!(rows[0].contains("· online"), "{rows:?}");
+    }
+
+    #[test]
+    fn presence_label_says_online_or_when_last_seen() {
+        const DAY: u64 = 86_400_000;
+        let now = 20_000 * DAY + 15 * 3_600_000;
+        let at = |online, last_seen_ms| PresenceState {
+            online,
+            last_seen_ms,
+        };
+        assert_eq!(presence_label(at(true, Some(now - 1)), now), "online");
+        assert_eq!(
+            presence_label(at(false, Some(now - 3_600_000 - 60_000)), now),
+            "last seen 13:59"
+        );
+        assert_eq!(
+            presence_label(at(false, Some(now - DAY)), now),
+            "last seen 2024-10-03"
+        );
+        assert_eq!(presence_label(at(false, None), now), "offline");
     }
 }

@@ -46,6 +46,13 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         remove_profile(&dir, created_dir);
         CliError::from(e)
     })?;
+    let mut profile = profile;
+    if a.no_read_receipts
+        && let Err(e) = profile.update_settings(|s| s.send_read_receipts = false)
+    {
+        remove_profile(&dir, created_dir);
+        return Err(e.into());
+    }
     let fingerprint = profile.fingerprint();
     progress("registering with the relay and publishing keys");
     let config = ClientConfig {

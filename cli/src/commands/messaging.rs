@@ -18,7 +18,7 @@ pub fn rng() -> StdRng {
     StdRng::from_rng(&mut rand::rng())
 }
 
-async fn connect(g: &Global, receive: bool) -> Result<(Client, Events), CliError> {
+pub(super) async fn connect(g: &Global, receive: bool) -> Result<(Client, Events), CliError> {
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
     let config = ClientConfig {
         relay_url: g.relay.clone(),
@@ -57,7 +57,25 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
         Some(_) => return Err(CliError::usage("--wait takes a number of seconds")),
         None => None,
     };
+    let watch = a
+        .presence
+        .iter()
+        .map(|u| user_id(u))
+        .collect::<Result<Vec<_>, _>>()?;
     let (client, mut events) = connect(g, true).await?;
+    if !watch.is_empty() {
+        match client.subscribe_presence(watch).await {
+            Ok(snapshot) => {
+                for entry in &snapshot {
+                    super::presence::print_entry(entry, a.json);
+                }
+            }
+            Err(e) => {
+                client.close().await;
+                return Err(e.into());
+            }
+        }
+    }
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let mut received = 0usize;
     let progress = home::interactive() && !a.json;

@@ -4,6 +4,7 @@
 mod init;
 mod messaging;
 mod offline;
+mod presence;
 
 pub(crate) use messaging::rng;
 pub(crate) use offline::{now_ms, user_id};
@@ -24,6 +25,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(a) => offline::verify(g, a),
         Command::Trust(a) => offline::trust(g, a),
         Command::Chat(a) => crate::chat::run(g, a).await,
+        Command::Presence(a) => presence::run(g, a).await,
+        Command::Settings(a) => presence::settings(g, a),
         Command::Bench(a) => crate::bench::run(g, a).await,
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hush_protocol::frame::{Auth, AuthOk, Envelope};
+use hush_protocol::frame::{Auth, AuthOk, Envelope, PresenceEntry};
 use hush_protocol::{
     ClientFrame, ErrorCode, PublicKeyBytes, ServerFrame, SignatureBytes, UserId, close, signing,
 };
@@ -28,6 +28,8 @@ pub(crate) enum Inbound {
     Envelope(Envelope),
     /// Our published one-time prekeys run low.
     PrekeysLow(u32),
+    /// A subscribed user's presence changed.
+    Presence(PresenceEntry),
     /// The connection ended; `code` is the WebSocket close code if one came.
     Closed { code: Option<u16>, reason: String },
 }
@@ -374,6 +376,7 @@ async fn read_loop(
         let forward = match frame {
             ServerFrame::Envelope(env) => Inbound::Envelope(env),
             ServerFrame::PrekeysLow(low) => Inbound::PrekeysLow(low.one_time_prekeys),
+            ServerFrame::PresenceUpdate(entry) => Inbound::Presence(entry),
             reply => {
                 match reply_rid(&reply) {
                     Some(rid) => {
@@ -408,6 +411,8 @@ fn reply_rid(frame: &ServerFrame) -> Option<u64> {
         ServerFrame::Accepted(f) => Some(f.rid),
         ServerFrame::Acked(f) => Some(f.rid),
         ServerFrame::Pong(f) => Some(f.rid),
+        ServerFrame::PresenceAllowed(f) => Some(f.rid),
+        ServerFrame::Presence(f) => Some(f.rid),
         ServerFrame::Error(f) => f.rid,
         _ => None,
     }

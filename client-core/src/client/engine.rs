@@ -290,13 +290,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Encrypts `body` for `to` and commits the advanced ratchet.
+    /// Encrypts `body` for `to` and commits the advanced ratchet, with the
+    /// count of ephemeral payloads sent since the last stored one: an
+    /// ephemeral payload is refused with [`ClientError::TypingPaused`] once
+    /// [`MAX_EPHEMERAL_GAP`](crate::limits::MAX_EPHEMERAL_GAP) went since
+    /// (see `client/typing.rs`); a stored one resets the count.
     pub fn encrypt(
         &mut self,
         to: &UserId,
         body: PayloadBody,
+        ephemeral: bool,
         now_ms: u64,
     ) -> Result<Outgoing, ClientError> {
+        let mut contact = self.profile.store.contact(to.as_str())?;
+        let contact_changed = match &mut contact {
+            Some(c) if ephemeral => {
+                if c.ephemeral_since_stored >= crate::limits::MAX_EPHEMERAL_GAP {
+                    return Err(ClientError::TypingPaused { user: to.clone() });
+                }
+                c.ephemeral_since_stored += 1;
+                true
+            }
+            Some(c) if c.ephemeral_since_stored != 0 => {
+                c.ephemeral_since_stored = 0;
+                true
+            }
+            _ => false,
+        };
         let payload = Payload {
             id: MessageId::random(&mut self.rng),
             sent_at_ms: now_ms,
@@ -307,6 +327,9 @@ impl Engine {
         let ciphertext = sessions.encrypt(&mut self.rng, &plaintext)?;
         let mut batch = Batch::new();
         batch.put_session(to.as_str(), sessions.pickle());
+        if contact_changed && let Some(c) = contact {
+            batch.put_contact(c);
+        }
         self.profile.store.commit(batch)?;
         self.sessions.insert(to.clone(), sessions);
         Ok(Outgoing {
@@ -598,5 +621,106 @@ pub(crate) fn bundle_from_frame(b: &hush_protocol::frame::Bundle) -> PrekeyBundl
             id: k.id,
             public: k.key.0,
         }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use hush_protocol::Body;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::limits::MAX_EPHEMERAL_GAP;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn uid(s: &str) -> UserId {
+        UserId::try_from(s).unwrap()
+    }
+
+    fn engine(name: &str, seed: u64) -> Engine {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let profile =
+            Profile::create_in_memory(&uid(name), "ws://127.0.0.1:1", &mut rng, NOW).unwrap();
+        Engine::new(profile, Box::new(StdRng::seed_from_u64(seed + 100)))
+    }
+
+    fn envelope(id: u64, from: &str, ciphertext: Vec<u8>) -> Envelope {
+        Envelope {
+            id: Some(id),
+            from: uid(from),
+            accepted_at: NOW,
+            body: Body(ciphertext),
+            ephemeral: false,
+        }
+    }
+
+    #[test]
+    fn typing_pauses_at_the_ephemeral_gap_and_the_peer_still_reads_what_follows() {
+        let (mut alice, mut bob) = (engine("alice", 1), engine("bob", 2));
+        let bundle = PrekeyBundle {
+            identity: bob.profile.identity(),
+            signed_prekey: bob.profile.prekeys.signed_prekey(),
+            one_time_prekey: None,
+        };
+        let to_bob = uid("bob");
+        alice.start_session(&to_bob, &bundle, NOW).unwrap();
+        let first = alice
+            .encrypt(&to_bob, PayloadBody::Text { text: "hi".into() }, false, NOW)
+            .unwrap();
+        let got = bob
+            .process(&envelope(1, "alice", first.ciphertext), NOW)
+            .unwrap();
+        assert!(matches!(got.events.as_slice(), [Event::Message(_)]));
+
+        // Every indicator is dropped by the relay (bob is offline).
+        for _ in 0..MAX_EPHEMERAL_GAP {
+            alice
+                .encrypt(&to_bob, Engine::typing(TypingState::Started), true, NOW)
+                .unwrap();
+        }
+        let paused = alice.encrypt(&to_bob, Engine::typing(TypingState::Started), true, NOW);
+        assert!(
+            matches!(paused, Err(ClientError::TypingPaused { .. })),
+            "{paused:?}"
+        );
+        // The count is in the profile, not only in memory.
+        let stored = alice.profile.contact(&to_bob).unwrap().unwrap();
+        assert_eq!(stored.ephemeral_since_stored, MAX_EPHEMERAL_GAP);
+
+        // The next message makes bob skip every dropped key, within bounds.
+        let next = alice
+            .encrypt(
+                &to_bob,
+                PayloadBody::Text {
+                    text: "after".into(),
+                },
+                false,
+                NOW,
+            )
+            .unwrap();
+        let got = bob
+            .process(&envelope(2, "alice", next.ciphertext), NOW)
+            .unwrap();
+        assert!(
+            matches!(got.events.as_slice(), [Event::Message(m)] if m.text == "after"),
+            "{:?}",
+            got.events
+        );
+        // And a stored payload resumed the indicators.
+        assert_eq!(
+            alice
+                .profile
+                .contact(&to_bob)
+                .unwrap()
+                .unwrap()
+                .ephemeral_since_stored,
+            0
+        );
+        alice
+            .encrypt(&to_bob, Engine::typing(TypingState::Started), true, NOW)
+            .unwrap();
     }
 }

@@ -7,6 +7,12 @@
 //! decrypt, commit (session, history, envelope id) and only then acknowledge,
 //! emitting [`Event`]s on the channel returned by `connect`.
 //!
+//! Presence: the allow list lives in the profile and is published on every
+//! connection; presence subscriptions are renewed on every connection (the
+//! snapshot is emitted as [`Event::Presence`], as are the relay's updates).
+//! Typing indicators are rate-limited on the way out and time out on the
+//! way in ([`typing`]).
+//!
 //! The cryptographic and storage work is synchronous ([`engine`]) and runs
 //! on tokio's blocking pool; this module and [`connection`] are the only
 //! async parts of the crate.
@@ -15,13 +21,19 @@ mod backoff;
 mod connection;
 mod engine;
 mod profile;
+mod typing;
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hush_protocol::frame::{FetchBundle, SendEnvelope};
+use futures_util::FutureExt;
+use hush_protocol::frame::{
+    FetchBundle, PresenceAllow, PresenceQuery, PresenceSubscribe, SendEnvelope,
+};
 use hush_protocol::{Body, ClientFrame, ErrorCode, ServerFrame, UserId, UserIdError, close};
 use rand_core::CryptoRng;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,10 +42,13 @@ use tracing::{debug, info, warn};
 
 pub use backoff::Backoff;
 pub use connection::ws_url;
+pub use hush_protocol::frame::{PresenceEntry, PresenceState};
 pub use profile::Profile;
+pub use typing::{TYPING_REFRESH, TYPING_TIMEOUT};
 
 use connection::{Credentials, Inbound, Link, ReplyFuture};
 use engine::{Engine, bundle_from_frame};
+use typing::{TypingSender, TypingTimers};
 
 use crate::payload::{MessageId, PayloadBody, ReceiptKind, TypingState};
 use crate::store::{MessageFlags, StoreError};
@@ -93,6 +108,9 @@ pub struct ClientConfig {
     /// besides the system's roots (for a relay with a private or
     /// self-signed certificate).
     pub ca_file: Option<std::path::PathBuf>,
+    /// A peer's "typing" ends (with an [`Event::Typing`] `Stopped`) this
+    /// long after its last `Started` when no `Stopped` came.
+    pub typing_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -107,6 +125,7 @@ impl Default for ClientConfig {
             max_frame_bytes: hush_protocol::Limits::default().max_frame_bytes,
             event_capacity: 1024,
             ca_file: None,
+            typing_timeout: TYPING_TIMEOUT,
         }
     }
 }
@@ -159,7 +178,10 @@ pub enum ConnectionState {
 pub enum Event {
     /// A text message, already stored in the history.
     Message(IncomingMessage),
-    /// A typing indicator.
+    /// A typing indicator: `Started` when a peer starts typing (a refresh
+    /// is not repeated), then exactly one `Stopped`, sent by the peer or
+    /// after [`ClientConfig::typing_timeout`] without a refresh, or when the
+    /// connection is lost.
     Typing {
         /// Who is typing.
         from: UserId,
@@ -175,6 +197,9 @@ pub enum Event {
         /// Which of our messages.
         message_ids: Vec<MessageId>,
     },
+    /// A subscribed user's presence as we may see it: the snapshot after
+    /// each (re)subscription, then every change the relay pushes.
+    Presence(PresenceEntry),
     /// A peer presented an identity key different from the pinned one.
     /// Sending to them stops until the user re-trusts.
     IdentityChanged {
@@ -262,12 +287,31 @@ pub enum ClientError {
         /// Who.
         user: UserId,
     },
+    /// Typing indicators to this peer are paused: the most that may go
+    /// unanswered ([`MAX_EPHEMERAL_GAP`](crate::limits::MAX_EPHEMERAL_GAP))
+    /// went since the last message or receipt to them. Sending one resumes
+    /// them.
+    #[error("typing indicators to {user} are paused until a message goes")]
+    TypingPaused {
+        /// The peer.
+        user: UserId,
+    },
     /// The recipient's mailbox is full.
     #[error("the recipient's mailbox is full")]
     MailboxFull,
     /// Too many requests.
     #[error("rate limited by the relay")]
     RateLimited,
+    /// A request over one of its caps (presence allow list, query,
+    /// subscriptions), refused before it was sent. (A relay configured
+    /// with lower caps answers `limit_exceeded`: [`ClientError::Relay`].)
+    #[error("too many {what} (at most {max})")]
+    LimitExceeded {
+        /// What.
+        what: &'static str,
+        /// The cap.
+        max: usize,
+    },
     /// Any other error the relay answered.
     #[error("relay error {code}: {message}")]
     Relay {
@@ -350,6 +394,13 @@ struct Shared {
     receipts_in_flight: Mutex<HashSet<(UserId, MessageId)>>,
     /// Tasks waiting for the relay to accept queued receipts.
     receipt_tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// Which typing indicators may leave (rate limit per peer).
+    typing: Mutex<TypingSender>,
+    /// Presence subjects we subscribed to; renewed on every connection.
+    presence_subscriptions: Mutex<Vec<UserId>>,
+    /// Serialises allow-list changes with their publication, so the relay
+    /// ends with the list the profile ends with.
+    presence_lock: tokio::sync::Mutex<()>,
 }
 
 /// A connected client. Cheap to clone; every clone drives the same
@@ -397,6 +448,9 @@ impl Client {
             stop: stop_tx,
             receipts_in_flight: Mutex::new(HashSet::new()),
             receipt_tasks: Mutex::new(tokio::task::JoinSet::new()),
+            typing: Mutex::new(TypingSender::default()),
+            presence_subscriptions: Mutex::new(Vec::new()),
+            presence_lock: tokio::sync::Mutex::new(()),
         });
         let (first_tx, first_rx) = oneshot::channel();
         let supervisor = Supervisor {
@@ -439,10 +493,140 @@ impl Client {
     }
 
     /// Tells `to` that we started or stopped typing (ephemeral: dropped by
-    /// the relay if `to` is offline). Needs an existing session.
-    pub async fn send_typing(&self, to: &UserId, state: TypingState) -> Result<(), ClientError> {
-        self.send_payload(to, Engine::typing(state), true).await?;
-        Ok(())
+    /// the relay if `to` is offline). Needs an existing session. Returns
+    /// whether the indicator went: a `Started` within [`TYPING_REFRESH`] of
+    /// the previous one to `to`, a `Stopped` with no `Started` before it, or
+    /// any indicator while they are paused (see
+    /// [`ClientError::TypingPaused`]) is not sent, so callers may call this
+    /// on every keystroke.
+    pub async fn send_typing(&self, to: &UserId, state: TypingState) -> Result<bool, ClientError> {
+        let now = tokio::time::Instant::now();
+        let admitted = self
+            .shared
+            .typing
+            .lock()
+            .map(|mut t| t.admit(to, state, now))
+            .unwrap_or(false);
+        if !admitted {
+            return Ok(false);
+        }
+        let sent = self.send_payload(to, Engine::typing(state), true).await;
+        if sent.is_err()
+            && let Ok(mut t) = self.shared.typing.lock()
+        {
+            t.failed(to, state);
+        }
+        match sent {
+            Ok(_) => Ok(true),
+            Err(ClientError::TypingPaused { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The users allowed to see our presence, as stored in the profile.
+    pub async fn presence_allowed(&self) -> Result<Vec<UserId>, ClientError> {
+        self.with_engine(|e| e.profile().presence_allowed()).await
+    }
+
+    /// Replaces the presence allow list: stored in the profile, then
+    /// published to the relay (and again on every connection). Duplicates
+    /// and our own id are dropped; more than
+    /// [`MAX_PRESENCE_ALLOW`](crate::limits::MAX_PRESENCE_ALLOW) ids is
+    /// [`ClientError::LimitExceeded`] and changes nothing.
+    pub async fn set_presence_allowed(&self, users: Vec<UserId>) -> Result<(), ClientError> {
+        self.change_presence_allowed(move |list| *list = users)
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds `user` to the presence allow list and publishes it; returns
+    /// whether the list changed.
+    pub async fn allow_presence(&self, user: &UserId) -> Result<bool, ClientError> {
+        let user = user.clone();
+        self.change_presence_allowed(move |list| list.push(user))
+            .await
+    }
+
+    /// Removes `user` from the presence allow list and publishes it;
+    /// returns whether the list changed. From then on `user` sees us as
+    /// they see a user who never allowed them.
+    pub async fn deny_presence(&self, user: &UserId) -> Result<bool, ClientError> {
+        let user = user.clone();
+        self.change_presence_allowed(move |list| list.retain(|u| *u != user))
+            .await
+    }
+
+    async fn change_presence_allowed(
+        &self,
+        change: impl FnOnce(&mut Vec<UserId>) + Send + 'static,
+    ) -> Result<bool, ClientError> {
+        let _serial = self.shared.presence_lock.lock().await;
+        let link = self.link().await?;
+        let (changed, list) = self
+            .with_engine(move |e| -> Result<(bool, Vec<UserId>), ClientError> {
+                let before = e.profile().presence_allowed();
+                let mut list = before.clone();
+                change(&mut list);
+                let list = normalise_allow_list(list, e.user_id());
+                if list.len() > crate::limits::MAX_PRESENCE_ALLOW {
+                    return Err(ClientError::LimitExceeded {
+                        what: "users on the presence allow list",
+                        max: crate::limits::MAX_PRESENCE_ALLOW,
+                    });
+                }
+                let changed = list != before;
+                if changed {
+                    e.profile_mut().set_presence_allowed(&list)?;
+                }
+                Ok((changed, list))
+            })
+            .await??;
+        publish_allow_list(&link, list).await?;
+        Ok(changed)
+    }
+
+    /// The presence of `users` (at most
+    /// [`MAX_PRESENCE_QUERY`](crate::limits::MAX_PRESENCE_QUERY)), once: for
+    /// each, hidden unless that user allowed us, in which case online and
+    /// last seen. A user who does not exist is hidden too.
+    pub async fn query_presence(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<PresenceEntry>, ClientError> {
+        check_presence_request(
+            users,
+            "users in one presence query",
+            crate::limits::MAX_PRESENCE_QUERY,
+        )?;
+        let users = users.to_vec();
+        let link = self.link().await?;
+        let reply = link
+            .request(move |rid| ClientFrame::PresenceQuery(PresenceQuery { rid, users }))
+            .await?;
+        presence_reply(reply)
+    }
+
+    /// Subscribes to the presence of `users` (at most
+    /// [`MAX_PRESENCE_SUBSCRIPTIONS`](crate::limits::MAX_PRESENCE_SUBSCRIPTIONS)
+    /// distinct ids), replacing
+    /// any earlier subscription, and returns the snapshot. Changes then
+    /// arrive as [`Event::Presence`]; after a reconnect the subscription is
+    /// renewed and its snapshot emitted as events. An empty list
+    /// unsubscribes.
+    pub async fn subscribe_presence(
+        &self,
+        users: Vec<UserId>,
+    ) -> Result<Vec<PresenceEntry>, ClientError> {
+        check_presence_request(
+            &users,
+            "presence subscriptions",
+            crate::limits::MAX_PRESENCE_SUBSCRIPTIONS,
+        )?;
+        if let Ok(mut subs) = self.shared.presence_subscriptions.lock() {
+            subs.clone_from(&users);
+        }
+        let link = self.link().await?;
+        subscribe(&link, users).await
     }
 
     /// Tells `to` that we displayed their messages `ids`, unless read
@@ -586,7 +770,7 @@ impl Client {
         let now = self.shared.clock.now_ms();
         let to2 = to.clone();
         let outgoing = self
-            .with_engine(move |e| e.encrypt(&to2, body, now))
+            .with_engine(move |e| e.encrypt(&to2, body, ephemeral, now))
             .await??;
         let queued = Queued {
             to: to.clone(),
@@ -798,6 +982,70 @@ impl Supervisor {
         }
     }
 
+    /// On a new connection: publishes the allow list (its reply is only
+    /// logged) and renews the presence subscription, whose reply the serve
+    /// loop turns into [`Event::Presence`] snapshot events. Nothing here
+    /// waits for a reply: the relay may be pushing a backlog that the inbox
+    /// must take first. Failures are logged, not fatal: a relay without
+    /// presence still carries messages.
+    async fn renew_presence(&self, link: &Link) -> Option<Renewal> {
+        {
+            // Under the lock: a concurrent change publishes after us.
+            let _serial = self.shared.presence_lock.lock().await;
+            let published =
+                match with_engine(&self.shared.engine, |e| e.profile().presence_allowed()).await {
+                    Ok(users) => {
+                        link.enqueue(move |rid| {
+                            ClientFrame::PresenceAllow(PresenceAllow { rid, users })
+                        })
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+            match published {
+                Ok(reply) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = reply.wait().await {
+                            warn!(error = %e, "cannot publish the presence allow list");
+                        }
+                    });
+                }
+                Err(e) => warn!(error = %e, "cannot publish the presence allow list"),
+            }
+        }
+        let users = self
+            .shared
+            .presence_subscriptions
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        if users.is_empty() {
+            return None;
+        }
+        match link
+            .enqueue(move |rid| ClientFrame::PresenceSubscribe(PresenceSubscribe { rid, users }))
+            .await
+        {
+            Ok(reply) => Some(Box::pin(reply.wait())),
+            Err(e) => {
+                warn!(error = %e, "cannot renew presence subscriptions");
+                None
+            }
+        }
+    }
+
+    /// The reply to a renewed subscription: its snapshot, as events.
+    async fn on_renewal(&self, reply: Result<ServerFrame, ClientError>) {
+        match reply.and_then(presence_reply) {
+            Ok(snapshot) => {
+                for entry in snapshot {
+                    self.emit(Event::Presence(entry)).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot renew presence subscriptions"),
+        }
+    }
+
     /// Sleeps unless stopped first; returns whether the client was stopped.
     async fn pause(&mut self, delay: Duration) -> bool {
         tokio::select! {
@@ -887,13 +1135,11 @@ impl Supervisor {
         mut inbox: mpsc::Receiver<Inbound>,
         last_queued: u64,
     ) -> End {
-        let mut acks: Vec<u64> = Vec::new();
-        let mut since_receipts = 0usize;
         // The relay pushes stored envelopes in id order, so the backlog
         // present at authentication is drained once the envelope with id
         // `last_queued` is processed (and acknowledged), or at once if there
         // was none or it was processed on an earlier connection.
-        let mut backlog_done = !self.shared.config.receive || last_queued == 0 || {
+        let backlog_done = !self.shared.config.receive || last_queued == 0 || {
             let seen =
                 with_engine(&self.shared.engine, move |e| e.was_processed(last_queued)).await;
             matches!(seen, Ok(Ok(true)))
@@ -909,16 +1155,69 @@ impl Supervisor {
             in_flight.clear();
         }
         self.flush_receipts(link).await;
+        let mut live = Live {
+            typing: TypingTimers::default(),
+            renewal: self.renew_presence(link).await,
+        };
+        let end = self
+            .serve_inbox(link, &mut inbox, last_queued, backlog_done, &mut live)
+            .await;
+        if !matches!(end, End::Stopped) {
+            // Their `Stopped` cannot reach us any more.
+            for from in live.typing.clear() {
+                self.emit(Event::Typing {
+                    from,
+                    state: TypingState::Stopped,
+                })
+                .await;
+            }
+        }
+        end
+    }
+
+    async fn serve_inbox(
+        &mut self,
+        link: &Arc<Link>,
+        inbox: &mut mpsc::Receiver<Inbound>,
+        last_queued: u64,
+        mut backlog_done: bool,
+        live: &mut Live,
+    ) -> End {
+        let mut acks: Vec<u64> = Vec::new();
+        let mut since_receipts = 0usize;
         let mut drained_pending = false;
         let mut key_check = tokio::time::interval_at(
             tokio::time::Instant::now() + KEY_CHECK_INTERVAL,
             KEY_CHECK_INTERVAL,
         );
         loop {
-            let next = tokio::select! {
-                item = inbox.recv() => Some(item),
-                _ = self.stop.wait_for(|s| *s) => return End::Stopped,
-                _ = key_check.tick() => None,
+            let typing_deadline = live.typing.next_deadline();
+            let woke = tokio::select! {
+                item = inbox.recv() => Wake::Inbox(item),
+                _ = self.stop.wait_for(|s| *s) => Wake::Stop,
+                _ = key_check.tick() => Wake::KeyCheck,
+                () = sleep_until_some(typing_deadline) => Wake::TypingExpired,
+                reply = renewal_reply(&mut live.renewal) => Wake::Renewal(reply),
+            };
+            let next = match woke {
+                Wake::Inbox(item) => Some(item),
+                Wake::Stop => return End::Stopped,
+                Wake::KeyCheck => None,
+                Wake::TypingExpired => {
+                    for from in live.typing.expire(tokio::time::Instant::now()) {
+                        self.emit(Event::Typing {
+                            from,
+                            state: TypingState::Stopped,
+                        })
+                        .await;
+                    }
+                    continue;
+                }
+                Wake::Renewal(reply) => {
+                    live.renewal = None;
+                    self.on_renewal(reply).await;
+                    continue;
+                }
             };
             let Some(next) = next else {
                 // A long-lived connection still rotates its signed prekey
@@ -940,10 +1239,21 @@ impl Supervisor {
                         drained_pending = true;
                     }
                     since_receipts += 1;
-                    if let Err(e) = self.on_envelope(link, env, &mut acks).await {
+                    if let Err(e) = self.on_envelope(env, &mut acks, &mut live.typing).await {
                         warn!(error = %e, "failed to process an envelope; reconnecting");
                         return End::Lost(e.to_string());
                     }
+                }
+                Inbound::Presence(entry) => {
+                    // The relay sends a subscription's reply before any
+                    // update for it, and the reader hands the reply over
+                    // before it queues what follows: so if the renewal's
+                    // snapshot is not ready now, it is older than this.
+                    if let Some(reply) = live.renewal.as_mut().and_then(|r| r.now_or_never()) {
+                        live.renewal = None;
+                        self.on_renewal(reply).await;
+                    }
+                    self.emit(Event::Presence(entry)).await;
                 }
                 Inbound::PrekeysLow(n) => {
                     if let Err(e) = self.publish_keys(link, true, n).await {
@@ -1078,9 +1388,9 @@ impl Supervisor {
 
     async fn on_envelope(
         &self,
-        _link: &Arc<Link>,
         envelope: hush_protocol::frame::Envelope,
         acks: &mut Vec<u64>,
+        typing: &mut TypingTimers,
     ) -> Result<(), ClientError> {
         let now = self.shared.clock.now_ms();
         let processed =
@@ -1089,9 +1399,113 @@ impl Supervisor {
             acks.push(id);
         }
         for event in processed.events {
-            self.emit(event).await;
+            // A refresh of a typing peer, or a `Stopped` of one no longer
+            // typing, is not news.
+            let news = match &event {
+                Event::Typing {
+                    from,
+                    state: TypingState::Started,
+                } => typing.started(
+                    from,
+                    tokio::time::Instant::now(),
+                    self.shared.config.typing_timeout,
+                ),
+                Event::Typing {
+                    from,
+                    state: TypingState::Stopped,
+                } => typing.stopped(from),
+                _ => true,
+            };
+            if news {
+                self.emit(event).await;
+            }
         }
         Ok(())
+    }
+}
+
+/// The reply to a presence subscription renewed on connection.
+type Renewal = Pin<Box<dyn Future<Output = Result<ServerFrame, ClientError>> + Send>>;
+
+/// What woke the serve loop.
+enum Wake {
+    Inbox(Option<Inbound>),
+    Stop,
+    KeyCheck,
+    TypingExpired,
+    Renewal(Result<ServerFrame, ClientError>),
+}
+
+/// Per-connection state of the serve loop.
+struct Live {
+    /// Peers typing to us, and until when.
+    typing: TypingTimers,
+    /// The renewed subscription's reply, until it comes.
+    renewal: Option<Renewal>,
+}
+
+/// Waits for the renewal's reply, or forever without one.
+async fn renewal_reply(renewal: &mut Option<Renewal>) -> Result<ServerFrame, ClientError> {
+    match renewal {
+        Some(r) => r.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The allow list as published: in order, without duplicates or `me`.
+fn normalise_allow_list(list: Vec<UserId>, me: &UserId) -> Vec<UserId> {
+    let mut seen = HashSet::new();
+    list.into_iter()
+        .filter(|u| u != me && seen.insert(u.clone()))
+        .collect()
+}
+
+/// Refuses a request the relay would refuse: more than `max` distinct ids.
+fn check_presence_request(
+    users: &[UserId],
+    what: &'static str,
+    max: usize,
+) -> Result<(), ClientError> {
+    let distinct: HashSet<&UserId> = users.iter().collect();
+    if distinct.len() > max {
+        return Err(ClientError::LimitExceeded { what, max });
+    }
+    Ok(())
+}
+
+async fn publish_allow_list(link: &Link, users: Vec<UserId>) -> Result<(), ClientError> {
+    match link
+        .request(move |rid| ClientFrame::PresenceAllow(PresenceAllow { rid, users }))
+        .await?
+    {
+        ServerFrame::PresenceAllowed(_) => Ok(()),
+        other => Err(ClientError::Protocol(format!(
+            "expected presence_allowed, got {other:?}"
+        ))),
+    }
+}
+
+async fn subscribe(link: &Link, users: Vec<UserId>) -> Result<Vec<PresenceEntry>, ClientError> {
+    let reply = link
+        .request(move |rid| ClientFrame::PresenceSubscribe(PresenceSubscribe { rid, users }))
+        .await?;
+    presence_reply(reply)
+}
+
+fn presence_reply(reply: ServerFrame) -> Result<Vec<PresenceEntry>, ClientError> {
+    match reply {
+        ServerFrame::Presence(p) => Ok(p.users),
+        other => Err(ClientError::Protocol(format!(
+            "expected presence, got {other:?}"
+        ))),
     }
 }
 

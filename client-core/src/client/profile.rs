@@ -160,6 +160,24 @@ impl Profile {
         Ok(())
     }
 
+    /// The users allowed to see our presence. Entries that are not valid
+    /// user ids (a damaged record) are skipped.
+    pub fn presence_allowed(&self) -> Vec<UserId> {
+        self.settings
+            .presence_allow
+            .iter()
+            .filter_map(|u| UserId::try_from(u.as_str()).ok())
+            .collect()
+    }
+
+    /// Stores the presence allow list (publishing it is the
+    /// [`Client`](super::Client)'s job: on the next connection, or at once
+    /// through [`Client::set_presence_allowed`](super::Client::set_presence_allowed)).
+    pub fn set_presence_allowed(&mut self, users: &[UserId]) -> Result<(), ClientError> {
+        let list: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
+        self.update_settings(move |s| s.presence_allow = list)
+    }
+
     /// Our public identity.
     pub fn identity(&self) -> IdentityPublic {
         self.identity.public()

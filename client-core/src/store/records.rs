@@ -29,6 +29,10 @@ pub struct ProfileSettings {
     /// Whether read receipts are sent to peers.
     #[serde(default = "default_true")]
     pub send_read_receipts: bool,
+    /// Users allowed to see our presence (online, last seen); published to
+    /// the relay on every connection. Empty by default.
+    #[serde(default)]
+    pub presence_allow: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -47,6 +51,7 @@ impl ProfileSettings {
             relay_url: relay_url.into(),
             created_at_ms,
             send_read_receipts: true,
+            presence_allow: Vec::new(),
         }
     }
 }
@@ -93,6 +98,12 @@ pub struct Contact {
     /// same commit as the message and cleared once the relay accepted it.
     #[serde(default)]
     pub pending_receipts: Vec<MessageId>,
+    /// Ephemeral payloads (typing indicators) sent to this peer since the
+    /// last stored one: each may have been dropped, leaving a gap the
+    /// peer's ratchet must skip, so the client stops sending them at
+    /// [`MAX_EPHEMERAL_GAP`](crate::limits::MAX_EPHEMERAL_GAP).
+    #[serde(default)]
+    pub ephemeral_since_stored: u32,
 }
 
 impl Contact {
@@ -106,6 +117,7 @@ impl Contact {
             key_change: None,
             last_activity_ms: now_ms,
             pending_receipts: Vec::new(),
+            ephemeral_since_stored: 0,
         }
     }
 

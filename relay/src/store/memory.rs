@@ -2,7 +2,7 @@
 //! on exit; for tests and throwaway relays. The relay id is random per
 //! process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,7 +11,7 @@ use hush_protocol::{PublicKeyBytes, UserId};
 
 use super::{
     AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope,
+    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
 #[derive(Debug)]
@@ -22,6 +22,8 @@ struct User {
     last_id: u64,
     mailbox: BTreeMap<u64, StoredEnvelope>,
     mailbox_bytes: u64,
+    presence_allow: BTreeSet<UserId>,
+    last_seen_ms: Option<u64>,
 }
 
 /// The in-memory backend.
@@ -111,6 +113,8 @@ impl Store for MemoryStore {
                         last_id: 0,
                         mailbox: BTreeMap::new(),
                         mailbox_bytes: 0,
+                        presence_allow: BTreeSet::new(),
+                        last_seen_ms: None,
                     },
                 );
                 Ok(AuthOutcome::Ok {
@@ -270,5 +274,62 @@ impl Store for MemoryStore {
             envelope_bytes: users.values().map(|u| u.mailbox_bytes).sum(),
             census,
         })
+    }
+
+    async fn set_presence_allow(
+        &self,
+        user: &UserId,
+        allowed: Vec<UserId>,
+    ) -> Result<(), StoreError> {
+        if let Some(u) = self.lock().get_mut(user) {
+            u.presence_allow = allowed.into_iter().collect();
+        }
+        Ok(())
+    }
+
+    async fn presence_allow_list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        Ok(self
+            .lock()
+            .get(user)
+            .map(|u| u.presence_allow.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn set_last_seen(&self, user: &UserId, at_ms: u64) -> Result<(), StoreError> {
+        if let Some(u) = self.lock().get_mut(user) {
+            u.last_seen_ms = Some(at_ms);
+        }
+        Ok(())
+    }
+
+    async fn presence_view(
+        &self,
+        asker: &UserId,
+        subjects: &[UserId],
+    ) -> Result<Vec<Visibility>, StoreError> {
+        let users = self.lock();
+        Ok(subjects
+            .iter()
+            .map(|s| {
+                users
+                    .get(s)
+                    .filter(|u| s == asker || u.presence_allow.contains(asker))
+                    .map(|u| u.last_seen_ms)
+            })
+            .collect())
+    }
+
+    async fn presence_watchers(
+        &self,
+        subject: &UserId,
+        askers: &[UserId],
+    ) -> Result<(Vec<bool>, Option<u64>), StoreError> {
+        let users = self.lock();
+        let u = users.get(subject);
+        let allowed = askers
+            .iter()
+            .map(|a| u.is_some_and(|u| a == subject || u.presence_allow.contains(a)))
+            .collect();
+        Ok((allowed, u.and_then(|u| u.last_seen_ms)))
     }
 }

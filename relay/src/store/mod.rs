@@ -15,6 +15,12 @@
 //!   The delivery code relies on this to never skip an envelope.
 //! - [`Store::fetch_bundle`] removes the one-time prekey it returns
 //!   atomically: a prekey is handed out at most once.
+//! - Presence: a user's allow list and last-seen time are kept like its keys
+//!   (durably in redb and Redis) and deleted by [`Store::reset_user`]. The
+//!   presence reads never distinguish an unknown subject from one that does
+//!   not allow the asker (both: not visible), so no caller can build an
+//!   oracle on them. Nothing else about presence, typing or receipts is
+//!   stored.
 
 use std::future::Future;
 
@@ -179,6 +185,10 @@ pub enum AppendOutcome {
     UnknownUser,
 }
 
+/// What one asker may see of one subject: `None` when not visible (not
+/// allowed, or no such user), else `Some(last_seen_ms)`.
+pub type Visibility = Option<Option<u64>>;
+
 /// Counts for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -275,6 +285,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for monitoring.
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+
+    /// Replaces `user`'s presence allow list with `allowed` (already free of
+    /// duplicates). Does nothing for an unknown user.
+    fn set_presence_allow(
+        &self,
+        user: &UserId,
+        allowed: Vec<UserId>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `user`'s presence allow list, sorted (empty for an unknown user).
+    fn presence_allow_list(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send;
+
+    /// Records `user`'s last disconnect (Unix ms). Does nothing for an
+    /// unknown user.
+    fn set_last_seen(
+        &self,
+        user: &UserId,
+        at_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What `asker` may see of each of `subjects` (same order). A subject
+    /// is visible to itself and to the ids on its allow list; an unknown
+    /// subject is simply not visible, by the same code path.
+    fn presence_view(
+        &self,
+        asker: &UserId,
+        subjects: &[UserId],
+    ) -> impl Future<Output = Result<Vec<Visibility>, StoreError>> + Send;
+
+    /// Which of `askers` may see `subject` (same order), and the subject's
+    /// last-seen time: the batch the presence fan-out needs for one change.
+    fn presence_watchers(
+        &self,
+        subject: &UserId,
+        askers: &[UserId],
+    ) -> impl Future<Output = Result<(Vec<bool>, Option<u64>), StoreError>> + Send;
 }
 
 /// A fresh random relay id: 16 bytes from the OS RNG, hex.

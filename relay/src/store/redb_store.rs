@@ -16,6 +16,8 @@
 //! | `keys` | user id | `identity_dh[32] \|\| identity_dh_sig[64] \|\| spk_id u32 \|\| spk[32] \|\| spk_sig[64]` |
 //! | `one_time_prekeys` | (user id, id u32) | `key[32]` |
 //! | `mailbox` | (user id, envelope id u64) | `accepted_at u64 \|\| len(from) u8 \|\| from \|\| body` |
+//! | `presence_allow` | (user id, allowed user id) | `()`: who may see the user's presence |
+//! | `last_seen` | user id | `u64` Unix ms of the user's last disconnect |
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -35,7 +37,7 @@ use tokio::sync::oneshot;
 
 use super::{
     AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope,
+    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -43,6 +45,8 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const OPKS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("one_time_prekeys");
 const MAILBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mailbox");
+const PRESENCE_ALLOW: TableDefinition<(&str, &str), ()> = TableDefinition::new("presence_allow");
+const LAST_SEEN: TableDefinition<&str, u64> = TableDefinition::new("last_seen");
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "hush.redb";
@@ -295,6 +299,8 @@ impl RedbStore {
                 txn.open_table(KEYS).map_err(be("open"))?;
                 txn.open_table(OPKS).map_err(be("open"))?;
                 txn.open_table(MAILBOX).map_err(be("open"))?;
+                txn.open_table(PRESENCE_ALLOW).map_err(be("open"))?;
+                txn.open_table(LAST_SEEN).map_err(be("open"))?;
                 let mut meta = txn.open_table(META).map_err(be("open"))?;
                 let existing = meta
                     .get("relay_id")
@@ -430,6 +436,28 @@ fn get_user<T: ReadableTable<&'static str, &'static [u8]>>(
         Some(v) => UserRec::decode(v.value()).map(Some),
         None => Ok(None),
     }
+}
+
+/// Deletes every `presence_allow` row of `user`.
+fn clear_allow_list(
+    txn: &WriteTransaction,
+    user: &str,
+    op: &'static str,
+) -> Result<(), StoreError> {
+    let mut allow = txn.open_table(PRESENCE_ALLOW).map_err(be(op))?;
+    let mut old = Vec::new();
+    for entry in allow.range((user, "")..).map_err(be(op))? {
+        let (k, _) = entry.map_err(be(op))?;
+        let (owner, allowed) = k.value();
+        if owner != user {
+            break;
+        }
+        old.push(allowed.to_owned());
+    }
+    for a in old {
+        allow.remove((user, a.as_str())).map_err(be(op))?;
+    }
+    Ok(())
 }
 
 fn auth_write(
@@ -746,6 +774,9 @@ impl Store for RedbStore {
                     false
                 })
                 .map_err(be(op))?;
+            clear_allow_list(txn, &name, op)?;
+            let mut last_seen = txn.open_table(LAST_SEEN).map_err(be(op))?;
+            last_seen.remove(name.as_str()).map_err(be(op))?;
             Ok(existed)
         })
         .await
@@ -811,6 +842,125 @@ impl Store for RedbStore {
                 s.census.add(rec.count, rec.bytes);
             }
             Ok(s)
+        })
+        .await
+    }
+
+    async fn set_presence_allow(
+        &self,
+        user: &UserId,
+        allowed: Vec<UserId>,
+    ) -> Result<(), StoreError> {
+        let name = user.as_str().to_owned();
+        self.write("presence allow", move |txn| {
+            let op = "presence allow";
+            let users = txn.open_table(USERS).map_err(be(op))?;
+            if users.get(name.as_str()).map_err(be(op))?.is_none() {
+                return Ok(());
+            }
+            clear_allow_list(txn, &name, op)?;
+            let mut allow = txn.open_table(PRESENCE_ALLOW).map_err(be(op))?;
+            for a in &allowed {
+                allow
+                    .insert((name.as_str(), a.as_str()), ())
+                    .map_err(be(op))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn presence_allow_list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        let name = user.as_str().to_owned();
+        self.read("presence allow list", move |txn| {
+            let op = "presence allow list";
+            let allow = txn.open_table(PRESENCE_ALLOW).map_err(be(op))?;
+            let mut out = Vec::new();
+            for entry in allow.range((name.as_str(), "")..).map_err(be(op))? {
+                let (k, _) = entry.map_err(be(op))?;
+                let (owner, allowed) = k.value();
+                if owner != name {
+                    break;
+                }
+                out.push(UserId::try_from(allowed).map_err(|_| StoreError::Corrupt {
+                    table: "presence_allow",
+                })?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_last_seen(&self, user: &UserId, at_ms: u64) -> Result<(), StoreError> {
+        let name = user.as_str().to_owned();
+        self.write("last seen", move |txn| {
+            let op = "last seen";
+            let users = txn.open_table(USERS).map_err(be(op))?;
+            if users.get(name.as_str()).map_err(be(op))?.is_none() {
+                return Ok(());
+            }
+            let mut last_seen = txn.open_table(LAST_SEEN).map_err(be(op))?;
+            last_seen.insert(name.as_str(), at_ms).map_err(be(op))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn presence_view(
+        &self,
+        asker: &UserId,
+        subjects: &[UserId],
+    ) -> Result<Vec<Visibility>, StoreError> {
+        let asker = asker.as_str().to_owned();
+        let subjects: Vec<String> = subjects.iter().map(|s| s.as_str().to_owned()).collect();
+        self.read("presence view", move |txn| {
+            let op = "presence view";
+            let allow = txn.open_table(PRESENCE_ALLOW).map_err(be(op))?;
+            let last_seen = txn.open_table(LAST_SEEN).map_err(be(op))?;
+            subjects
+                .iter()
+                .map(|s| {
+                    let allowed = allow
+                        .get((s.as_str(), asker.as_str()))
+                        .map_err(be(op))?
+                        .is_some();
+                    if !(allowed || *s == asker) {
+                        return Ok(None);
+                    }
+                    let seen = last_seen.get(s.as_str()).map_err(be(op))?;
+                    Ok(Some(seen.map(|v| v.value())))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn presence_watchers(
+        &self,
+        subject: &UserId,
+        askers: &[UserId],
+    ) -> Result<(Vec<bool>, Option<u64>), StoreError> {
+        let subject = subject.as_str().to_owned();
+        let askers: Vec<String> = askers.iter().map(|a| a.as_str().to_owned()).collect();
+        self.read("presence watchers", move |txn| {
+            let op = "presence watchers";
+            let allow = txn.open_table(PRESENCE_ALLOW).map_err(be(op))?;
+            let last_seen = txn.open_table(LAST_SEEN).map_err(be(op))?;
+            let allowed = askers
+                .iter()
+                .map(|a| {
+                    Ok(*a == subject
+                        || allow
+                            .get((subject.as_str(), a.as_str()))
+                            .map_err(be(op))?
+                            .is_some())
+                })
+                .collect::<Result<Vec<bool>, StoreError>>()?;
+            let seen = last_seen
+                .get(subject.as_str())
+                .map_err(be(op))?
+                .map(|v| v.value());
+            Ok((allowed, seen))
         })
         .await
     }

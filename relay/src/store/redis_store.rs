@@ -9,7 +9,8 @@
 //! | --- | --- | --- |
 //! | `hush:relay_id` | string | the relay id every relay of the cluster presents |
 //! | `hush:users` | string | number of registered users |
-//! | `hush:u:{u}` | hash | `ik` identity key (32 bytes), `keys` published keys (196 bytes, as in redb), `last` newest envelope id ever assigned, `b` body bytes queued |
+//! | `hush:u:{u}` | hash | `ik` identity key (32 bytes), `keys` published keys (196 bytes, as in redb), `last` newest envelope id ever assigned, `b` body bytes queued, `ls` last disconnect (Unix ms, decimal) |
+//! | `hush:pallow:{u}` | set | user ids allowed to see the user's presence |
 //! | `hush:opk:{u}` | sorted set | one-time prekeys: score = id, member = `id u32 \|\| key[32]` |
 //! | `hush:mbox:{u}` | sorted set | mailbox: score = envelope id, member = `id u64 \|\| accepted_at u64 \|\| len(from) u8 \|\| from \|\| body` |
 //! | `hush:nonempty` | set | users whose mailbox is not empty (what the retention sweep visits) |
@@ -18,7 +19,9 @@
 //!
 //! Pub/sub channel `hush:node:{NODE}` carries messages for one relay
 //! process (see [`crate::cluster`]): `m` new mail (the mailbox member),
-//! `k` a newer connection (epoch), `f` a frame to push.
+//! `k` a newer connection (epoch), `f` a frame to push. Channel
+//! `hush:presence` (every relay) carries the user id whose presence or allow
+//! list changed.
 //!
 //! Appends keep their submission order: [`Store::append`] queues the call at
 //! once to one task that sends queued appends as one pipeline at a time
@@ -38,13 +41,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope,
+    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
 /// Prefix of every key and channel.
 pub(crate) const PREFIX: &str = "hush:";
 /// Prefix of the per-relay-process pub/sub channels.
 pub(crate) const NODE_CHANNEL: &str = "hush:node:";
+/// Broadcast channel of presence changes (payload: the user id).
+pub(crate) const PRESENCE_CHANNEL: &str = "hush:presence";
 /// Most appends sent in one pipeline.
 const MAX_BATCH: usize = 512;
 /// Users per retention-sweep script call.
@@ -69,6 +74,9 @@ pub(crate) fn presence_key(u: &str) -> String {
 }
 pub(crate) fn epoch_key(u: &str) -> String {
     key("epoch", u)
+}
+fn pallow_key(u: &str) -> String {
+    key("pallow", u)
 }
 const NONEMPTY: &str = "hush:nonempty";
 const USERS: &str = "hush:users";
@@ -111,6 +119,8 @@ struct Scripts {
     pub(crate) release: Script,
     pub(crate) refresh: Script,
     pub(crate) forward: Script,
+    presence_allow: Script,
+    last_seen: Script,
 }
 
 impl Scripts {
@@ -126,6 +136,8 @@ impl Scripts {
             release: Script::new(include_str!("lua/release.lua")),
             refresh: Script::new(include_str!("lua/refresh.lua")),
             forward: Script::new(include_str!("lua/forward.lua")),
+            presence_allow: Script::new(include_str!("lua/presence_allow.lua")),
+            last_seen: Script::new(include_str!("lua/last_seen.lua")),
         }
     }
 }
@@ -309,6 +321,43 @@ impl RedisStore {
             .await
             .map_err(be("forward"))?;
         Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Which of `users` have a live connection on some relay of the
+    /// cluster (their presence entry exists).
+    pub(crate) async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for u in users {
+            pipe.exists(presence_key(u.as_str()));
+        }
+        pipe.query_async(&mut self.conn())
+            .await
+            .map_err(be("presence online"))
+    }
+
+    /// Tells every relay that `user`'s presence or allow list changed.
+    pub(crate) async fn publish_presence(&self, user: &UserId) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn()
+            .publish(PRESENCE_CHANNEL, user.as_str())
+            .await
+            .map_err(be("publish presence"))?;
+        Ok(())
+    }
+}
+
+/// A `ls` field as stored by `last_seen.lua`; anything else is corrupt.
+fn last_seen_value(v: Value) -> Result<Option<u64>, StoreError> {
+    match v {
+        Value::Nil => Ok(None),
+        v => redis::from_redis_value::<u64>(v)
+            .map(Some)
+            .map_err(|_| corrupt("last seen")),
     }
 }
 
@@ -705,6 +754,7 @@ impl Store for RedisStore {
             .key(USERS)
             .key(presence_key(u))
             .key(epoch_key(u))
+            .key(pallow_key(u))
             .arg(u)
             .arg(NODE_CHANNEL)
             .invoke_async(&mut self.conn())
@@ -758,6 +808,114 @@ impl Store for RedisStore {
             s.census.add(n, b.unwrap_or(0));
         }
         Ok(s)
+    }
+
+    async fn set_presence_allow(
+        &self,
+        user: &UserId,
+        allowed: Vec<UserId>,
+    ) -> Result<(), StoreError> {
+        let u = user.as_str();
+        let mut inv = self.inner.scripts.presence_allow.prepare_invoke();
+        inv.key(user_key(u)).key(pallow_key(u));
+        for a in &allowed {
+            inv.arg(a.as_str());
+        }
+        let _: i64 = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(be("presence allow"))?;
+        Ok(())
+    }
+
+    async fn presence_allow_list(&self, user: &UserId) -> Result<Vec<UserId>, StoreError> {
+        let members: Vec<String> = self
+            .conn()
+            .smembers(pallow_key(user.as_str()))
+            .await
+            .map_err(be("presence allow list"))?;
+        let mut out = members
+            .into_iter()
+            .map(|m| UserId::try_from(m).map_err(|_| corrupt("presence allow")))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort();
+        Ok(out)
+    }
+
+    async fn set_last_seen(&self, user: &UserId, at_ms: u64) -> Result<(), StoreError> {
+        let _: i64 = self
+            .inner
+            .scripts
+            .last_seen
+            .key(user_key(user.as_str()))
+            .arg(at_ms)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(be("last seen"))?;
+        Ok(())
+    }
+
+    async fn presence_view(
+        &self,
+        asker: &UserId,
+        subjects: &[UserId],
+    ) -> Result<Vec<Visibility>, StoreError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for s in subjects {
+            pipe.sismember(pallow_key(s.as_str()), asker.as_str())
+                .hget(user_key(s.as_str()), "ls");
+        }
+        let values: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(be("presence view"))?;
+        if values.len() != 2 * subjects.len() {
+            return Err(corrupt("presence view reply"));
+        }
+        let mut values = values.into_iter();
+        let mut out = Vec::with_capacity(subjects.len());
+        for s in subjects {
+            let (Some(member), Some(seen)) = (values.next(), values.next()) else {
+                return Err(corrupt("presence view reply"));
+            };
+            let allowed = int(&member)? == 1 || s == asker;
+            out.push(if allowed {
+                Some(last_seen_value(seen)?)
+            } else {
+                None
+            });
+        }
+        Ok(out)
+    }
+
+    async fn presence_watchers(
+        &self,
+        subject: &UserId,
+        askers: &[UserId],
+    ) -> Result<(Vec<bool>, Option<u64>), StoreError> {
+        let s = subject.as_str();
+        let mut pipe = redis::pipe();
+        pipe.hget(user_key(s), "ls");
+        for a in askers {
+            pipe.sismember(pallow_key(s), a.as_str());
+        }
+        let values: Vec<Value> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(be("presence watchers"))?;
+        let mut values = values.into_iter();
+        let seen = last_seen_value(values.next().ok_or_else(|| corrupt("presence reply"))?)?;
+        let allowed = askers
+            .iter()
+            .map(|a| {
+                let v = values.next().ok_or_else(|| corrupt("presence reply"))?;
+                Ok(a == subject || int(&v)? == 1)
+            })
+            .collect::<Result<Vec<bool>, StoreError>>()?;
+        Ok((allowed, seen))
     }
 }
 

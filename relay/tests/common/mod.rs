@@ -130,6 +130,8 @@ pub fn rid_of(f: &ServerFrame) -> Option<u64> {
         ServerFrame::Accepted(f) => Some(f.rid),
         ServerFrame::Acked(f) => Some(f.rid),
         ServerFrame::Pong(f) => Some(f.rid),
+        ServerFrame::PresenceAllowed(f) => Some(f.rid),
+        ServerFrame::Presence(f) => Some(f.rid),
         ServerFrame::Error(f) => f.rid,
         _ => None,
     }
@@ -315,6 +317,74 @@ impl Client {
         let rid = f.rid();
         self.send_raw(f.encode()).await;
         self.reply_to(rid).await
+    }
+
+    /// Sends raw text and returns the exact text of the reply with `rid`
+    /// (other frames are kept for later).
+    pub async fn request_text(&mut self, text: String, rid: u64) -> String {
+        self.send_raw(text).await;
+        loop {
+            let m = within("a frame", self.ws.next()).await;
+            match m {
+                Some(Ok(Message::Text(t))) => {
+                    let f = ServerFrame::decode(t.as_str())
+                        .unwrap_or_else(|e| panic!("relay sent an invalid frame {t}: {e}"));
+                    if rid_of(&f) == Some(rid) {
+                        return t.as_str().to_owned();
+                    }
+                    self.pending.push_back(f);
+                }
+                Some(Ok(Message::Close(c))) => panic!("closed ({c:?}) before reply to {rid}"),
+                None | Some(Err(_)) => panic!("connection lost before reply to {rid}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Frames read earlier and not yet consumed (pushes seen while waiting
+    /// for replies).
+    pub fn take_pending(&mut self) -> Vec<ServerFrame> {
+        self.pending.drain(..).collect()
+    }
+
+    /// Replaces the allow list; returns the reply.
+    pub async fn presence_allow(&mut self, users: &[&str]) -> ServerFrame {
+        let rid = self.rid();
+        self.request(ClientFrame::PresenceAllow(PresenceAllow {
+            rid,
+            users: users.iter().map(|u| user(u)).collect(),
+        }))
+        .await
+    }
+
+    /// Queries; returns the reply.
+    pub async fn presence_query(&mut self, users: &[&str]) -> ServerFrame {
+        let rid = self.rid();
+        self.request(ClientFrame::PresenceQuery(PresenceQuery {
+            rid,
+            users: users.iter().map(|u| user(u)).collect(),
+        }))
+        .await
+    }
+
+    /// Subscribes; returns the reply.
+    pub async fn presence_subscribe(&mut self, users: &[&str]) -> ServerFrame {
+        let rid = self.rid();
+        self.request(ClientFrame::PresenceSubscribe(PresenceSubscribe {
+            rid,
+            users: users.iter().map(|u| user(u)).collect(),
+        }))
+        .await
+    }
+
+    /// Next `presence_update` pushed to this client (envelopes and other
+    /// unsolicited frames in between are skipped).
+    pub async fn next_presence_update(&mut self) -> PresenceEntry {
+        loop {
+            if let ServerFrame::PresenceUpdate(e) = self.next_frame().await {
+                return e;
+            }
+        }
     }
 
     /// Sends raw text carrying `rid` and returns the error frame answering it.

@@ -1,0 +1,114 @@
+//! `hush presence` (the allow list, and asking for others' presence) and
+//! `hush settings`.
+
+use hush_client_core::client::PresenceEntry;
+use hush_protocol::UserId;
+
+use super::messaging::connect;
+use super::offline::user_id;
+use crate::args::{Global, PresenceArgs, PresenceCommand, SettingsArgs};
+use crate::exit::CliError;
+use crate::{home, output};
+
+pub async fn run(g: &Global, a: PresenceArgs) -> Result<(), CliError> {
+    match a.command {
+        Some(PresenceCommand::Allow(u)) => edit(g, &u.users, true, a.json).await,
+        Some(PresenceCommand::Deny(u)) => edit(g, &u.users, false, a.json).await,
+        None if a.users.is_empty() => {
+            let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+            print_allowed(&profile.presence_allowed(), a.json);
+            Ok(())
+        }
+        None => query(g, &a.users, a.json).await,
+    }
+}
+
+fn parse_users(users: &[String]) -> Result<Vec<UserId>, CliError> {
+    users.iter().map(|u| user_id(u)).collect()
+}
+
+/// Adds or removes users, then publishes the whole list.
+async fn edit(g: &Global, users: &[String], allow: bool, json: bool) -> Result<(), CliError> {
+    let users = parse_users(users)?;
+    let (client, _events) = connect(g, false).await?;
+    let changed = async {
+        let mut list = client.presence_allowed().await?;
+        if allow {
+            list.extend(users.iter().cloned());
+        } else {
+            list.retain(|u| !users.contains(u));
+        }
+        client.set_presence_allowed(list).await?;
+        client.presence_allowed().await
+    }
+    .await;
+    client.close().await;
+    print_allowed(&changed?, json);
+    Ok(())
+}
+
+fn print_allowed(list: &[UserId], json: bool) {
+    if json {
+        for u in list {
+            output::print_json(&serde_json::json!({ "user": u.as_str() }));
+        }
+    } else if list.is_empty() {
+        println!("your presence is visible to nobody");
+    } else {
+        let names: Vec<&str> = list.iter().map(UserId::as_str).collect();
+        println!("your presence is visible to: {}", names.join(", "));
+    }
+}
+
+async fn query(g: &Global, users: &[String], json: bool) -> Result<(), CliError> {
+    let users = parse_users(users)?;
+    let (client, _events) = connect(g, false).await?;
+    let answer = client.query_presence(&users).await;
+    client.close().await;
+    for entry in answer? {
+        print_entry(&entry, json);
+    }
+    Ok(())
+}
+
+pub fn print_entry(entry: &PresenceEntry, json: bool) {
+    if json {
+        output::print_json(&output::presence_json(entry));
+    } else {
+        println!("{}", output::presence_line(entry));
+    }
+}
+
+pub fn settings(g: &Global, a: SettingsArgs) -> Result<(), CliError> {
+    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    if let Some(on) = a.read_receipts {
+        profile.update_settings(|s| s.send_read_receipts = on)?;
+    }
+    let s = profile.settings();
+    let allowed = profile.presence_allowed();
+    if a.json {
+        output::print_json(&serde_json::json!({
+            "user": s.user_id,
+            "relay": s.relay_url,
+            "read_receipts": s.send_read_receipts,
+            "presence_allowed": allowed.iter().map(UserId::as_str).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!("user: {}", s.user_id);
+        println!("relay: {}", s.relay_url);
+        println!(
+            "read-receipts: {}",
+            if s.send_read_receipts { "on" } else { "off" }
+        );
+        let names: Vec<&str> = allowed.iter().map(UserId::as_str).collect();
+        println!(
+            "presence-visible-to: {}",
+            if names.is_empty() {
+                "nobody".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
