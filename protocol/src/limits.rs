@@ -19,6 +19,7 @@
 //! | `idle_timeout` | 75 s | dropped without a close frame (half-open) |
 //! | `bundle_fetch_burst` / `bundle_fetches_per_hour` | 60 / 120 | `rate_limited` |
 //! | `registration_burst` / `registrations_per_hour` | 100 / 100 | `rate_limited`, close 4001 |
+//! | `ip_rate_per_sec` / `ip_rate_burst` | 5000 / 10000 | `rate_limited` |
 //! | `auth_timeout` | 10 s | `auth_timeout`, close 4002 |
 //! | `max_ack_ids` | 1000 | `too_many_ids` |
 //! | `outbound_queue` | 1024 | close 4003 |
@@ -91,6 +92,13 @@ pub struct Limits {
     pub registration_burst: u32,
     /// Sustained new registrations per IP address per hour.
     pub registrations_per_hour: u32,
+    /// Sustained frames per second from one IP address over all its
+    /// connections (a second token bucket, beside the per-connection one,
+    /// so many connections from one address do not multiply the rate).
+    /// 0 disables it.
+    pub ip_rate_per_sec: u32,
+    /// Frames one IP address may send in a burst over all its connections.
+    pub ip_rate_burst: u32,
     /// Time from the connection opening to a successful `auth`; a connection
     /// that has not authenticated by then is closed (4002).
     pub auth_timeout: Duration,
@@ -140,6 +148,8 @@ impl Default for Limits {
             bundle_fetches_per_hour: 120,
             registration_burst: 100,
             registrations_per_hour: 100,
+            ip_rate_per_sec: 5000,
+            ip_rate_burst: 10_000,
             auth_timeout: Duration::from_secs(10),
             max_ack_ids: 1000,
             outbound_queue: 1024,
@@ -174,6 +184,7 @@ mod tests {
         assert_eq!(l.idle_timeout, Duration::from_secs(75));
         assert_eq!((l.bundle_fetch_burst, l.bundle_fetches_per_hour), (60, 120));
         assert_eq!((l.registration_burst, l.registrations_per_hour), (100, 100));
+        assert_eq!((l.ip_rate_per_sec, l.ip_rate_burst), (5000, 10_000));
         assert_eq!(l.auth_timeout, Duration::from_secs(10));
         assert_eq!(l.max_ack_ids, 1000);
         assert_eq!(l.outbound_queue, 1024);

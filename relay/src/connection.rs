@@ -436,6 +436,19 @@ impl<S: Store> Conn<S> {
                 .error(rid, ErrorCode::RateLimited, "too many frames; slow down")
                 .await;
         }
+        if !self.hub.quotas.take_frame(&self.ip) {
+            let rid = match &frame {
+                Ok(f) => Some(f.rid()),
+                Err(e) => e.rid(),
+            };
+            return self
+                .error(
+                    rid,
+                    ErrorCode::RateLimited,
+                    "too many frames from this address; slow down",
+                )
+                .await;
+        }
         match frame {
             Err(e) => self.send(&e.to_error_frame()).await,
             Ok(f) => self.handle(f).await,

@@ -1,6 +1,8 @@
 //! Quotas that outlive a connection: bundle fetches per user (a requester
-//! cannot drain another user's one-time prekeys by reconnecting) and new
-//! registrations per IP address (nor by registering throw-away ids).
+//! cannot drain another user's one-time prekeys by reconnecting), new
+//! registrations per IP address (nor by registering throw-away ids), and
+//! frames per IP address (many connections from one address share one
+//! rate).
 //!
 //! Each is a table of [`TokenBucket`]s. A bucket that has refilled completely
 //! says nothing a fresh one would not, so the table forgets it; the table is
@@ -20,18 +22,23 @@ use crate::rate::TokenBucket;
 /// Table size at which full buckets are pruned.
 const PRUNE_AT: usize = 4096;
 
-/// Hourly token buckets keyed by `K`.
+/// Token buckets keyed by `K`.
 #[derive(Debug)]
 struct Buckets<K> {
-    per_hour: u32,
+    /// Refill, tokens per second.
+    rate: f64,
     burst: u32,
     map: Mutex<HashMap<K, TokenBucket>>,
 }
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
     fn new(per_hour: u32, burst: u32) -> Self {
+        Self::per_second(f64::from(per_hour) / 3600.0, burst)
+    }
+
+    fn per_second(rate: f64, burst: u32) -> Self {
         Self {
-            per_hour,
+            rate,
             burst,
             map: Mutex::new(HashMap::new()),
         }
@@ -50,7 +57,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         }
         let bucket = map
             .entry(key.clone())
-            .or_insert_with(|| TokenBucket::per_hour(self.per_hour, self.burst, now));
+            .or_insert_with(|| TokenBucket::with_rate(self.rate, self.burst, now));
         f(bucket, now)
     }
 
@@ -73,6 +80,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 pub(crate) struct Quotas {
     fetches: Buckets<UserId>,
     registrations: Buckets<IpAddr>,
+    frames: Buckets<IpAddr>,
 }
 
 impl Quotas {
@@ -80,7 +88,13 @@ impl Quotas {
         Self {
             fetches: Buckets::new(limits.bundle_fetches_per_hour, limits.bundle_fetch_burst),
             registrations: Buckets::new(limits.registrations_per_hour, limits.registration_burst),
+            frames: Buckets::per_second(f64::from(limits.ip_rate_per_sec), limits.ip_rate_burst),
         }
+    }
+
+    /// Takes one frame from `ip`'s shared rate.
+    pub(crate) fn take_frame(&self, ip: &IpAddr) -> bool {
+        self.frames.try_take(ip)
     }
 
     /// Takes one bundle fetch from `requester`'s quota.

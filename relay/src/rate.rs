@@ -23,10 +23,10 @@ impl TokenBucket {
         }
     }
 
-    /// A bucket refilled at `per_hour` tokens an hour.
-    pub(crate) fn per_hour(per_hour: u32, burst: u32, now: Instant) -> Self {
+    /// A bucket refilled at `rate` tokens a second.
+    pub(crate) fn with_rate(rate: f64, burst: u32, now: Instant) -> Self {
         Self {
-            rate: f64::from(per_hour) / 3600.0,
+            rate,
             burst: f64::from(burst.max(1)),
             tokens: f64::from(burst.max(1)),
             last: now,
@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn hourly_bucket_refills_one_token_per_interval() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::per_hour(60, 2, t0);
+        let mut b = TokenBucket::with_rate(60.0 / 3600.0, 2, t0);
         assert!(b.is_full(t0));
         assert!(b.try_take(t0) && b.try_take(t0));
         assert!(!b.has_token(t0));

@@ -380,6 +380,24 @@ pub const OPTIONS: &[Opt] = &[
         "Presence requests and ephemeral sends per connection in a burst."
     ),
     opt!(
+        "ip_rate_per_sec",
+        "ip-rate-per-sec",
+        "HUSH_IP_RATE_PER_SEC",
+        "N",
+        || Some(lim().ip_rate_per_sec.to_string()),
+        false,
+        "Frames per second per IP address over all its connections, sustained (`rate_limited`)."
+    ),
+    opt!(
+        "ip_rate_burst",
+        "ip-rate-burst",
+        "HUSH_IP_RATE_BURST",
+        "N",
+        || Some(lim().ip_rate_burst.to_string()),
+        false,
+        "Frames per IP address in a burst, over all its connections (0: no per-address rate)."
+    ),
+    opt!(
         "auth_timeout_ms",
         "auth-timeout-ms",
         "HUSH_AUTH_TIMEOUT_MS",
@@ -732,6 +750,8 @@ impl Settings {
         limits.max_presence_subscriptions = raw.num("max_presence_subscriptions", 0usize)?;
         limits.presence_rate_per_sec = raw.num("presence_rate_per_sec", 1u32)?;
         limits.presence_rate_burst = raw.num("presence_rate_burst", 1u32)?;
+        limits.ip_rate_per_sec = raw.num("ip_rate_per_sec", 0u32)?;
+        limits.ip_rate_burst = raw.num("ip_rate_burst", 0u32)?;
         limits.auth_timeout = Duration::from_millis(raw.num("auth_timeout_ms", 1u64)?);
         limits.max_ack_ids = raw.num("max_ack_ids", 1usize)?;
         limits.outbound_queue = raw.num("outbound_queue", 1usize)?;

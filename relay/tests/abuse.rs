@@ -486,3 +486,48 @@ async fn a_live_but_quiet_client_answers_pings_and_stays_connected() {
     );
     bob.ping().await;
 }
+
+#[tokio::test]
+async fn connections_from_one_address_share_one_frame_rate() {
+    const PINGS: usize = 150;
+    let relay = Backend::memory()
+        .start_with(|c| {
+            c.limits.ip_rate_per_sec = 1;
+            c.limits.ip_rate_burst = 200;
+        })
+        .await;
+    // Two connections from one host, each well under its own per-connection
+    // bucket (2,000), together over the address's burst of 200 (their two
+    // auth frames are not counted: the bucket applies after `auth_ok`).
+    let mut host = Vec::new();
+    for name in ["m1", "m2"] {
+        let (ws, c) = connect_from(&relay, other_host()).await.unwrap();
+        host.push(Client::login_on(ws, c, name, &new_key()).await.0);
+    }
+    let mut limited = 0;
+    let mut answered = 0;
+    for c in &mut host {
+        for i in 0..PINGS {
+            c.send_raw(
+                ClientFrame::Ping(hush_protocol::frame::Ping {
+                    rid: 100 + i as u64,
+                })
+                .encode(),
+            )
+            .await;
+        }
+        for _ in 0..PINGS {
+            match c.next_frame().await {
+                ServerFrame::Pong(_) => answered += 1,
+                ServerFrame::Error(e) if e.code == ErrorCode::RateLimited => limited += 1,
+                other => panic!("unexpected reply: {other:?}"),
+            }
+        }
+    }
+    // The burst, and at most a token or two of refill during the test.
+    assert!((200..=203).contains(&answered), "{answered} answered");
+    assert_eq!(answered + limited, 2 * PINGS);
+    // Another address is not affected.
+    let (mut other, _) = Client::login(&relay, "bystander", &new_key()).await;
+    other.ping().await;
+}
