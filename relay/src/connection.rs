@@ -427,32 +427,41 @@ impl<S: Store> Conn<S> {
                 }
             };
         }
-        if !self.bucket.try_take(Instant::now()) {
+        let limited = if !self.bucket.try_take(Instant::now()) {
+            Some("too many frames; slow down")
+        } else if !self.hub.quotas.take_frame(&self.ip) {
+            Some("too many frames from this address; slow down")
+        } else {
+            None
+        };
+        if let Some(message) = limited {
             let rid = match &frame {
                 Ok(f) => Some(f.rid()),
                 Err(e) => e.rid(),
             };
-            return self
-                .error(rid, ErrorCode::RateLimited, "too many frames; slow down")
-                .await;
-        }
-        if !self.hub.quotas.take_frame(&self.ip) {
-            let rid = match &frame {
-                Ok(f) => Some(f.rid()),
-                Err(e) => e.rid(),
-            };
-            return self
-                .error(
-                    rid,
-                    ErrorCode::RateLimited,
-                    "too many frames from this address; slow down",
-                )
-                .await;
+            return self.error(rid, ErrorCode::RateLimited, message).await;
         }
         match frame {
             Err(e) => self.send(&e.to_error_frame()).await,
             Ok(f) => self.handle(f).await,
         }
+    }
+
+    /// A store failure during `auth`: answered, then closed (1011).
+    async fn auth_store_failed(
+        &mut self,
+        rid: Option<u64>,
+        e: &(dyn std::fmt::Display + Sync),
+    ) -> Flow {
+        tracing::error!(error = %e, "store failed during auth");
+        self.fail(
+            rid,
+            ErrorCode::StoreUnavailable,
+            "store unavailable",
+            close::INTERNAL_ERROR,
+        )
+        .await;
+        Flow::Break(())
     }
 
     async fn authenticate(&mut self, a: hush_protocol::frame::Auth) -> Flow {
@@ -497,15 +506,7 @@ impl<S: Store> Conn<S> {
                     return Flow::Break(());
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "store failed during auth");
-                    self.fail(
-                        rid,
-                        ErrorCode::StoreUnavailable,
-                        "store unavailable",
-                        close::INTERNAL_ERROR,
-                    )
-                    .await;
-                    return Flow::Break(());
+                    return self.auth_store_failed(rid, &e).await;
                 }
             }
         }
@@ -517,15 +518,7 @@ impl<S: Store> Conn<S> {
         {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!(error = %e, "store failed during auth");
-                self.fail(
-                    rid,
-                    ErrorCode::StoreUnavailable,
-                    "store unavailable",
-                    close::INTERNAL_ERROR,
-                )
-                .await;
-                return Flow::Break(());
+                return self.auth_store_failed(rid, &e).await;
             }
         };
         let AuthOutcome::Ok {
@@ -549,15 +542,7 @@ impl<S: Store> Conn<S> {
         let epoch = match self.hub.cluster.claim(&a.user_id).await {
             Ok(e) => e,
             Err(e) => {
-                tracing::error!(error = %e, "store failed during auth");
-                self.fail(
-                    rid,
-                    ErrorCode::StoreUnavailable,
-                    "store unavailable",
-                    close::INTERNAL_ERROR,
-                )
-                .await;
-                return Flow::Break(());
+                return self.auth_store_failed(rid, &e).await;
             }
         };
         if registered {
