@@ -356,6 +356,9 @@ impl<S: Store> Hub<S> {
         let removed = {
             let mut m = lock(&self.sessions);
             if m.get(user).is_some_and(|s| s.conn_id == conn_id) {
+                // Before the removal is visible: readers never see this
+                // user offline with the previous last seen.
+                self.presence_leaving(user);
                 m.remove(user)
             } else {
                 None

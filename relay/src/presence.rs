@@ -23,13 +23,26 @@
 //! re-read in full: an update never precedes the reply, and a change during
 //! the snapshot is never lost.
 //!
+//! ## Online, then last seen: never a torn entry
+//!
+//! Going offline writes last seen first and only then stops counting the
+//! user as online (on one relay a departing user stays in `leaving` until
+//! its last seen is stored; in a cluster the presence table entry is
+//! released after it). Every reader reads online *before* last seen, so an
+//! entry that says offline always carries the last seen of that departure,
+//! never the one before it. A read between the two steps can see "online"
+//! with the new last seen; a subscriber is not told that (an online user's
+//! last seen is not news, see `is_news`), so what it is told of a user who
+//! comes and goes is exactly: online, offline (last seen then), online, ...
+//!
 //! ## No oracle
 //!
 //! Visibility comes from [`Store::presence_view`] /
 //! [`Store::presence_watchers`], which treat an unknown subject exactly like
 //! one that does not allow the asker; the entry is then
 //! [`PresenceEntry::hidden`], the same value (so the same bytes) in both
-//! cases, and online state is only read for visible subjects.
+//! cases. Online state is read for every subject, visible or not, so both
+//! cost the relay the same reads.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,6 +80,9 @@ pub(crate) fn distinct(users: Vec<UserId>) -> Vec<UserId> {
 pub(crate) struct Presence {
     subs: Mutex<Subs>,
     work: Mutex<Work>,
+    /// Users whose last connection here closed and whose last seen is not
+    /// stored yet (count of such departures): still online to readers.
+    leaving: Mutex<HashMap<UserId, usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +115,18 @@ enum Job {
     Conn(u64),
 }
 
+/// Whether a subscriber given `old` must be told `new`: any change of
+/// visibility or online state, or of last seen while offline. The last seen
+/// of a user who is online is not news: it changes only as the user leaves,
+/// a moment before the online state does (see the module docs), and the
+/// entry that says offline carries it.
+fn is_news(old: Option<PresenceState>, new: Option<PresenceState>) -> bool {
+    match (old, new) {
+        (Some(a), Some(b)) if a.online && b.online => false,
+        _ => old != new,
+    }
+}
+
 impl Subs {
     fn remove_conn(&mut self, conn_id: u64) {
         if let Some(old) = self.conns.remove(&conn_id) {
@@ -126,7 +154,7 @@ impl Subs {
         let Some(last) = c.given.get_mut(subject) else {
             return;
         };
-        if *last != state {
+        if is_news(*last, state) {
             *last = state;
             let entry = PresenceEntry {
                 user: subject.clone(),
@@ -144,7 +172,33 @@ impl<S: Store> Hub<S> {
     async fn online_states(&self, users: &[UserId]) -> Result<Vec<bool>, StoreError> {
         match self.cluster.online(users).await {
             Some(r) => r,
-            None => Ok(users.iter().map(|u| self.online(u).is_some()).collect()),
+            None => Ok(users
+                .iter()
+                .map(|u| {
+                    // Sessions first: a user removed from them is already
+                    // in `leaving` (see `presence_leaving`).
+                    self.online(u).is_some() || lock(&self.presence.leaving).contains_key(u)
+                })
+                .collect()),
+        }
+    }
+
+    /// Called under the sessions lock as `user`'s live connection is
+    /// removed: it stays online to readers until [`Hub::presence_offline`]
+    /// has stored its last seen.
+    pub(crate) fn presence_leaving(&self, user: &UserId) {
+        *lock(&self.presence.leaving)
+            .entry(user.clone())
+            .or_insert(0) += 1;
+    }
+
+    fn presence_left(&self, user: &UserId) {
+        let mut m = lock(&self.presence.leaving);
+        if let Some(n) = m.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(user);
+            }
         }
     }
 
@@ -154,21 +208,17 @@ impl<S: Store> Hub<S> {
         asker: &UserId,
         subjects: &[UserId],
     ) -> Result<Vec<PresenceEntry>, StoreError> {
+        // Online before last seen (see the module docs).
+        let online = self.online_states(subjects).await?;
         let views = self.store.presence_view(asker, subjects).await?;
-        let visible: Vec<UserId> = subjects
-            .iter()
-            .zip(&views)
-            .filter(|(_, v)| v.is_some())
-            .map(|(s, _)| s.clone())
-            .collect();
-        let mut online = self.online_states(&visible).await?.into_iter();
         Ok(subjects
             .iter()
             .zip(views)
-            .map(|(s, v)| PresenceEntry {
+            .zip(online)
+            .map(|((s, v), online)| PresenceEntry {
                 user: s.clone(),
                 state: v.map(|last_seen_ms| PresenceState {
-                    online: online.next().unwrap_or(false),
+                    online,
                     last_seen_ms,
                 }),
             })
@@ -306,6 +356,7 @@ impl<S: Store> Hub<S> {
                 tracing::warn!(error = %e, %user, "could not record last seen");
             }
             hub.cluster.release_now(&user, epoch).await;
+            hub.presence_left(&user);
             hub.announce_presence(&user).await;
         });
     }
@@ -373,23 +424,20 @@ impl<S: Store> Hub<S> {
             return;
         }
         let askers: Vec<UserId> = watchers.iter().map(|(_, a)| a.clone()).collect();
+        // Online before last seen (see the module docs).
+        let online = match self.online_states(std::slice::from_ref(subject)).await {
+            Ok(v) => v.first().copied().unwrap_or(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence fan-out: online state unavailable");
+                return;
+            }
+        };
         let (allowed, last_seen_ms) = match self.store.presence_watchers(subject, &askers).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "presence fan-out: store failed");
                 return;
             }
-        };
-        let online = if allowed.iter().any(|a| *a) {
-            match self.online_states(std::slice::from_ref(subject)).await {
-                Ok(v) => v.first().copied().unwrap_or(false),
-                Err(e) => {
-                    tracing::warn!(error = %e, "presence fan-out: online state unavailable");
-                    return;
-                }
-            }
-        } else {
-            false
         };
         let mut subs = lock(&self.presence.subs);
         for ((id, _), ok) in watchers.iter().zip(allowed) {
@@ -492,6 +540,27 @@ mod tests {
             pushed(&mut rx),
             vec![r#"{"type":"presence_update","user":"bob","visible":false}"#]
         );
+    }
+
+    #[test]
+    fn last_seen_is_news_only_while_offline() {
+        let st = |online, t| {
+            Some(PresenceState {
+                online,
+                last_seen_ms: Some(t),
+            })
+        };
+        assert!(
+            !is_news(st(true, 1), st(true, 2)),
+            "online: last seen moved"
+        );
+        assert!(is_news(st(false, 1), st(false, 2)));
+        assert!(is_news(st(true, 1), st(false, 2)));
+        assert!(is_news(st(false, 2), st(true, 2)));
+        assert!(is_news(st(true, 2), None));
+        assert!(is_news(None, st(true, 2)));
+        assert!(!is_news(st(false, 2), st(false, 2)));
+        assert!(!is_news(None, None));
     }
 
     #[test]

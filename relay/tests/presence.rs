@@ -168,6 +168,51 @@ mod scenarios {
         );
     }
 
+    /// The subject re-publishes its allow list (a change every subscriber
+    /// re-reads) and disconnects at once, many times: the update after
+    /// "online" is always "offline, last seen" of *that* disconnect, never
+    /// an entry that pairs offline with the last seen before it.
+    pub async fn offline_never_carries_an_earlier_last_seen(b: Backend) {
+        let relay = b.start().await;
+        let bob_key = new_key();
+        let (mut alice, _) = Client::login(&relay, "alice", &new_key()).await;
+        let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+        bob.presence_allow(&["alice"]).await;
+        assert_eq!(
+            entries(alice.presence_subscribe(&["bob"]).await),
+            vec![visible("bob", true, None)]
+        );
+        drop(bob);
+        let mut seen = alice.next_presence_update().await;
+        for round in 0..25 {
+            let (mut bob, _) = Client::login(&relay, "bob", &bob_key).await;
+            let last = seen.state.and_then(|s| s.last_seen_ms);
+            assert_eq!(
+                alice.next_presence_update().await,
+                visible("bob", true, last),
+                "round {round}"
+            );
+            let before = now_ms();
+            let rid = bob.rid();
+            bob.send_raw(
+                ClientFrame::PresenceAllow(PresenceAllow {
+                    rid,
+                    users: vec![user("alice")],
+                })
+                .encode(),
+            )
+            .await;
+            drop(bob);
+            seen = alice.next_presence_update().await;
+            let at = seen.state.and_then(|s| s.last_seen_ms);
+            assert!(
+                at.is_some_and(|t| t >= before),
+                "round {round}: {seen:?} after a disconnect at {before}"
+            );
+            assert_eq!(seen, visible("bob", false, at), "round {round}");
+        }
+    }
+
     pub async fn replacement_by_a_newer_connection_does_not_flap(b: Backend) {
         let relay = b.start().await;
         let bob_key = new_key();
@@ -504,6 +549,7 @@ macro_rules! all_backends_scenarios {
             backends!($backend => [
                 allowed_sees_presence_others_get_the_unknown_user_answer,
                 last_seen_updated_on_disconnect,
+                offline_never_carries_an_earlier_last_seen,
                 replacement_by_a_newer_connection_does_not_flap,
                 revoking_hides_and_stops_updates,
                 caps_are_limit_exceeded_and_change_nothing,

@@ -150,27 +150,15 @@ fn recv_reports_online_then_last_seen_when_the_watched_user_is_killed() {
 
     // alice connects and stays (a receiving `hush recv`): bob sees her
     // online; her process is killed: bob sees her offline, last seen then.
+    // Nothing else comes between: no repeated or earlier entry.
     let alice_recv = alice.cmd(&["recv", "--wait", "60"]).spawn();
-    let online = loop {
-        let p = next_presence();
-        if p["online"] == Value::Bool(true) {
-            break p;
-        }
-    };
+    let online = next_presence();
+    assert_eq!(online["online"], Value::Bool(true), "{online:?}");
     assert_eq!(online["visible"], Value::Bool(true), "{online:?}");
     let before = now_ms();
     alice_recv.kill();
-    // A repeated earlier entry (offline, last seen before this connection)
-    // can still arrive after `online`: a known ordering glitch between the
-    // relay's presence fan-out and snapshot paths (see the issue #8 note).
-    // It is skipped; the entry for this disconnect must follow.
-    let offline = loop {
-        let p = next_presence();
-        let stale = p["last_seen"].as_u64().is_some_and(|t| t < before);
-        if p["online"] == Value::Bool(false) && !stale {
-            break p;
-        }
-    };
+    let offline = next_presence();
+    assert_eq!(offline["online"], Value::Bool(false), "{offline:?}");
     let after = now_ms();
     let last_seen = offline["last_seen"].as_u64().expect("last_seen is a time");
     assert!((before..=after).contains(&last_seen), "{offline:?}");

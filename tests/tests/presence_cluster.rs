@@ -78,32 +78,26 @@ fn presence_crosses_relays_and_stays_hidden_from_others() {
     let mut recv = bob
         .cmd(&["recv", "--json", "--wait", "60", "--presence", "alice"])
         .spawn();
-    let mut next_presence = |online: bool| loop {
+    let mut next_presence = || loop {
         let line = recv.next_line(LINE_WAIT).expect("recv ended early");
         let v: Map<String, Value> =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v.get("type").and_then(Value::as_str) == Some("presence")
-            && v["online"] == Value::Bool(online)
-        {
+        if v.get("type").and_then(Value::as_str) == Some("presence") {
             return v;
         }
     };
-    next_presence(false);
+    let snapshot = next_presence();
+    assert_eq!(snapshot["online"], Value::Bool(false), "{snapshot:?}");
     // alice stays connected to relay 1 (a receiving `hush recv`), then her
-    // process is killed.
+    // process is killed: bob on relay 2 sees exactly online, then offline
+    // with the time she left (no repeated or earlier entry between).
     let alice_recv = alice.cmd(&["recv", "--wait", "60"]).spawn();
-    next_presence(true);
+    let online = next_presence();
+    assert_eq!(online["online"], Value::Bool(true), "{online:?}");
     let before = now_ms();
     alice_recv.kill();
-    // A repeated earlier offline entry can arrive after `online` (the
-    // ordering bug noted on issue #8); skip it, the entry for this
-    // disconnect must follow.
-    let gone = loop {
-        let p = next_presence(false);
-        if !p["last_seen"].as_u64().is_some_and(|t| t < before) {
-            break p;
-        }
-    };
+    let gone = next_presence();
+    assert_eq!(gone["online"], Value::Bool(false), "{gone:?}");
     let last_seen = gone["last_seen"].as_u64().expect("last_seen is a time");
     assert!((before..=now_ms()).contains(&last_seen), "{gone:?}");
     recv.kill();

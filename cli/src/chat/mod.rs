@@ -82,17 +82,15 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
         relay_url: g.relay.clone(),
         receive: true,
         ca_file: g.ca_file.clone(),
+        // The peer's online state, if they let us see it: the snapshot and
+        // every change arrive as events, in order. A relay without presence
+        // just shows none.
+        presence: vec![peer.clone()],
         ..ClientConfig::default()
     };
     let (client, events) =
         Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?;
     let mut st = ChatState::new(&me, peer.as_str(), history, trust);
-    // The peer's online state, if they let us see it; changes arrive as
-    // events. A relay without presence just shows none.
-    match client.subscribe_presence(vec![peer.clone()]).await {
-        Ok(snapshot) => snapshot.iter().for_each(|e| st.presence(e)),
-        Err(e) => debug!(error = %e, "no presence subscription"),
-    }
     let mut workers = Workers::start(&client, &peer);
     let outcome = match TerminalGuard::enter() {
         Ok(mut guard) => {

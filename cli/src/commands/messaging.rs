@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock};
+use hush_protocol::UserId;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -18,12 +19,17 @@ pub fn rng() -> StdRng {
     StdRng::from_rng(&mut rand::rng())
 }
 
-pub(super) async fn connect(g: &Global, receive: bool) -> Result<(Client, Events), CliError> {
+pub(super) async fn connect(
+    g: &Global,
+    receive: bool,
+    presence: Vec<UserId>,
+) -> Result<(Client, Events), CliError> {
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
     let config = ClientConfig {
         relay_url: g.relay.clone(),
         receive,
         ca_file: g.ca_file.clone(),
+        presence,
         ..ClientConfig::default()
     };
     Ok(Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?)
@@ -44,7 +50,7 @@ pub async fn send(g: &Global, a: SendArgs) -> Result<(), CliError> {
         return Err(CliError::usage("the message is empty"));
     }
     // Only send: envelopes waiting for us stay queued for `hush recv`.
-    let (client, _events) = connect(g, false).await?;
+    let (client, _events) = connect(g, false, Vec::new()).await?;
     let sent = client.send_text(&to, &text).await;
     client.close().await;
     println!("{}", sent?.to_hex());
@@ -62,20 +68,9 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
         .iter()
         .map(|u| user_id(u))
         .collect::<Result<Vec<_>, _>>()?;
-    let (client, mut events) = connect(g, true).await?;
-    if !watch.is_empty() {
-        match client.subscribe_presence(watch).await {
-            Ok(snapshot) => {
-                for entry in &snapshot {
-                    super::presence::print_entry(entry, a.json);
-                }
-            }
-            Err(e) => {
-                client.close().await;
-                return Err(e.into());
-            }
-        }
-    }
+    // Subscribed from the first connection on: the snapshot and every
+    // change arrive as events, in order.
+    let (client, mut events) = connect(g, true, watch).await?;
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let mut received = 0usize;
     let progress = home::interactive() && !a.json;

@@ -30,7 +30,7 @@ fn parse_users(users: &[String]) -> Result<Vec<UserId>, CliError> {
 /// Adds or removes users, then publishes the whole list.
 async fn edit(g: &Global, users: &[String], allow: bool, json: bool) -> Result<(), CliError> {
     let users = parse_users(users)?;
-    let (client, _events) = connect(g, false).await?;
+    let (client, _events) = connect(g, false, Vec::new()).await?;
     let changed = async {
         let mut list = client.presence_allowed().await?;
         if allow {
@@ -62,7 +62,7 @@ fn print_allowed(list: &[UserId], json: bool) {
 
 async fn query(g: &Global, users: &[String], json: bool) -> Result<(), CliError> {
     let users = parse_users(users)?;
-    let (client, _events) = connect(g, false).await?;
+    let (client, _events) = connect(g, false, Vec::new()).await?;
     let answer = client.query_presence(&users).await;
     client.close().await;
     for entry in answer? {

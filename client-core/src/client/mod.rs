@@ -111,6 +111,15 @@ pub struct ClientConfig {
     /// A peer's "typing" ends (with an [`Event::Typing`] `Stopped`) this
     /// long after its last `Started` when no `Stopped` came.
     pub typing_timeout: Duration,
+    /// Users whose presence is subscribed to on every connection from the
+    /// first (at most
+    /// [`MAX_PRESENCE_SUBSCRIPTIONS`](crate::limits::MAX_PRESENCE_SUBSCRIPTIONS)
+    /// distinct ids). Their snapshot and every later change arrive only as
+    /// [`Event::Presence`], in the order the relay sent them: unlike a
+    /// [`Client::subscribe_presence`] made after connecting, whose returned
+    /// snapshot can race with a renewal's events, nothing is seen twice or
+    /// out of order.
+    pub presence: Vec<UserId>,
 }
 
 impl Default for ClientConfig {
@@ -126,6 +135,7 @@ impl Default for ClientConfig {
             event_capacity: 1024,
             ca_file: None,
             typing_timeout: TYPING_TIMEOUT,
+            presence: Vec::new(),
         }
     }
 }
@@ -433,6 +443,12 @@ impl Client {
         clock: Arc<dyn Clock>,
     ) -> Result<(Client, Events), ClientError> {
         let url = ws_url(config.relay_url.as_deref().unwrap_or(profile.relay_url()))?;
+        check_presence_request(
+            &config.presence,
+            "presence subscriptions",
+            crate::limits::MAX_PRESENCE_SUBSCRIPTIONS,
+        )?;
+        let presence_subscriptions = Mutex::new(config.presence.clone());
         let mut engine = Engine::new(profile, rng);
         engine.set_record_receipts(config.delivery_receipts);
         let engine = Arc::new(Mutex::new(engine));
@@ -449,7 +465,7 @@ impl Client {
             receipts_in_flight: Mutex::new(HashSet::new()),
             receipt_tasks: Mutex::new(tokio::task::JoinSet::new()),
             typing: Mutex::new(TypingSender::default()),
-            presence_subscriptions: Mutex::new(Vec::new()),
+            presence_subscriptions,
             presence_lock: tokio::sync::Mutex::new(()),
         });
         let (first_tx, first_rx) = oneshot::channel();
