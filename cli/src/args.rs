@@ -260,6 +260,11 @@ pub struct BenchArgs {
     /// the measured window.
     #[arg(long, value_delimiter = ',')]
     pub relay_pid: Vec<u32>,
+    /// The shared store's process id (a cluster's redis-server; repeatable
+    /// or comma-separated): its CPU in the measured window is reported on
+    /// its own, per delivered message.
+    #[arg(long, value_delimiter = ',')]
+    pub store_pid: Vec<u32>,
     /// Give up when nothing arrives for this many seconds.
     #[arg(long, default_value_t = 30.0)]
     pub stall_timeout: f64,

@@ -146,10 +146,15 @@ pub(crate) async fn run<S: Store>(
     let mut liveness = Liveness::new(limits.ping_interval, limits.idle_timeout);
     let check = tokio::time::sleep_until(liveness.next_check);
     tokio::pin!(check);
+    // Built once, not once per frame: either ends the loop when it fires.
+    let killed = kill_rx.changed();
+    tokio::pin!(killed);
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
     while go_on {
         tokio::select! {
             biased;
-            _ = kill_rx.changed() => break,
+            _ = &mut killed => break,
             () = &mut check => {
                 match liveness.check(Instant::now()) {
                     Verdict::Dead => {
@@ -167,7 +172,7 @@ pub(crate) async fn run<S: Store>(
                 }
                 check.as_mut().reset(liveness.next_check);
             }
-            _ = shutdown.changed() => {
+            _ = &mut stopping => {
                 conn.finish_in_flight_and_close().await;
                 break;
             }

@@ -112,6 +112,7 @@ struct Options {
     queued: bool,
     warmup: u64,
     relay_pids: Vec<u32>,
+    store_pids: Vec<u32>,
     stall: Duration,
     progress: bool,
 }
@@ -161,6 +162,7 @@ pub(crate) async fn run(g: &Global, a: BenchArgs) -> Result<(), CliError> {
         queued: a.queued,
         warmup: if a.queued { 0 } else { a.warmup },
         relay_pids: a.relay_pid.clone(),
+        store_pids: a.store_pid.clone(),
         stall: Duration::from_secs_f64(a.stall_timeout.max(0.5)),
         progress: std::io::stderr().is_terminal(),
     };
@@ -425,6 +427,7 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     }
     barrier.wait().await;
     let server_before = procfs::sample_all(&pids)?;
+    let store_before = procfs::sample_all(&opts.store_pids)?;
     let own_before = own_cpu_us();
     let machine_before = procfs::machine_busy_us();
     let window_start = Instant::now();
@@ -469,6 +472,7 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     }
     let window_wall = window_start.elapsed();
     let server_after = procfs::sample_all(&pids)?;
+    let store_after = procfs::sample_all(&opts.store_pids)?;
     let own_after = own_cpu_us();
     let machine_after = procfs::machine_busy_us();
     if let Some(bar) = bar {
@@ -531,6 +535,16 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
             summary.server_us_per_msg = Some(cpu as f64 / summary.delivered as f64);
         }
     }
+    let store_cpu = match (store_before, store_after) {
+        (Some(b), Some(a)) => Some(a.cpu_us.saturating_sub(b.cpu_us)),
+        _ => None,
+    };
+    if let Some(cpu) = store_cpu
+        && summary.delivered > 0
+    {
+        summary.store_cpu_us = Some(cpu);
+        summary.store_us_per_msg = Some(cpu as f64 / summary.delivered as f64);
+    }
     if let (Some(b), Some(a)) = (own_before, own_after)
         && summary.delivered > 0
     {
@@ -547,7 +561,8 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
         let others = ma
             .saturating_sub(mb)
             .saturating_sub(oa.saturating_sub(ob))
-            .saturating_sub(s);
+            .saturating_sub(s)
+            .saturating_sub(store_cpu.unwrap_or(0));
         summary.other_util = Some(others as f64 / window_wall.as_secs_f64().max(1e-9) / 1e6);
     }
 

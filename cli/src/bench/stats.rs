@@ -108,6 +108,10 @@ pub(crate) struct Summary {
     pub server_rss_before_idle_kib: Option<u64>,
     /// (RSS with idle connections - RSS before) / idle connections.
     pub server_kib_per_idle_conn: Option<f64>,
+    /// The shared store's CPU (`--store-pid`) in the measured window,
+    /// microseconds, and per delivered message.
+    pub store_cpu_us: Option<u64>,
+    pub store_us_per_msg: Option<f64>,
     /// This process's CPU per delivered message in the measured window.
     pub loadgen_us_per_msg: Option<f64>,
     /// CPU used by every other process on the machine during the window,
@@ -197,6 +201,12 @@ impl Summary {
                 us as f64 / 1e6,
                 self.server_util.unwrap_or(0.0),
                 self.server_rss_kib.unwrap_or(0)
+            ));
+        }
+        if let (Some(us), Some(per)) = (self.store_cpu_us, self.store_us_per_msg) {
+            line(format!(
+                "store: {per:.2} us CPU per delivered message ({:.2} s CPU)",
+                us as f64 / 1e6
             ));
         }
         if let Some(k) = self.server_kib_per_idle_conn {

@@ -4,7 +4,11 @@
 //! Writes go through one writer thread that drains every pending write
 //! request into a single write transaction, commits it with
 //! `Durability::Immediate` (fsync), and only then answers each request
-//! (group commit): many concurrent sends cost one fsync. Reads run on the
+//! (group commit): many concurrent sends cost one fsync, and the `users`
+//! and `mailbox` tables are opened once per batch. A batch of nothing but
+//! acknowledgements commits without fsync (`Durability::None`, made durable
+//! by the next fsync'd commit): an acknowledgement lost in a crash only
+//! redelivers envelopes, which clients drop by envelope id. Reads run on the
 //! blocking pool in their own read transactions and never wait for writes.
 //!
 //! Tables (big-endian integers):
@@ -30,7 +34,7 @@ use std::thread::JoinHandle;
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 use redb::{
-    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
+    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table,
     TableDefinition, WriteTransaction,
 };
 use tokio::sync::oneshot;
@@ -178,9 +182,47 @@ fn body_len(v: &[u8]) -> Result<u64, StoreError> {
 // ------------------------------------------------------------ writer
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Apply = Box<dyn FnOnce(&mut Batch<'_>) -> (Completion, Result<(), StoreError>) + Send>;
+
 /// A write request: applies itself to the batch's transaction, and returns
 /// how to answer once the batch's commit is known.
-type Job = Box<dyn FnOnce(&WriteTransaction) -> (Completion, Result<(), StoreError>) + Send>;
+struct Job {
+    apply: Apply,
+    /// Must survive a crash once answered. Only acknowledgements are not:
+    /// one lost in a crash is a redelivery, which clients drop by envelope
+    /// id, and envelope ids are only ever assigned by durable appends.
+    durable: bool,
+}
+
+type UsersTable<'t> = Table<'t, &'static str, &'static [u8]>;
+type MailboxTable<'t> = Table<'t, (&'static str, u64), &'static [u8]>;
+
+/// One batch's write transaction, with the two tables every send and
+/// acknowledgement touches opened once per batch rather than once per job.
+struct Batch<'t> {
+    txn: &'t WriteTransaction,
+    mail: Option<(UsersTable<'t>, MailboxTable<'t>)>,
+}
+
+impl<'t> Batch<'t> {
+    /// The `users` and `mailbox` tables, open until a job needs the bare
+    /// transaction.
+    fn mail(&mut self) -> Result<&mut (UsersTable<'t>, MailboxTable<'t>), StoreError> {
+        if self.mail.is_none() {
+            let users = self.txn.open_table(USERS).map_err(be("open users"))?;
+            let mailbox = self.txn.open_table(MAILBOX).map_err(be("open mailbox"))?;
+            self.mail = Some((users, mailbox));
+        }
+        self.mail.as_mut().ok_or(StoreError::Closed)
+    }
+
+    /// The transaction, after closing the cached tables (a table can be
+    /// open only once in a transaction).
+    fn txn(&mut self) -> &'t WriteTransaction {
+        self.mail = None;
+        self.txn
+    }
+}
 
 fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
     let mut queue: VecDeque<Job> = VecDeque::new();
@@ -203,16 +245,12 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
 
 /// Applies queued jobs to one transaction until one fails, commits, answers
 /// them. A job that fails aborts the batch (all applied jobs get the error);
-/// jobs not yet applied stay queued for the next batch.
+/// jobs not yet applied stay queued for the next batch. The commit is
+/// fsync'd (`Durability::Immediate`) unless every job in it may be lost in a
+/// crash; such a commit becomes durable with the next fsync'd one.
 fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     let txn = match db.begin_write() {
-        Ok(mut txn) => match txn.set_durability(Durability::Immediate) {
-            Ok(()) => txn,
-            Err(e) => {
-                fail_all(queue, be("set durability")(e));
-                return;
-            }
-        },
+        Ok(txn) => txn,
         Err(e) => {
             fail_all(queue, be("begin write")(e));
             return;
@@ -220,12 +258,20 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     };
     let mut done: Vec<Completion> = Vec::with_capacity(queue.len());
     let mut failed = None;
-    while let Some(job) = queue.pop_front() {
-        let (completion, result) = job(&txn);
-        done.push(completion);
-        if let Err(e) = result {
-            failed = Some(e);
-            break;
+    let mut durable = false;
+    {
+        let mut batch = Batch {
+            txn: &txn,
+            mail: None,
+        };
+        while let Some(job) = queue.pop_front() {
+            durable |= job.durable;
+            let (completion, result) = (job.apply)(&mut batch);
+            done.push(completion);
+            if let Err(e) = result {
+                failed = Some(e);
+                break;
+            }
         }
     }
     let outcome = match failed {
@@ -233,7 +279,7 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
             let _ = txn.abort();
             Err(e)
         }
-        None => txn.commit().map_err(be("commit")),
+        None => commit(txn, durable),
     };
     if let Err(e) = &outcome {
         tracing::error!(error = %e, batch = done.len(), "store write batch failed");
@@ -241,6 +287,16 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     for c in done {
         c(outcome.clone());
     }
+}
+
+fn commit(mut txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
+    let level = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    txn.set_durability(level).map_err(be("set durability"))?;
+    txn.commit().map_err(be("commit"))
 }
 
 fn fail_all(queue: &mut VecDeque<Job>, e: StoreError) {
@@ -341,7 +397,7 @@ impl RedbStore {
 
     /// Queues a write job now (before the future is first polled, so
     /// requests keep their submission order) and resolves after its batch
-    /// commits.
+    /// commits durably.
     fn write<T, F>(
         &self,
         op: &'static str,
@@ -351,8 +407,41 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(op, true, move |b: &mut Batch<'_>| f(b.txn()))
+    }
+
+    /// [`Self::write`] for a job on the `users` and `mailbox` tables, which
+    /// the batch keeps open across such jobs.
+    fn write_mail<T, F>(
+        &self,
+        op: &'static str,
+        durable: bool,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut UsersTable<'_>, &mut MailboxTable<'_>) -> Result<T, StoreError>
+            + Send
+            + 'static,
+    {
+        self.submit(op, durable, move |b: &mut Batch<'_>| {
+            let (users, mailbox) = b.mail()?;
+            f(users, mailbox)
+        })
+    }
+
+    fn submit<T, F>(
+        &self,
+        op: &'static str,
+        durable: bool,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |txn| match f(txn) {
+        let apply: Apply = Box::new(move |batch| match f(batch) {
             Ok(v) => (
                 Box::new(move |commit: Result<(), StoreError>| {
                     let _ = reply.send(commit.map(|()| v));
@@ -369,6 +458,7 @@ impl RedbStore {
                 )
             }
         });
+        let job = Job { apply, durable };
         let queued = match &self.jobs {
             Some(jobs) => jobs.send(job).map_err(|_| StoreError::Closed),
             None => Err(StoreError::Closed),
@@ -668,10 +758,9 @@ impl Store for RedbStore {
     ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send + 'static {
         // Not an `async fn`: the job is queued at call time.
         let name = to.as_str().to_owned();
-        self.write("append", move |txn| {
+        self.write_mail("append", true, move |users, mailbox| {
             let op = "append";
-            let mut users = txn.open_table(USERS).map_err(be(op))?;
-            let Some(mut rec) = get_user(&users, &name)? else {
+            let Some(mut rec) = get_user(users, &name)? else {
                 return Ok(AppendOutcome::UnknownUser);
             };
             let len = envelope.body.len() as u64;
@@ -682,7 +771,6 @@ impl Store for RedbStore {
             rec.last_id += 1;
             rec.count += 1;
             rec.bytes += len;
-            let mut mailbox = txn.open_table(MAILBOX).map_err(be(op))?;
             mailbox
                 .insert(
                     (name.as_str(), rec.last_id),
@@ -730,13 +818,12 @@ impl Store for RedbStore {
 
     async fn ack(&self, user: &UserId, ids: Vec<u64>) -> Result<u64, StoreError> {
         let name = user.as_str().to_owned();
-        self.write("ack", move |txn| {
+        // Not fsync'd on its own (see `Job::durable`).
+        self.write_mail("ack", false, move |users, mailbox| {
             let op = "ack";
-            let mut users = txn.open_table(USERS).map_err(be(op))?;
-            let Some(mut rec) = get_user(&users, &name)? else {
+            let Some(mut rec) = get_user(users, &name)? else {
                 return Ok(0);
             };
-            let mut mailbox = txn.open_table(MAILBOX).map_err(be(op))?;
             let mut removed = 0;
             for id in ids {
                 if let Some(v) = mailbox.remove((name.as_str(), id)).map_err(be(op))? {
