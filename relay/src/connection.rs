@@ -414,7 +414,7 @@ impl<S: Store> Conn<S> {
         let frame = ClientFrame::decode(text.as_str());
         if self.authed.is_none() {
             return match frame {
-                Ok(ClientFrame::Auth(a)) => self.authenticate(a).await,
+                Ok(ClientFrame::Auth(a)) => Box::pin(self.authenticate(a)).await,
                 Ok(other) => {
                     self.fail(
                         Some(other.rid()),
@@ -591,15 +591,18 @@ impl<S: Store> Conn<S> {
                 )
                 .await
             }
-            ClientFrame::PublishKeys(p) => self.publish_keys(p).await,
-            ClientFrame::FetchBundle(f) => self.fetch_bundle(f).await,
-            ClientFrame::Lookup(l) => self.lookup(l).await,
+            // The hot paths run inline; the rest are boxed so their larger
+            // state is allocated only while they run, not reserved in every
+            // idle connection's task (docs/benchmarks.md, idle memory).
             ClientFrame::Send(s) => self.send_envelope(s).await,
             ClientFrame::Ack(a) => self.ack(a).await,
             ClientFrame::Ping(p) => self.send(&ServerFrame::Pong(Pong { rid: p.rid })).await,
-            ClientFrame::PresenceAllow(p) => self.presence_allow(p).await,
-            ClientFrame::PresenceQuery(p) => self.presence_query(p).await,
-            ClientFrame::PresenceSubscribe(p) => self.presence_subscribe(p).await,
+            ClientFrame::PublishKeys(p) => Box::pin(self.publish_keys(p)).await,
+            ClientFrame::FetchBundle(f) => Box::pin(self.fetch_bundle(f)).await,
+            ClientFrame::Lookup(l) => Box::pin(self.lookup(l)).await,
+            ClientFrame::PresenceAllow(p) => Box::pin(self.presence_allow(p)).await,
+            ClientFrame::PresenceQuery(p) => Box::pin(self.presence_query(p)).await,
+            ClientFrame::PresenceSubscribe(p) => Box::pin(self.presence_subscribe(p)).await,
             other => {
                 self.error(
                     Some(other.rid()),
