@@ -151,6 +151,8 @@ pub(crate) async fn run<S: Store>(
     tokio::pin!(killed);
     let stopping = shutdown.changed();
     tokio::pin!(stopping);
+    // The peer closed, vanished or broke the socket: no closing handshake.
+    let mut peer_gone = false;
     while go_on {
         tokio::select! {
             biased;
@@ -158,6 +160,7 @@ pub(crate) async fn run<S: Store>(
             () = &mut check => {
                 match liveness.check(Instant::now()) {
                     Verdict::Dead => {
+                        peer_gone = true;
                         tracing::info!(conn = conn_id, "no frame or pong within idle_timeout; dropping half-open connection");
                         kill(&conn.kill, close::IDLE_TIMEOUT);
                         conn.closing = true;
@@ -194,9 +197,13 @@ pub(crate) async fn run<S: Store>(
                         conn.close(close::UNSUPPORTED_DATA, "binary frames are not accepted").await;
                         false
                     }
-                    Some(Ok(Message::Close(_))) | None => false,
+                    Some(Ok(Message::Close(_))) | None => {
+                        peer_gone = true;
+                        false
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
                     Some(Err(e)) => {
+                        peer_gone = true;
                         tracing::debug!(conn = conn_id, error = %e, "read failed");
                         // The WebSocket layer refuses frames over its hard cap
                         // (twice max_frame_bytes) with a capacity error; other
@@ -224,6 +231,21 @@ pub(crate) async fn run<S: Store>(
     drop(out);
     drop(authed);
     let _ = writer.await;
+    if !peer_gone {
+        // Our close frame is out: read (and drop) what the peer still sends
+        // until its close reply or EOF, as RFC 6455 section 7.1.1 asks.
+        // Closing a socket with unread input resets it, and a reset can
+        // destroy our last replies and close frame in the peer's receive
+        // buffer (seen with sends pipelined into a shutdown).
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     drop(ip_slot);
     tracing::debug!(conn = conn_id, "connection closed");
 }
