@@ -481,3 +481,43 @@ contract_tests!(redis, |_| async {
         .unwrap();
     (server, store)
 });
+
+/// Redis forgets its scripts (a restart without persistence, `SCRIPT
+/// FLUSH`): the next appends reload `append.lua` and succeed, with no error
+/// to the sender and no gap in the ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_appends_go_on_after_a_script_flush() {
+    let server = common::redis::RedisServer::start();
+    let store = hush_relay::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    register(&store, "bob").await;
+    assert_eq!(append_id(&store, "bob", env("a", 1, b"x"), ROOMY).await, 1);
+    let mut conn = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(append_id(&store, "bob", env("a", 2, b"y"), ROOMY).await, 2);
+    // And a batch of concurrent appends after another flush.
+    let () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let bob = user("bob");
+    let appends = (0..20u8).map(|i| store.append(&bob, env("a", 3, &[i]), ROOMY));
+    let mut ids = Vec::new();
+    for r in futures_util::future::join_all(appends).await {
+        match r.unwrap() {
+            AppendOutcome::Appended(e) => ids.push(e.id),
+            other => panic!("append refused: {other:?}"),
+        }
+    }
+    assert_eq!(ids, (3..=22).collect::<Vec<u64>>());
+}
