@@ -274,6 +274,55 @@ mod contract {
         assert_eq!((stats.envelopes, stats.envelope_bytes), (3, 10));
     }
 
+    /// Acks in every shape a client or an attacker sends: a consecutive
+    /// run, repeats, scattered ids far apart, ids never assigned, another
+    /// user's ids; each deletes exactly what it names in the acker's own
+    /// mailbox and gives its bytes back.
+    pub async fn acks_delete_exactly_what_they_name<S: Store>(s: S) {
+        register(&s, "bob").await;
+        register(&s, "carol").await;
+        for i in 1..=40u8 {
+            append_id(&s, "bob", env("a", 1, &vec![i; usize::from(i)]), ROOMY).await;
+        }
+        let carol_id = append_id(&s, "carol", env("a", 1, b"carol's"), ROOMY).await;
+        let bytes = |ids: &[u64]| ids.iter().sum::<u64>();
+        let mut left = bytes(&(1..=40).collect::<Vec<u64>>());
+        // A consecutive run with a repeat: ids 3..=10.
+        let run: Vec<u64> = (3..=10).chain([5, 10]).collect();
+        assert_eq!(s.ack(&user("bob"), run).await.unwrap(), 8);
+        left -= bytes(&(3..=10).collect::<Vec<u64>>());
+        // Scattered ids, one already gone, one never assigned.
+        assert_eq!(
+            s.ack(&user("bob"), vec![40, 1, 25, 4, 1_000_000])
+                .await
+                .unwrap(),
+            3
+        );
+        left -= 40 + 1 + 25;
+        // Carol's id, acked by bob, stays in carol's mailbox.
+        s.ack(&user("bob"), vec![carol_id]).await.unwrap();
+        let stats = s.stats().await.unwrap();
+        assert_eq!(
+            (stats.envelopes, stats.envelope_bytes),
+            (40 - 11 + 1, left + 7)
+        );
+        let remaining: Vec<u64> = s
+            .mailbox_after(&user("bob"), 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let expected: Vec<u64> = (1..=40)
+            .filter(|i| !(3..=10).contains(i) && ![1, 25, 40].contains(i))
+            .collect();
+        assert_eq!(remaining, expected);
+        assert_eq!(
+            s.mailbox_after(&user("carol"), 0, 10).await.unwrap().len(),
+            1
+        );
+    }
+
     pub async fn fetch_pops_lowest_prekey_once<S: Store>(s: S) {
         register(&s, "bob").await;
         assert_eq!(
@@ -444,6 +493,7 @@ macro_rules! contract_tests {
                 mailbox_after_pages_in_id_order,
                 append_to_unknown_user_is_refused,
                 mailbox_bounds_count_depth_and_bytes,
+                acks_delete_exactly_what_they_name,
                 fetch_pops_lowest_prekey_once,
                 publish_cap_refuses_the_whole_upload,
                 reset_user_deletes_everything,
