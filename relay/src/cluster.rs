@@ -11,10 +11,12 @@
 //!   previous holder's channel; that relay closes its older connection with
 //!   4000. A refresh that finds a newer epoch closes too (a `k` lost while
 //!   the subscriber was disconnected).
-//! - **New mail.** The append script publishes `m` (user, mailbox member)
-//!   to the holder's channel when that is another relay; the holder hands
-//!   the envelope to its session exactly like a local commit
-//!   ([`crate::hub`] keeps order and fills gaps from the store).
+//! - **New mail.** The append script publishes to the holder's channel,
+//!   when that is another relay, one `M` message per append batch with a
+//!   record (user, mailbox member) per envelope (`m`, one envelope, is
+//!   still understood); the holder hands each envelope to its session
+//!   exactly like a local commit ([`crate::hub`] keeps order and fills gaps
+//!   from the store).
 //! - **Frames** (`f`): ephemeral envelopes and `prekeys_low` for a user
 //!   connected elsewhere.
 //! - **Presence changes.** When a user comes online, goes offline or
@@ -26,7 +28,8 @@
 //!   trusting messages that may have been lost or entries that expired.
 //!
 //! Message layout on `hush:node:{NODE}`: `kind u8 || len(user) u8 || user ||
-//! rest`. Pub/sub drops messages while a subscriber is disconnected, so after
+//! rest`, except `M`: `M || (len(user) u8 || user || len(member) u32 BE ||
+//! member)*`. Pub/sub drops messages while a subscriber is disconnected, so after
 //! every (re)subscription the relay refreshes its presence entries and
 //! re-reads the mailbox of every local session.
 
@@ -187,6 +190,9 @@ fn encode(kind: u8, user: &UserId, rest: &[u8]) -> Vec<u8> {
 /// Acts on one message of this relay's channel. Malformed ones are logged
 /// and dropped (they come from other relays of the same cluster).
 fn dispatch(payload: &[u8], sessions: &dyn LocalSessions) {
+    if let Some((&b'M', records)) = payload.split_first() {
+        return dispatch_new_mail(records, sessions);
+    }
     let parsed = (|| {
         let (&kind, rest) = payload.split_first()?;
         let (&len, rest) = rest.split_first()?;
@@ -213,6 +219,34 @@ fn dispatch(payload: &[u8], sessions: &dyn LocalSessions) {
             Err(_) => tracing::warn!("malformed frame message dropped"),
         },
         other => tracing::warn!(kind = other, "unknown cluster message dropped"),
+    }
+}
+
+/// New mail for several users (one append batch): records of `len(user)
+/// u8 || user || len(member) u32 BE || member`, acted on in order. A
+/// malformed record drops itself and the rest of the message.
+fn dispatch_new_mail(mut records: &[u8], sessions: &dyn LocalSessions) {
+    while !records.is_empty() {
+        let parsed = (|| {
+            let (&len, rest) = records.split_first()?;
+            let len = usize::from(len);
+            let user = std::str::from_utf8(rest.get(..len)?).ok()?;
+            let user = UserId::try_from(user).ok()?;
+            let rest = &rest[len..];
+            let mlen: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+            let mlen = usize::try_from(u32::from_be_bytes(mlen)).ok()?;
+            let member = rest.get(4..4 + mlen)?;
+            Some((user, member, &rest[4 + mlen..]))
+        })();
+        let Some((user, member, rest)) = parsed else {
+            tracing::warn!(len = records.len(), "malformed new-mail record dropped");
+            return;
+        };
+        match decode_member(member) {
+            Ok(env) => sessions.new_mail(&user, env),
+            Err(e) => tracing::warn!(error = %e, "malformed new-mail record dropped"),
+        }
+        records = rest;
     }
 }
 
@@ -431,9 +465,26 @@ mod tests {
         dispatch(&encode(b'm', &user("bob"), &member), &seen);
         dispatch(&encode(b'k', &user("bob"), &9u64.to_be_bytes()), &seen);
         dispatch(&encode(b'f', &user("bob"), b"{}"), &seen);
+        // One append batch's message: two records, in order.
+        let mut batch = vec![b'M'];
+        for (to, id) in [("carol", 8u64), ("bob", 9)] {
+            let mut m = id.to_be_bytes().to_vec();
+            m.extend_from_slice(&member[8..]);
+            batch.push(u8::try_from(to.len()).unwrap());
+            batch.extend_from_slice(to.as_bytes());
+            batch.extend_from_slice(&u32::try_from(m.len()).unwrap().to_be_bytes());
+            batch.extend_from_slice(&m);
+        }
+        dispatch(&batch, &seen);
         assert_eq!(
             *seen.0.lock().unwrap(),
-            vec!["m bob 7 alice [1, 2, 3]", "k bob 9", "f bob {}"]
+            vec![
+                "m bob 7 alice [1, 2, 3]",
+                "k bob 9",
+                "f bob {}",
+                "m carol 8 alice [1, 2, 3]",
+                "m bob 9 alice [1, 2, 3]"
+            ]
         );
     }
 
@@ -449,6 +500,9 @@ mod tests {
             b"m\x03bob\x00\x01",
             b"f\x03bob\xff",
             b"z\x03bob",
+            b"M\x03bob\x00\x00\x00\x30\x00",
+            b"M\x03BOB\x00\x00\x00\x00",
+            b"M\x03bob\x00\x00\x00\x01\x00",
         ] {
             dispatch(bad, &seen);
         }

@@ -380,10 +380,12 @@ fn ttl_ms(ttl: Duration) -> u64 {
 
 /// Sends queued appends in submission order: everything queued (up to
 /// [`MAX_BATCH`] envelopes) goes in one call of `append.lua`, which applies
-/// them in order. Measured against one call per envelope (cluster row of
-/// docs/benchmarks.md): Redis CPU per message 10.65 -> 8.4 us, relay CPU
-/// 11.2 -> 7.6 us; most of what is left is the Lua interpreter's own cost
-/// per `redis.call`, not the commands.
+/// them in order, reading each recipient's record once per batch and
+/// telling each holding relay once per batch. Measured against one call per
+/// envelope (cluster row of docs/benchmarks.md): Redis CPU per message
+/// 10.65 -> 5.9 us; most of what is left is the Lua interpreter's own cost
+/// per envelope (arguments, the member string, one `ZADD`), not the
+/// commands.
 ///
 /// The script is loaded in front of a call whenever the previous one may
 /// have met a Redis that forgot it (after any error, and at start), and a
