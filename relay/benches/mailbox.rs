@@ -2,18 +2,28 @@
 //!
 //! - `append_ack_1`: one envelope appended, then acknowledged (two
 //!   commits; for redb two fsync'd transactions).
-//! - `append_ack_64`: 64 concurrent appends (one group commit on redb),
-//!   then one ack of the 64 ids: the shape of a loaded relay.
+//! - `append_ack_64`: 64 concurrent appends (one group commit on redb, one
+//!   script call on Redis), then one ack of the 64 ids: the shape of a
+//!   loaded relay.
+//!
+//! Backends: memory, redb, and Redis when `redis-server` is on PATH (a
+//! private one on a free port, AOF with `appendfsync always`, as the
+//! tests run it).
 //!
 //! `cargo bench -p hush-relay --bench mailbox`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hush_protocol::{Body, PublicKeyBytes, UserId};
 use hush_relay::store::{AppendOutcome, MailboxLimits, NewEnvelope};
-use hush_relay::{MemoryStore, RedbStore, Store};
+use hush_relay::{MemoryStore, RedbStore, RedisStore, Store};
+
+#[path = "../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis_server;
 
 const LIMITS: MailboxLimits = MailboxLimits {
     max_envelopes: 1_000_000,
@@ -40,11 +50,13 @@ async fn append_ack<S: Store>(store: &S, to: &UserId, from: &UserId, n: usize) {
     assert_eq!(store.ack(to, ids).await.unwrap(), n as u64);
 }
 
-fn run<S: Store>(c: &mut Criterion, name: &str, store: S) {
+/// `make` runs on the bench's runtime (a Redis store's tasks live there).
+fn run<S: Store, F: Future<Output = S>>(c: &mut Criterion, name: &str, make: impl FnOnce() -> F) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let store = rt.block_on(make());
     let to = UserId::try_from("bob").unwrap();
     let from = UserId::try_from("alice").unwrap();
     rt.block_on(async {
@@ -74,9 +86,22 @@ fn run<S: Store>(c: &mut Criterion, name: &str, store: S) {
 }
 
 fn bench_mailbox(c: &mut Criterion) {
-    run(c, "memory", MemoryStore::new().unwrap());
+    run(c, "memory", || async { MemoryStore::new().unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    run(c, "redb", RedbStore::open(dir.path()).unwrap());
+    run(c, "redb", || async { RedbStore::open(dir.path()).unwrap() });
+    let have_redis = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_redis {
+        let server = redis_server::RedisServer::start();
+        let url = server.url();
+        run(c, "redis", || async move {
+            RedisStore::connect(&url).await.unwrap()
+        });
+    } else {
+        eprintln!("redis-server is not on PATH: no mailbox_redis bench");
+    }
 }
 
 criterion_group!(benches, bench_mailbox);

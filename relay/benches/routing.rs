@@ -63,6 +63,10 @@ fn bench_routing(c: &mut Criterion) {
     let mut limits = hush_protocol::Limits::default();
     limits.rate_per_sec = 10_000_000;
     limits.rate_burst = 10_000_000;
+    // Both connections come from 127.0.0.1: without this the per-address
+    // frame rate refuses sends after its burst and the bench waits forever
+    // for envelopes that were never accepted.
+    limits.ip_rate_burst = 0;
     let (relay, mut tx, mut rx) = rt.block_on(async {
         let relay = RelayHandle::start(Config::memory().with_limits(limits))
             .await
