@@ -210,6 +210,35 @@ impl Spawned {
         }
     }
 
+    /// The next stdout line that is a JSON object with `"type": kind`
+    /// (`--json` output of `hush recv`), skipping other lines.
+    ///
+    /// # Panics
+    ///
+    /// When stdout closes first, a line is not JSON, or no line comes
+    /// within `timeout`.
+    #[track_caller]
+    pub fn next_json_of_type(
+        &mut self,
+        kind: &str,
+        timeout: Duration,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        loop {
+            let line = self
+                .next_line(timeout)
+                .unwrap_or_else(|| panic!("`{}` ended before a {kind} line", self.command));
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(serde_json::Value::Object(m))
+                    if m.get("type").and_then(|t| t.as_str()) == Some(kind) =>
+                {
+                    return m;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("line {line:?} is not JSON: {e}"),
+            }
+        }
+    }
+
     /// Waits for the process to exit (until the command's deadline).
     ///
     /// # Panics

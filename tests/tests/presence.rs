@@ -135,14 +135,7 @@ fn recv_reports_online_then_last_seen_when_the_watched_user_is_killed() {
     let mut recv = bob
         .cmd(&["recv", "--json", "--wait", "60", "--presence", "alice"])
         .spawn();
-    let mut next_presence = || loop {
-        let line = recv.next_line(LINE_WAIT).expect("recv ended early");
-        let v: Map<String, Value> =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v.get("type").and_then(Value::as_str) == Some("presence") {
-            return v;
-        }
-    };
+    let mut next_presence = || recv.next_json_of_type("presence", LINE_WAIT);
     // The snapshot: offline since her `presence allow`.
     let first = next_presence();
     assert_eq!(first["user"], "alice");

@@ -78,14 +78,7 @@ fn presence_crosses_relays_and_stays_hidden_from_others() {
     let mut recv = bob
         .cmd(&["recv", "--json", "--wait", "60", "--presence", "alice"])
         .spawn();
-    let mut next_presence = || loop {
-        let line = recv.next_line(LINE_WAIT).expect("recv ended early");
-        let v: Map<String, Value> =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v.get("type").and_then(Value::as_str) == Some("presence") {
-            return v;
-        }
-    };
+    let mut next_presence = || recv.next_json_of_type("presence", LINE_WAIT);
     let snapshot = next_presence();
     assert_eq!(snapshot["online"], Value::Bool(false), "{snapshot:?}");
     // alice stays connected to relay 1 (a receiving `hush recv`), then her
