@@ -14,6 +14,7 @@
 //!   ([`RecordingProxy`]); [`websocket`] turns a recording back into
 //!   unmasked frame payloads; [`leak`] searches bytes for a plaintext
 //!   [`Marker`].
+//! - [`http`] sends a plain `GET` to a relay's endpoints ([`http_get`]).
 //! - [`prometheus`] parses `/metrics` strictly; [`tls`] makes a CA and a
 //!   server certificate for `wss://` tests ([`TestPki`]).
 //!
@@ -21,6 +22,7 @@
 //! and the proxy live on one shared tokio runtime ([`process::runtime`]).
 
 pub mod bins;
+pub mod http;
 pub mod hush;
 pub mod leak;
 pub mod process;
@@ -32,6 +34,7 @@ pub mod tls;
 pub mod websocket;
 
 pub use bins::bin;
+pub use http::http_get;
 pub use hush::{Hush, PASSPHRASE, hush, hush_cmd, message_id};
 pub use leak::Marker;
 pub use process::{Cmd, Output, PROCESS_TIMEOUT, Spawned};

@@ -2,32 +2,9 @@
 //! health endpoint, its logs, its shutdown on SIGTERM, and the admin
 //! command that frees a user id.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use hush_tests::{Hush, Relay, RelayOptions, temp_dir};
-
-/// The status line of `GET path` (HTTP/1.1, connection closed after).
-fn http_get_status(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("set_read_timeout: {e}"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap_or_else(|e| panic!("cannot send the request: {e}"));
-    let mut response = Vec::new();
-    s.read_to_end(&mut response)
-        .unwrap_or_else(|e| panic!("cannot read the response: {e}"));
-    String::from_utf8_lossy(&response)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
+use hush_tests::{Hush, Relay, RelayOptions, http_get, temp_dir};
 
 #[test]
 fn relay_prints_its_address_first_and_answers_healthz() {
@@ -36,9 +13,9 @@ fn relay_prints_its_address_first_and_answers_healthz() {
     let first = relay.stdout().lines().next().unwrap_or_default().to_owned();
     assert_eq!(first, format!("listening on {}", relay.addr()));
     assert_ne!(relay.addr().port(), 0, "port 0 resolves to a real port");
-    assert_eq!(http_get_status(relay.addr(), "/healthz"), "HTTP/1.1 200 OK");
+    assert_eq!(http_get(relay.addr(), "/healthz").0, 200);
     relay.restart();
-    assert_eq!(http_get_status(relay.addr(), "/healthz"), "HTTP/1.1 200 OK");
+    assert_eq!(http_get(relay.addr(), "/healthz").0, 200);
 }
 
 #[test]
