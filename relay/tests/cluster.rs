@@ -6,9 +6,10 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::RelayProcess;
 use common::redis::RedisServer;
 use common::*;
 use hush_protocol::frame::{Accepted, Envelope};
@@ -233,52 +234,6 @@ async fn redis_restart_mid_traffic_loses_nothing_and_resumes() {
     assert!(got.windows(2).all(|w| w[0] < w[1]), "order: {got:?}");
     let got: HashSet<u32> = got.into_iter().collect();
     assert!(accepted.iter().all(|(_, i)| got.contains(i)));
-}
-
-// ---- relay processes, for SIGKILL
-
-struct RelayProcess {
-    child: Child,
-    url: String,
-}
-
-impl RelayProcess {
-    fn start(redis: &RedisServer, ttl_secs: u64) -> Self {
-        use std::io::BufRead as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hush-relay"))
-            .args(["--listen", "127.0.0.1:0", "--redis", &redis.url()])
-            .args(["--presence-ttl-secs", &ttl_secs.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Self {
-            child,
-            url: format!("ws://{addr}/v1/ws"),
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Alice sends to Bob, both on relay A, with sends in flight; relay A is

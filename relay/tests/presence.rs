@@ -579,6 +579,7 @@ async fn redis_presence_survives_restart() {
 /// other.
 mod cluster {
     use super::*;
+    use common::process::RelayProcess;
     use common::redis::RedisServer;
     use hush_relay::{Config, RelayHandle};
 
@@ -714,42 +715,6 @@ mod cluster {
         );
     }
 
-    /// A `hush-relay` process, to be SIGKILLed.
-    struct RelayProcess(std::process::Child, String);
-
-    impl RelayProcess {
-        fn start(redis: &RedisServer) -> Self {
-            use std::io::BufRead as _;
-            use std::process::{Command, Stdio};
-            let mut child = Command::new(env!("CARGO_BIN_EXE_hush-relay"))
-                .args(["--listen", "127.0.0.1:0", "--redis", &redis.url()])
-                .args(["--presence-ttl-secs", "1"])
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let addr = line
-                .trim()
-                .strip_prefix("listening on ")
-                .unwrap()
-                .to_owned();
-            Self(child, format!("ws://{addr}/v1/ws"))
-        }
-    }
-
-    impl Drop for RelayProcess {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
     /// A relay that dies without closing its connections: its users'
     /// presence entries expire and subscribers elsewhere see them go
     /// offline (no last seen is recorded for them).
@@ -761,8 +726,8 @@ mod cluster {
         let r1 = within("relay start", RelayHandle::start(config))
             .await
             .unwrap();
-        let r2 = RelayProcess::start(&redis);
-        let (mut bob, _) = Client::login_url(&r2.1, "bob", &new_key()).await;
+        let r2 = RelayProcess::start(&redis, 1);
+        let (mut bob, _) = Client::login_url(&r2.url, "bob", &new_key()).await;
         bob.presence_allow(&["alice"]).await;
         let (mut alice, _) = Client::login(&r1, "alice", &new_key()).await;
         assert_eq!(
