@@ -2,11 +2,15 @@
 //! environment, `--help`, and `admin reset-user` against a live data dir.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::start_binary as start;
+
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hush-relay");
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -15,28 +19,6 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(TIMEOUT, f)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Starts the binary and returns it with the port from its first line.
-async fn start(cmd: &mut Command) -> (Child, u16) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    within("first line", BufReader::new(stdout).read_line(&mut line))
-        .await
-        .unwrap();
-    let port = line
-        .trim_end()
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (child, port)
 }
 
 async fn healthz(port: u16) -> String {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use hush_protocol::frame::{Accepted, SendEnvelope};
 use hush_protocol::{Body, ClientFrame, ServerFrame, close};
 use hush_relay::{Config, RelayHandle};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -336,27 +335,13 @@ async fn readyz_fails_while_redis_is_down_and_recovers() {
 
 /// Starts the binary; returns it with its port.
 async fn start_binary(args: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("HUSH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    within("first line", BufReader::new(stdout).read_line(&mut line))
-        .await
-        .unwrap();
-    let port = line
-        .trim_end()
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (child, port)
+    common::process::start_binary(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("HUSH_CONFIG"),
+    )
+    .await
 }
 
 #[tokio::test]
