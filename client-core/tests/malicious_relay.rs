@@ -668,6 +668,22 @@ fn flipped(body: &Body, bit: usize) -> Body {
     Body(b)
 }
 
+/// Bob pins Alice from her first message; until he answers, all of her
+/// messages are prekey messages that carry her identity keys. Her second
+/// one is withheld from Bob and returned (her log is dropped: these tests
+/// watch Bob).
+async fn second_prekey_message_withheld(world: &World) -> (Client, Client, Log, Envelope) {
+    let (bob, mut bl) = world.user("bob", 2).await;
+    let (alice, _al) = world.user("alice", 1).await;
+    alice.send_text(&uid("bob"), "first").await.unwrap();
+    bl.until_text("first").await;
+    let genuine = withhold_next_to_bob(world, async {
+        alice.send_text(&uid("bob"), "second").await.unwrap();
+    })
+    .await;
+    (alice, bob, bl, genuine)
+}
+
 /// Withholds the first envelope pushed to Bob while `send` runs and
 /// returns it (the relay still holds it, unacknowledged).
 async fn withhold_next_to_bob(
@@ -813,17 +829,7 @@ async fn flipped_ciphertext_bits_are_undecryptable_and_later_messages_still_decr
 #[tokio::test]
 async fn flipped_bits_in_prekey_messages_are_never_shown_nor_change_the_pinned_identity() {
     let world = World::start().await;
-    let (bob, mut bl) = world.user("bob", 2).await;
-    let (alice, _al) = world.user("alice", 1).await;
-    // Bob pins Alice from her first message; until he answers, all of her
-    // messages are prekey messages that carry her identity keys.
-    alice.send_text(&uid("bob"), "first").await.unwrap();
-    bl.until_text("first").await;
-
-    let genuine = withhold_next_to_bob(&world, async {
-        alice.send_text(&uid("bob"), "second").await.unwrap();
-    })
-    .await;
+    let (alice, bob, mut bl, genuine) = second_prekey_message_withheld(&world).await;
     let before = bl.now().len();
     let markers = inject_every_flip(&world, &mut bl, &genuine).await;
     let bits = genuine.body.0.len() * 8;
@@ -864,14 +870,7 @@ async fn flipped_bits_in_prekey_messages_are_never_shown_nor_change_the_pinned_i
 #[tokio::test]
 async fn prekey_message_with_an_altered_identity_key_raises_no_identity_change() {
     let world = World::start().await;
-    let (bob, mut bl) = world.user("bob", 2).await;
-    let (alice, _al) = world.user("alice", 1).await;
-    alice.send_text(&uid("bob"), "first").await.unwrap();
-    bl.until_text("first").await;
-    let genuine = withhold_next_to_bob(&world, async {
-        alice.send_text(&uid("bob"), "second").await.unwrap();
-    })
-    .await;
+    let (alice, bob, mut bl, genuine) = second_prekey_message_withheld(&world).await;
     // One bit of the initiator's `IKsig` (bytes 2..34 of a prekey message).
     let forged = Envelope {
         id: Some(1 << 40),
