@@ -6,28 +6,15 @@
 
 mod common;
 
-use common::{Tmux, chat_script, header, hush, init};
+use common::{Tmux, chat_script, header, hush, pair};
 
 #[test]
 fn chat_header_shows_an_allowing_peer_online_then_last_seen_and_reads_become_status() {
     let tmux = Tmux::new();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => panic!("runtime: {e}"),
-    };
-    let relay = match runtime.block_on(hush_relay::RelayHandle::start(hush_relay::Config::memory()))
-    {
-        Ok(r) => r,
-        Err(e) => panic!("relay: {e}"),
-    };
-    let url = format!("ws://{}", relay.local_addr());
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => panic!("tempdir: {e}"),
-    };
-    let alice = init(dir.path(), "alice", &url);
-    let bob = init(dir.path(), "bob", &url);
-    let out = hush(&alice, &["presence", "allow", "bob"]);
+    // Kept whole: the relay lives as long as `chats`.
+    let chats = pair();
+    let (dir, alice, bob) = (chats.dir.path(), chats.alice.as_path(), chats.bob.as_path());
+    let out = hush(alice, &["presence", "allow", "bob"]);
     assert!(
         out.status.success(),
         "{}",
@@ -35,14 +22,14 @@ fn chat_header_shows_an_allowing_peer_online_then_last_seen_and_reads_become_sta
     );
 
     // alice is away: bob sees when she was last connected.
-    tmux.start("bob", &chat_script(dir.path(), &bob, "alice"));
+    tmux.start("bob", &chat_script(dir, bob, "alice"));
     tmux.wait_until("bob", "alice last seen in the header", |s| {
         header(s).contains("last seen")
     });
 
     // alice opens her chat: bob sees her online. bob does not allow alice,
     // so her header shows nothing about him.
-    tmux.start("alice", &chat_script(dir.path(), &alice, "bob"));
+    tmux.start("alice", &chat_script(dir, alice, "bob"));
     tmux.wait_until("bob", "alice online in the header", |s| {
         header(s).contains("online")
     });
@@ -69,7 +56,7 @@ fn chat_header_shows_an_allowing_peer_online_then_last_seen_and_reads_become_sta
     });
 
     // The read receipt is recorded: history --json says so.
-    let out = hush(&alice, &["history", "bob", "--json"]);
+    let out = hush(alice, &["history", "bob", "--json"]);
     let history = String::from_utf8_lossy(&out.stdout);
     let entry: serde_json::Value = match history.lines().next().map(serde_json::from_str) {
         Some(Ok(v)) => v,
@@ -80,5 +67,5 @@ fn chat_header_shows_an_allowing_peer_online_then_last_seen_and_reads_become_sta
 
     tmux.key("bob", "C-c");
     tmux.wait_for("bob", "raw-mode=");
-    drop(relay);
+    drop(chats);
 }

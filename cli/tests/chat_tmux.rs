@@ -8,30 +8,17 @@
 
 mod common;
 
-use common::{Tmux, chat_script, header, hush, init};
+use common::{Tmux, chat_script, header, hush, pair};
 
 #[test]
 fn two_chats_exchange_messages_with_typing_and_read_marks_then_quit_cleanly() {
     let tmux = Tmux::new();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => panic!("runtime: {e}"),
-    };
-    let relay = match runtime.block_on(hush_relay::RelayHandle::start(hush_relay::Config::memory()))
-    {
-        Ok(r) => r,
-        Err(e) => panic!("relay: {e}"),
-    };
-    let url = format!("ws://{}", relay.local_addr());
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => panic!("tempdir: {e}"),
-    };
-    let alice = init(dir.path(), "alice", &url);
-    let bob = init(dir.path(), "bob", &url);
+    // Kept whole: the relay lives as long as `chats`.
+    let chats = pair();
+    let (dir, alice, bob) = (chats.dir.path(), chats.alice.as_path(), chats.bob.as_path());
 
-    tmux.start("alice", &chat_script(dir.path(), &alice, "bob"));
-    tmux.start("bob", &chat_script(dir.path(), &bob, "alice"));
+    tmux.start("alice", &chat_script(dir, alice, "bob"));
+    tmux.start("bob", &chat_script(dir, bob, "alice"));
     tmux.wait_until("alice", "a connected header", |s| {
         header(s).contains("bob") && header(s).contains("connected")
     });
@@ -94,12 +81,12 @@ fn two_chats_exchange_messages_with_typing_and_read_marks_then_quit_cleanly() {
     assert_eq!(tmux.format("bob", "#{alternate_on}"), "0");
 
     // Everything shown was stored.
-    let out = hush(&alice, &["history", "bob"]);
+    let out = hush(alice, &["history", "bob"]);
     let history = String::from_utf8_lossy(&out.stdout);
     assert!(history.contains("hello from alice"), "{history}");
     assert!(history.contains("hi alice"), "{history}");
     assert!(history.contains("world!"), "{history}");
-    drop(relay);
+    drop(chats);
 }
 
 #[test]

@@ -151,6 +151,43 @@ pub fn hush(home: &Path, args: &[&str]) -> Output {
     }
 }
 
+/// An in-process relay (memory store) with `alice` and `bob` initialised
+/// against it, their homes in `dir`.
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub alice: PathBuf,
+    pub bob: PathBuf,
+    // Dropped in this order: the relay before its runtime.
+    _relay: hush_relay::RelayHandle,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn pair() -> Pair {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => panic!("runtime: {e}"),
+    };
+    let relay = match runtime.block_on(hush_relay::RelayHandle::start(hush_relay::Config::memory()))
+    {
+        Ok(r) => r,
+        Err(e) => panic!("relay: {e}"),
+    };
+    let url = format!("ws://{}", relay.local_addr());
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("tempdir: {e}"),
+    };
+    let alice = init(dir.path(), "alice", &url);
+    let bob = init(dir.path(), "bob", &url);
+    Pair {
+        dir,
+        alice,
+        bob,
+        _relay: relay,
+        _runtime: runtime,
+    }
+}
+
 pub fn init(dir: &Path, user: &str, relay: &str) -> PathBuf {
     let home = dir.join(user);
     let out = hush(
