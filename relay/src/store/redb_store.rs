@@ -208,12 +208,14 @@ impl<'t> Batch<'t> {
     /// The `users` and `mailbox` tables, open until a job needs the bare
     /// transaction.
     fn mail(&mut self) -> Result<&mut (UsersTable<'t>, MailboxTable<'t>), StoreError> {
-        if self.mail.is_none() {
-            let users = self.txn.open_table(USERS).map_err(be("open users"))?;
-            let mailbox = self.txn.open_table(MAILBOX).map_err(be("open mailbox"))?;
-            self.mail = Some((users, mailbox));
-        }
-        self.mail.as_mut().ok_or(StoreError::Closed)
+        let tables = match self.mail.take() {
+            Some(t) => t,
+            None => (
+                self.txn.open_table(USERS).map_err(be("open users"))?,
+                self.txn.open_table(MAILBOX).map_err(be("open mailbox"))?,
+            ),
+        };
+        Ok(self.mail.insert(tables))
     }
 
     /// The transaction, after closing the cached tables (a table can be

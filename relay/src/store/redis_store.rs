@@ -400,6 +400,9 @@ async fn append_pump(
     let sha = Script::new(APPEND_LUA).get_hash().to_owned();
     let mut load = true;
     while let Some(first) = rx.recv().await {
+        // The mailbox limits are the relay's; the first job's stand for
+        // the batch.
+        let limits = first.limits;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -407,11 +410,11 @@ async fn append_pump(
                 Err(_) => break,
             }
         }
-        let mut outcome = append_call(&mut conn, &sha, &node, &batch, load).await;
+        let mut outcome = append_call(&mut conn, &sha, &node, limits, &batch, load).await;
         if matches!(outcome, Err(Failed::NoScript)) {
             // Redis forgot the script (restart, SCRIPT FLUSH): the call ran
             // nothing, so it is sent again behind a load.
-            outcome = append_call(&mut conn, &sha, &node, &batch, true).await;
+            outcome = append_call(&mut conn, &sha, &node, limits, &batch, true).await;
         }
         match outcome {
             Ok(ids) => {
@@ -450,6 +453,7 @@ async fn append_call(
     conn: &mut ConnectionManager,
     sha: &str,
     node: &str,
+    limits: MailboxLimits,
     batch: &[AppendJob],
     load: bool,
 ) -> Result<Vec<i64>, Failed> {
@@ -458,9 +462,6 @@ async fn append_call(
     if load {
         pipe.cmd("SCRIPT").arg("LOAD").arg(APPEND_LUA);
     }
-    // The mailbox limits are the relay's; the first job's stand for the
-    // batch.
-    let limits = first_limits(batch);
     // Sized once: a batch is up to 512 envelopes of up to 64 KiB, and
     // growing the argument buffer by doubling cost a copy and fresh pages
     // per step.
@@ -508,16 +509,6 @@ async fn append_call(
         },
         None => Err(Failed::Other("no reply from append.lua".into())),
     }
-}
-
-fn first_limits(batch: &[AppendJob]) -> MailboxLimits {
-    batch.first().map_or(
-        MailboxLimits {
-            max_envelopes: 0,
-            max_bytes: 0,
-        },
-        |j| j.limits,
-    )
 }
 
 fn fail(batch: Vec<AppendJob>, detail: &str) {
