@@ -58,14 +58,32 @@ pub enum Command {
     Recv(RecvArgs),
     /// Show the stored conversation with a user.
     History(HistoryArgs),
-    /// List known users, whether verified, whether their key changed.
+    /// List known users: whether verified, whether their key changed,
+    /// message requests (strangers who wrote first) and blocked users.
     Contacts(JsonArg),
-    /// Show the safety number to compare with a contact out of band.
-    SafetyNumber(UserArg),
+    /// Show the safety number to compare with a contact out of band. While
+    /// the contact's identity key changed and is not yet trusted, both
+    /// numbers are shown, labelled: the pinned key's and the new key's.
+    SafetyNumber(SafetyNumberArgs),
     /// Mark a contact verified after comparing safety numbers.
     Verify(UserArg),
-    /// Accept a contact's changed identity key (after being warned).
-    Trust(UserArg),
+    /// Accept a contact's changed identity key, after comparing the NEW
+    /// key's safety number (`hush safety-number USER`) with USER out of
+    /// band. The number is given with --safety-number, or typed at the
+    /// prompt on a terminal; only the key with that number is trusted.
+    Trust(TrustArgs),
+    /// Refuse a contact's changed identity key: the pinned key stays,
+    /// sending to the contact resumes, and messages that came under the
+    /// rejected key stay marked as not from the contact.
+    Reject(UserArg),
+    /// Block a user: everything they send is dropped unread and without a
+    /// receipt, and nothing can be sent to them.
+    Block(UserArg),
+    /// Unblock a user.
+    Unblock(UserArg),
+    /// Accept a message request (a stranger who wrote first): they get
+    /// delivery and read receipts from then on. Replying accepts too.
+    Accept(UserArg),
     /// Open an interactive conversation with a user (needs a terminal).
     ///
     /// Shows the last 200 messages with USER and what arrives live, with a
@@ -210,6 +228,26 @@ pub struct JsonArg {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SafetyNumberArgs {
+    /// The other user.
+    pub user: String,
+    /// One JSON object: `user`, `pinned`, `pending` (null unless a key
+    /// change is pending).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The other user.
+    pub user: String,
+    /// The safety number of the new key, as compared out of band (60
+    /// digits; spaces allowed). Required without a terminal.
+    #[arg(long, value_name = "DIGITS")]
+    pub safety_number: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -81,9 +81,10 @@ impl From<ClientError> for CliError {
                 return Self::new(
                     Failure::IdentityChanged,
                     format!(
-                        "the identity key of {user} changed; nothing was sent. Compare safety \
-                         numbers (`hush safety-number {user}`) with {user} out of band, then \
-                         accept the new key with `hush trust {user}`"
+                        "the identity key of {user} changed; nothing was sent. Compare the new \
+                         safety number (`hush safety-number {user}`) with {user} out of band, \
+                         then `hush trust {user} --safety-number DIGITS`, or keep the old key \
+                         with `hush reject {user}`"
                     ),
                 );
             }
@@ -93,7 +94,10 @@ impl From<ClientError> for CliError {
             ClientError::InvalidUserId(_)
             | ClientError::InvalidRelayUrl { .. }
             | ClientError::SelfRecipient
-            | ClientError::LimitExceeded { .. } => Failure::Usage,
+            | ClientError::LimitExceeded { .. }
+            | ClientError::SafetyNumberMismatch { .. }
+            | ClientError::NoKeyChangePending { .. }
+            | ClientError::Blocked { .. } => Failure::Usage,
             _ => Failure::Other,
         };
         Self::new(failure, e.to_string())

@@ -3,7 +3,8 @@
 
 use hush_client_core::client::{ConnectionState, Event, IncomingMessage, PresenceEntry};
 use hush_client_core::payload::{ReceiptKind, TypingState};
-use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry};
+use hush_client_core::identity::IdentityPublic;
+use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys};
 use serde_json::{Value, json};
 
 pub fn print_json(v: &Value) {
@@ -46,6 +47,21 @@ pub fn event_json(event: &Event) -> Option<Value> {
             "accepted_at": m.accepted_at_ms,
             "key_changed": m.flags.from_changed_key,
             "verified": !m.flags.identity_unverified,
+            "request": m.flags.request,
+        }),
+        Event::UnconfirmedMessage {
+            message: m,
+            fingerprint,
+            rejected,
+        } => json!({
+            "type": "unconfirmed_message",
+            "claimed_from": m.from.as_str(),
+            "key_fingerprint": fingerprint,
+            "rejected": rejected,
+            "id": m.id.to_hex(),
+            "text": m.text,
+            "sent_at": m.sent_at_ms,
+            "accepted_at": m.accepted_at_ms,
         }),
         Event::Typing { from, state } => json!({
             "type": "typing",
@@ -85,10 +101,16 @@ pub fn event_json(event: &Event) -> Option<Value> {
 pub fn event_line(event: &Event) -> Option<String> {
     match event {
         Event::Message(m) => Some(message_line(m)),
+        Event::UnconfirmedMessage {
+            message: m,
+            fingerprint,
+            rejected,
+        } => Some(unconfirmed_line(m, fingerprint, *rejected)),
         Event::Presence(entry) => Some(presence_line(entry)),
         Event::IdentityChanged { user } => Some(format!(
-            "! the identity key of {user} changed: compare safety numbers \
-             (`hush safety-number {user}`), then `hush trust {user}`"
+            "! the identity key of {user} changed: compare the new safety number \
+             (`hush safety-number {user}`) with {user} out of band, then \
+             `hush trust {user} --safety-number DIGITS` or `hush reject {user}`"
         )),
         Event::Undecryptable { from, reason, .. } => Some(format!(
             "! a message from {from} could not be decrypted ({reason})"
@@ -101,11 +123,44 @@ pub fn event_line(event: &Event) -> Option<String> {
 }
 
 fn message_line(m: &IncomingMessage) -> String {
-    if m.flags.from_changed_key {
-        format!("{} [identity key changed, unverified]: {}", m.from, m.text)
+    let mark = match (m.flags.request, m.flags.from_changed_key) {
+        (_, true) => " [identity key changed, unverified]",
+        (true, false) => " [message request]",
+        (false, false) => "",
+    };
+    format!("{}{mark}: {}", m.from, m.text)
+}
+
+/// A message from a key that is not the pinned one: never in the form of a
+/// message from the contact.
+fn unconfirmed_line(m: &IncomingMessage, fingerprint: &str, rejected: bool) -> String {
+    let whose = if rejected {
+        "a key you REJECTED"
     } else {
-        format!("{}: {}", m.from, m.text)
+        "an UNCONFIRMED key"
+    };
+    format!(
+        "! from {whose} claiming to be {} (fingerprint {fingerprint}), not shown as theirs: {}",
+        m.from, m.text
+    )
+}
+
+/// What an incoming entry's unconfirmed key became, seen from the contact
+/// as it is now.
+fn unconfirmed_state(contact: Option<&Contact>, keys: &IdentityKeys) -> &'static str {
+    match contact {
+        Some(c) if c.keys == *keys => "trusted_later",
+        Some(c) if c.is_rejected(keys) => "rejected",
+        _ => "unconfirmed",
     }
+}
+
+fn keys_fingerprint(keys: &IdentityKeys) -> String {
+    hush_client_core::trust::fingerprint_hex(&IdentityPublic {
+        sig_pub: keys.sig_pub,
+        dh_pub: keys.dh_pub,
+        dh_sig: [0; 64],
+    })
 }
 
 /// A user's presence as we may see it: `visible` false (with `online` and
@@ -141,7 +196,7 @@ pub fn presence_line(e: &PresenceEntry) -> String {
     }
 }
 
-pub fn history_json(me: &str, peer: &str, e: &HistoryEntry) -> Value {
+pub fn history_json(me: &str, peer: &str, contact: Option<&Contact>, e: &HistoryEntry) -> Value {
     let (from, to, direction) = match e.direction {
         Direction::Incoming => (peer, me, "in"),
         Direction::Outgoing => (me, peer, "out"),
@@ -156,12 +211,30 @@ pub fn history_json(me: &str, peer: &str, e: &HistoryEntry) -> Value {
         "stored_at": e.stored_at_ms,
         "status": status(e.status),
         "key_changed": e.flags.from_changed_key,
+        "request": e.flags.request,
+        "unconfirmed_key": e.unconfirmed_key.as_ref().map(|k| unconfirmed_state(contact, k)),
+        "key_fingerprint": e.unconfirmed_key.as_ref().map(keys_fingerprint),
     })
 }
 
-pub fn history_line(me: &str, peer: &str, e: &HistoryEntry) -> String {
+pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &HistoryEntry) -> String {
     let when = format_ms(e.sent_at_ms);
     match e.direction {
+        Direction::Incoming if e.unconfirmed_key.is_some() => {
+            let whose = match e
+                .unconfirmed_key
+                .as_ref()
+                .map(|k| unconfirmed_state(contact, k))
+            {
+                Some("rejected") => "a key you REJECTED",
+                Some("trusted_later") => "a key you trusted after this message",
+                _ => "an UNCONFIRMED key",
+            };
+            format!(
+                "{when} ! from {whose} claiming to be {peer}, not shown as theirs: {}",
+                e.text
+            )
+        }
         Direction::Incoming => {
             let flag = if e.flags.from_changed_key {
                 " [identity key changed]"
@@ -186,6 +259,8 @@ pub fn contact_json(c: &Contact) -> Value {
         "user": c.user_id,
         "verified": c.verified,
         "key_changed": c.has_pending_key_change(),
+        "request": c.request,
+        "blocked": c.blocked,
         "first_seen": c.first_seen_ms,
         "last_activity": c.last_activity_ms,
     })
@@ -193,12 +268,17 @@ pub fn contact_json(c: &Contact) -> Value {
 
 pub fn contact_line(c: &Contact) -> String {
     let trust = if c.verified { "verified" } else { "unverified" };
-    let changed = if c.has_pending_key_change() {
-        "  KEY CHANGED: run `hush safety-number` and `hush trust`"
-    } else {
-        ""
-    };
-    format!("{}  {trust}{changed}", c.user_id)
+    let mut marks = String::new();
+    if c.blocked {
+        marks.push_str("  BLOCKED");
+    }
+    if c.request {
+        marks.push_str("  message request: reply or `hush accept`, or `hush block`");
+    }
+    if c.has_pending_key_change() {
+        marks.push_str("  KEY CHANGED: run `hush safety-number`, then `hush trust` or `hush reject`");
+    }
+    format!("{}  {trust}{marks}", c.user_id)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, from unix milliseconds.

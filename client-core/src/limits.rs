@@ -10,6 +10,28 @@ pub const MAX_SKIP: u32 = 1_000;
 /// is evicted when a new one would exceed it.
 pub const MAX_SKIPPED_KEYS: usize = 2_000;
 
+/// Most skipped message keys stored for one peer over all its sessions
+/// (current and previous): beyond it, keys of the oldest previous sessions
+/// are evicted first. With [`MAX_MESSAGE_REQUESTS`] this bounds what
+/// strangers can make a client store.
+pub const MAX_SKIPPED_KEYS_PER_PEER: usize = MAX_SKIPPED_KEYS;
+
+/// Most contacts that only exist because a stranger wrote first (message
+/// requests not yet accepted, answered or blocked). A new stranger beyond
+/// it evicts the request with the oldest activity: its contact, sessions
+/// and history are deleted.
+pub const MAX_MESSAGE_REQUESTS: usize = 50;
+
+/// Most peers whose decoded sessions a running client keeps in memory;
+/// beyond it the least recently used entry is dropped (it is read back
+/// from the store when needed).
+pub const MAX_CACHED_PEERS: usize = 256;
+
+/// Most identity keys remembered per contact as rejected by the user
+/// (`reject`), so that messages under them stay marked and do not raise a
+/// new key-change warning; the oldest is forgotten first.
+pub const MAX_REJECTED_KEYS: usize = 8;
+
 /// Most receiving chains kept per session (the current one included); older
 /// chains are forgotten, their already-skipped keys stay until evicted.
 pub const MAX_RECEIVING_CHAINS: usize = 5;
@@ -24,8 +46,21 @@ pub const MAX_FORGOTTEN_SESSIONS: usize = 64;
 /// Most one-time prekeys generated (and uploaded) in one batch.
 pub const MAX_ONE_TIME_PREKEYS_PER_BATCH: usize = 100;
 
-/// Most one-time prekey secrets held at once; generation beyond it is refused.
+/// Most one-time prekey secrets held at once. Generating more evicts the
+/// oldest unused secrets (lowest ids) first, so a prekey handed out before
+/// the last `MAX_ONE_TIME_PREKEYS_HELD` generated can no longer be
+/// redeemed: its prekey message is undecryptable.
 pub const MAX_ONE_TIME_PREKEYS_HELD: usize = 1_000;
+
+/// Most one-time prekeys a running client generates per
+/// [`ONE_TIME_PREKEY_REFILL_WINDOW_MS`], whatever the relay reports (a
+/// relay that keeps claiming the keys ran out cannot make it generate, or
+/// evict held secrets, without bound). Beyond it, keys are published
+/// without new one-time prekeys until the window has passed.
+pub const MAX_ONE_TIME_PREKEYS_PER_WINDOW: usize = 400;
+
+/// The window of [`MAX_ONE_TIME_PREKEYS_PER_WINDOW`]: one hour, in ms.
+pub const ONE_TIME_PREKEY_REFILL_WINDOW_MS: u64 = 60 * 60 * 1000;
 
 /// Default signed-prekey rotation period: one week, in milliseconds.
 pub const SIGNED_PREKEY_ROTATION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -64,11 +99,20 @@ pub const MAX_PICKLE_LEN: usize = 4 * 1024 * 1024;
 /// remembered, so a late duplicate on them is reported as a duplicate.
 pub const MAX_RETIRED_CHAINS: usize = 32;
 
-/// Most ephemeral payloads (typing indicators) sent to one peer since the
-/// last stored one. Each may be dropped by the relay, leaving a gap the
-/// peer's ratchet must skip; half of [`MAX_SKIP`] keeps every gap well
-/// inside what the peer accepts (see `client/typing.rs`).
+/// Most message keys used for one peer since the last message known to be
+/// stored (the relay answered `accepted` for a non-ephemeral send) before an
+/// ephemeral payload (a typing indicator) is refused: each may have been
+/// dropped, leaving a gap the peer's ratchet must skip (see
+/// `client/typing.rs`).
 pub const MAX_EPHEMERAL_GAP: u32 = MAX_SKIP / 2;
+
+/// Most message keys used for one peer since the last message known to be
+/// stored before a stored message must go in a new session. Every key used
+/// by a send not known to be stored (refused with `mailbox_full` or
+/// `rate_limited`, lost with a connection, ephemeral) may be a gap the
+/// peer's ratchet has to skip; a new session (a new X3DH run) starts from a
+/// first message the peer always reads. Below [`MAX_SKIP`] with a margin.
+pub const MAX_UNCONFIRMED_KEYS: u32 = MAX_SKIP - MAX_SKIP / 10;
 
 /// Most user ids on the presence allow list (the relay's default
 /// `max_presence_allow`).

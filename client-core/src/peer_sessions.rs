@@ -21,6 +21,18 @@
 //! sides reach the same decision. The demoted session stays among the
 //! previous ones, so nothing either side sent in it is lost.
 //!
+//! **Pinned identity.** With the contact's pinned identity given
+//! ([`PeerSessions::decrypt_attributed`]), a new inbound session under any
+//! other identity never becomes current: it is kept among the previous
+//! sessions, and every plaintext is returned with the identity of the
+//! session that decrypted it, so the caller can refuse to attribute it to
+//! the contact. [`PeerSessions::retain_identity`] drops every session under
+//! another identity (after the user trusted a new key, or rejected one).
+//!
+//! **Bounded skipped keys.** Over all sessions with the peer at most
+//! [`MAX_SKIPPED_KEYS_PER_PEER`] skipped message keys are kept; beyond it
+//! the oldest keys of the oldest previous session go first.
+//!
 //! A replayed prekey message of an inbound session that has since been
 //! dropped from the previous sessions is refused (`SessionForgotten`): the
 //! base keys of the last [`MAX_FORGOTTEN_SESSIONS`] dropped inbound sessions
@@ -38,7 +50,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::identity::{IdentityKeyPair, IdentityPublic};
-use crate::limits::{MAX_FORGOTTEN_SESSIONS, MAX_PREVIOUS_SESSIONS};
+use crate::limits::{MAX_FORGOTTEN_SESSIONS, MAX_PREVIOUS_SESSIONS, MAX_SKIPPED_KEYS_PER_PEER};
 use crate::message::Message;
 use crate::pickle::{PickleError, Reader, Writer, kind};
 use crate::prekey::{PrekeyBundle, PrekeyStore};
@@ -47,6 +59,28 @@ use crate::x3dh::X3dhError;
 
 /// Longest user id accepted when unpickling.
 const MAX_USER_ID_LEN: usize = 1024;
+
+/// A decrypted message and the identity of the session that decrypted it.
+pub struct Decrypted {
+    /// The plaintext (padding removed).
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The peer identity of the session that decrypted it: authenticated by
+    /// X3DH, but not necessarily the pinned one.
+    pub identity: IdentityPublic,
+}
+
+impl fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+fn same_identity(a: &IdentityPublic, b: &IdentityPublic) -> bool {
+    a.sig_pub == b.sig_pub && a.dh_pub == b.dh_pub
+}
 
 /// The sessions we have with one peer.
 pub struct PeerSessions {
@@ -137,7 +171,8 @@ impl PeerSessions {
     /// Decrypts a ratchet or prekey message from this peer. Check the
     /// initiator identity of a prekey message against the pinned key
     /// ([`Message::decode`] then [`Message::initiator`]) before calling this.
-    /// On error nothing changes (sessions and prekeys alike).
+    /// On error nothing changes (sessions and prekeys alike). Without a
+    /// pinned identity: [`PeerSessions::decrypt_attributed`] with `None`.
     pub fn decrypt(
         &mut self,
         ours: &IdentityKeyPair,
@@ -145,19 +180,42 @@ impl PeerSessions {
         now_ms: u64,
         bytes: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
-        match Message::decode(bytes)? {
+        self.decrypt_attributed(ours, prekeys, now_ms, bytes, None)
+            .map(|d| d.plaintext)
+    }
+
+    /// Decrypts a ratchet or prekey message from this peer and says which
+    /// identity's session decrypted it. A new inbound session whose identity
+    /// is not `pinned` (when given) is kept but never made current. On error
+    /// nothing changes (sessions and prekeys alike).
+    pub fn decrypt_attributed(
+        &mut self,
+        ours: &IdentityKeyPair,
+        prekeys: &mut PrekeyStore,
+        now_ms: u64,
+        bytes: &[u8],
+        pinned: Option<&IdentityPublic>,
+    ) -> Result<Decrypted, DecryptError> {
+        let decrypted = match Message::decode(bytes)? {
             Message::Ratchet(m) => {
                 let mut first_err = None;
+                let mut found = None;
                 for s in self.current.iter_mut().chain(self.previous.iter_mut()) {
                     match s.decrypt_message(&m) {
-                        Ok(pt) => return Ok(pt),
+                        Ok(plaintext) => {
+                            found = Some(Decrypted {
+                                plaintext,
+                                identity: *s.peer_identity(),
+                            });
+                            break;
+                        }
                         Err(e @ DecryptError::Duplicate { .. }) => return Err(e),
                         Err(e) => {
                             first_err.get_or_insert(e);
                         }
                     }
                 }
-                Err(first_err.unwrap_or(DecryptError::NoSession))
+                found.ok_or(first_err.unwrap_or(DecryptError::NoSession))?
             }
             Message::Prekey(p) => {
                 let existing = self
@@ -170,15 +228,79 @@ impl PeerSessions {
                     if !s.is_same_prekey_run(&p) {
                         return Err(DecryptError::WrongSession);
                     }
-                    return s.decrypt_message(&p.message);
+                    let plaintext = s.decrypt_message(&p.message)?;
+                    Decrypted {
+                        plaintext,
+                        identity: *s.peer_identity(),
+                    }
+                } else {
+                    if self.forgotten.contains(&p.base_key) {
+                        return Err(DecryptError::SessionForgotten);
+                    }
+                    let (session, plaintext) = Session::respond(ours, prekeys, &p, now_ms)?;
+                    let identity = *session.peer_identity();
+                    let unpinned = pinned.is_some_and(|k| !same_identity(k, &identity));
+                    if unpinned {
+                        // Kept (it may be trusted later) but never current.
+                        self.push_previous(session);
+                    } else {
+                        self.adopt_inbound(&ours.public(), session);
+                    }
+                    Decrypted {
+                        plaintext,
+                        identity,
+                    }
                 }
-                if self.forgotten.contains(&p.base_key) {
-                    return Err(DecryptError::SessionForgotten);
-                }
-                let (session, pt) = Session::respond(ours, prekeys, &p, now_ms)?;
-                self.adopt_inbound(&ours.public(), session);
-                Ok(pt)
             }
+        };
+        self.bound_skipped_keys();
+        Ok(decrypted)
+    }
+
+    /// Drops every session whose peer identity is not `keep` (their inbound
+    /// base keys are remembered as forgotten, so a replay of their prekey
+    /// messages is refused). If the current session goes, the newest
+    /// previous session under `keep` becomes current. Returns how many
+    /// sessions were dropped.
+    pub fn retain_identity(&mut self, keep: &IdentityPublic) -> usize {
+        let mut all: Vec<Session> = self.current.take().into_iter().collect();
+        all.extend(self.previous.drain(..));
+        let before = all.len();
+        let (kept, dropped): (Vec<Session>, Vec<Session>) = all
+            .into_iter()
+            .partition(|s| same_identity(s.peer_identity(), keep));
+        for s in &dropped {
+            if !s.initiated_by_us() {
+                self.forgotten.push_front(*s.base_key());
+            }
+        }
+        self.forgotten.truncate(MAX_FORGOTTEN_SESSIONS);
+        let mut kept = kept.into_iter();
+        self.current = kept.next();
+        self.previous.extend(kept);
+        before - self.previous.len() - usize::from(self.current.is_some())
+    }
+
+    /// Total skipped message keys over all sessions.
+    pub fn skipped_key_count(&self) -> usize {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .map(Session::skipped_key_count)
+            .sum()
+    }
+
+    /// Evicts skipped keys beyond [`MAX_SKIPPED_KEYS_PER_PEER`], oldest
+    /// previous session first, the current session last.
+    fn bound_skipped_keys(&mut self) {
+        let mut excess = self
+            .skipped_key_count()
+            .saturating_sub(MAX_SKIPPED_KEYS_PER_PEER);
+        for s in self.previous.iter_mut().rev().chain(self.current.iter_mut()) {
+            if excess == 0 {
+                break;
+            }
+            excess -= s.evict_skipped(excess);
         }
     }
 

@@ -6,7 +6,11 @@
 //!   Rotated every [`SIGNED_PREKEY_ROTATION_MS`] by default; the previous
 //!   one keeps answering for [`SIGNED_PREKEY_GRACE_MS`] after its retirement.
 //! * OPK: X25519, `u32` id, generated in batches of at most
-//!   [`MAX_ONE_TIME_PREKEYS_PER_BATCH`], each usable once.
+//!   [`MAX_ONE_TIME_PREKEYS_PER_BATCH`], each usable once. At most
+//!   [`MAX_ONE_TIME_PREKEYS_HELD`] secrets are held: generating more evicts
+//!   the oldest unused ones (lowest ids), so only the last 1,000 generated
+//!   can be redeemed. Handing out prekeys (bundle fetches) therefore never
+//!   makes generation fail, whoever fetches them.
 //!
 //! Ids are allocated from counters that only grow, so a consumed OPK id can be
 //! told apart from one that never existed.
@@ -49,8 +53,9 @@ pub enum PrekeyError {
         /// Requested id.
         id: u32,
     },
-    /// This one-time prekey was already consumed.
-    #[error("one-time prekey {id} was already used")]
+    /// This one-time prekey was already consumed, or evicted as one of the
+    /// oldest beyond [`MAX_ONE_TIME_PREKEYS_HELD`].
+    #[error("one-time prekey {id} was already used or has expired")]
     OneTimePrekeyAlreadyUsed {
         /// Requested id.
         id: u32,
@@ -58,16 +63,6 @@ pub enum PrekeyError {
     /// A batch larger than [`MAX_ONE_TIME_PREKEYS_PER_BATCH`] was requested.
     #[error("batch of {requested} one-time prekeys exceeds the limit of {max}")]
     BatchTooLarge {
-        /// Requested batch size.
-        requested: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Generating the batch would hold more than [`MAX_ONE_TIME_PREKEYS_HELD`] secrets.
-    #[error("holding {held} one-time prekeys; {requested} more would exceed {max}")]
-    TooManyHeld {
-        /// Currently held.
-        held: usize,
         /// Requested batch size.
         requested: usize,
         /// The limit.
@@ -373,7 +368,9 @@ impl PrekeyStore {
     }
 
     /// Generates `n` (at most [`MAX_ONE_TIME_PREKEYS_PER_BATCH`]) one-time
-    /// prekeys and returns their public forms for upload.
+    /// prekeys and returns their public forms for upload. Beyond
+    /// [`MAX_ONE_TIME_PREKEYS_HELD`] held, the oldest unused secrets are
+    /// evicted.
     pub fn generate_one_time<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -383,13 +380,6 @@ impl PrekeyStore {
             return Err(PrekeyError::BatchTooLarge {
                 requested: n,
                 max: MAX_ONE_TIME_PREKEYS_PER_BATCH,
-            });
-        }
-        if self.one_time.len() + n > MAX_ONE_TIME_PREKEYS_HELD {
-            return Err(PrekeyError::TooManyHeld {
-                held: self.one_time.len(),
-                requested: n,
-                max: MAX_ONE_TIME_PREKEYS_HELD,
             });
         }
         let n32 = u32::try_from(n).map_err(|_| PrekeyError::IdsExhausted)?;
@@ -406,6 +396,11 @@ impl PrekeyStore {
             };
             out.push(key.public());
             self.one_time.insert(id, key);
+        }
+        // The oldest unused secrets go (ids only grow, so the lowest are the
+        // oldest); their prekey messages will fail as already used.
+        while self.one_time.len() > MAX_ONE_TIME_PREKEYS_HELD {
+            self.one_time.pop_first();
         }
         Ok(out)
     }

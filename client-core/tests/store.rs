@@ -113,6 +113,7 @@ fn created_profile_reopens_with_everything_written() {
             s.commit(b).unwrap();
             let mut incoming = HistoryEntry::incoming(id1, "hi alice", 10, 11);
             incoming.flags = MessageFlags {
+                request: false,
                 identity_unverified: true,
                 from_changed_key: false,
             };

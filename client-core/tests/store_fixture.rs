@@ -27,8 +27,9 @@ fn settings() -> ProfileSettings {
         relay_url: "ws://127.0.0.1:7070/ws".into(),
         created_at_ms: 1_764_000_000_000,
         send_read_receipts: false,
-        // Added after v1 was written: decodes to its default.
+        // Added after v1 was written: decode to their defaults.
         presence_allow: Vec::new(),
+        relay_id: None,
     }
 }
 
@@ -63,6 +64,8 @@ fn history() -> Vec<HistoryEntry> {
     first.flags = MessageFlags {
         identity_unverified: true,
         from_changed_key: false,
+        // Added after v1 was written: decodes to its default.
+        request: false,
     };
     let mut second = HistoryEntry::outgoing(MessageId([0x22; 16]), "hi bob ✓", 1_764_000_003_000);
     second.status = Some(DeliveryStatus::Read);

@@ -247,7 +247,7 @@ fn idle_source(ep: &Endpoint, i: usize) -> Option<IpAddr> {
 }
 
 async fn open_idle(opts: &Options, tag: &str) -> Result<Vec<wire::Ws>, BenchError> {
-    let identity = Arc::new(IdentityKeyPair::generate(&mut crate::commands::rng()));
+    let identity = Arc::new(IdentityKeyPair::generate(&mut bench_rng()));
     let sem = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let mut set = JoinSet::new();
     for i in 0..opts.idle {
@@ -276,7 +276,7 @@ async fn setup_pair(opts: Arc<Options>, tag: String, i: usize) -> Result<SetupOu
     let n = opts.endpoints.len();
     let sender_ep = opts.endpoints[(2 * i) % n].clone();
     let receiver_ep = opts.endpoints[(2 * i + 1) % n].clone();
-    let mut rng: StdRng = crate::commands::rng();
+    let mut rng: StdRng = bench_rng();
     let sender_id = user(&tag, 's', i)?;
     let receiver_id = user(&tag, 'r', i)?;
     let sender_identity = IdentityKeyPair::generate(&mut rng);
@@ -307,7 +307,7 @@ async fn setup_pair(opts: Arc<Options>, tag: String, i: usize) -> Result<SetupOu
         Some(rc) => {
             let sc = crypto::SenderCrypto::initiate(
                 &mut sender,
-                crate::commands::rng(),
+                bench_rng(),
                 &sender_id,
                 &receiver_id,
                 &sender_identity,
@@ -348,7 +348,7 @@ fn own_cpu_us() -> Option<u64> {
 
 async fn bench(opts: Options) -> Result<Summary, BenchError> {
     let tag: String = {
-        let mut rng = crate::commands::rng();
+        let mut rng = bench_rng();
         (0..6)
             .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
             .collect()
@@ -575,4 +575,10 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     }
     drop(idle);
     Ok(summary)
+}
+
+/// The load generator's randomness: throw-away identities, so a fast
+/// generator seeded once from the OS (not the reseeding one profiles use).
+fn bench_rng() -> StdRng {
+    <StdRng as rand::SeedableRng>::from_rng(&mut rand::rng())
 }

@@ -264,6 +264,11 @@ fn on_client(ev: Event, st: &mut ChatState) {
             kind,
             message_ids,
         } => st.receipt(from.as_str(), kind, &message_ids),
+        Event::UnconfirmedMessage {
+            message,
+            fingerprint,
+            rejected,
+        } => st.unconfirmed(&message, &fingerprint, rejected),
         Event::IdentityChanged { user } => st.identity_changed(user.as_str()),
         Event::Undecryptable { from, reason, .. } => st.set_status(
             format!("a message from {from} could not be decrypted ({reason})"),
@@ -297,7 +302,7 @@ fn on_done(done: Done, st: &mut ChatState) {
 fn send_failure(e: &ClientError, peer: &str) -> String {
     match e {
         ClientError::IdentityChanged { .. } => format!(
-            "{peer}'s key changed; quit, check `hush safety-number {peer}`, `hush trust {peer}`"
+            "{peer}'s key changed; quit, check `hush safety-number {peer}`, then trust or reject"
         ),
         ClientError::UnknownUser { .. } | ClientError::UnknownContact { .. } => {
             format!("{peer} is not registered on the relay")

@@ -136,6 +136,11 @@ pub struct Trust {
     pub verified: bool,
     /// A different key was presented and not re-trusted.
     pub key_changed: bool,
+    /// A message request: the peer wrote first and was not answered or
+    /// accepted yet (no read receipts go to them).
+    pub request: bool,
+    /// The user blocked the peer.
+    pub blocked: bool,
 }
 
 impl Trust {
@@ -146,6 +151,8 @@ impl Trust {
                 known: true,
                 verified: c.verified,
                 key_changed: c.has_pending_key_change(),
+                request: c.request,
+                blocked: c.blocked,
             },
         }
     }
@@ -231,6 +238,15 @@ impl ChatState {
             input: LineEditor::default(),
         };
         for e in history {
+            if e.unconfirmed_key.is_some() {
+                // Sent under a key that was not the pinned one: never shown
+                // as the peer's.
+                st.notice(format!(
+                    "! from a key that was not {peer}'s pinned key, not shown as theirs: {}",
+                    sanitize(&e.text)
+                ));
+                continue;
+            }
             let (who, mark) = match e.direction {
                 Direction::Incoming => (Who::Peer, None),
                 Direction::Outgoing => (Who::Me, Some(Mark::from_status(e.status))),
@@ -388,6 +404,28 @@ impl ChatState {
         true
     }
 
+    /// A message decrypted under a key that is not the peer's pinned one:
+    /// a notice, never a message from the peer.
+    pub fn unconfirmed(&mut self, m: &IncomingMessage, fingerprint: &str, rejected: bool) {
+        if m.from.as_str() != self.peer {
+            self.set_status(
+                format!("a message under an unconfirmed key claims to be from {}", m.from),
+                true,
+            );
+            return;
+        }
+        let whose = if rejected {
+            "a key you REJECTED"
+        } else {
+            "an UNCONFIRMED key"
+        };
+        self.notice(format!(
+            "! from {whose} claiming to be {p} (fingerprint {fingerprint}), not shown as theirs: {}",
+            sanitize(&m.text),
+            p = self.peer
+        ));
+    }
+
     pub fn typing(&mut self, from: &str, state: TypingState) {
         if from == self.peer {
             self.peer_typing.indicator(state);
@@ -406,8 +444,9 @@ impl ChatState {
         if user == self.peer {
             self.trust.key_changed = true;
             self.notice(format!(
-                "! the identity key of {p} changed: sending stops. Quit, compare safety \
-                 numbers (`hush safety-number {p}`), then `hush trust {p}`",
+                "! the identity key of {p} changed: sending stops. Quit, compare the new \
+                 safety number (`hush safety-number {p}`) with {p} out of band, then \
+                 `hush trust {p} --safety-number DIGITS` or `hush reject {p}`",
                 p = self.peer
             ));
         } else {

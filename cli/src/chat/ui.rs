@@ -107,6 +107,11 @@ fn header_line(st: &ChatState) -> Line<'static> {
     } else if !st.trust.verified {
         spans.push(Span::styled("· unverified ", bar.fg(Color::Yellow)));
     }
+    if st.trust.blocked {
+        spans.push(Span::styled("· BLOCKED ", bar.fg(Color::Red)));
+    } else if st.trust.request {
+        spans.push(Span::styled("· message request ", bar.fg(Color::Yellow)));
+    }
     if st.peer_typing.is_typing() {
         spans.push(Span::styled(
             "· typing… ",

@@ -4,19 +4,19 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock};
+use hush_client_core::client::{
+    Client, ClientConfig, Event, Events, SystemClock, SystemRandom,
+};
 use hush_protocol::UserId;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::offline::user_id;
 use crate::args::{Global, RecvArgs, SendArgs};
 use crate::exit::{CliError, Failure};
 use crate::{home, output};
 
-/// A CSPRNG seeded from the operating system.
-pub fn rng() -> StdRng {
-    StdRng::from_rng(&mut rand::rng())
+/// Randomness for keys: OS-seeded and reseeding ([`SystemRandom`]).
+pub fn rng() -> SystemRandom {
+    SystemRandom
 }
 
 pub(super) async fn connect(

@@ -1,8 +1,12 @@
 //! Commands that only read or change the local profile.
 
+use std::io::IsTerminal;
+
+use hush_client_core::client::Profile;
+use hush_client_core::store::Contact;
 use hush_protocol::UserId;
 
-use crate::args::{Global, HistoryArgs, JsonArg, UserArg};
+use crate::args::{Global, HistoryArgs, JsonArg, SafetyNumberArgs, TrustArgs, UserArg};
 use crate::exit::{CliError, Failure};
 use crate::{home, output};
 
@@ -27,11 +31,20 @@ pub fn history(g: &Global, a: HistoryArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
     let me = profile.user_id().as_str().to_owned();
+    let contact = profile.contact(&peer)?;
     for entry in profile.history(&peer, a.limit)? {
         if a.json {
-            output::print_json(&output::history_json(&me, peer.as_str(), &entry));
+            output::print_json(&output::history_json(
+                &me,
+                peer.as_str(),
+                contact.as_ref(),
+                &entry,
+            ));
         } else {
-            println!("{}", output::history_line(&me, peer.as_str(), &entry));
+            println!(
+                "{}",
+                output::history_line(&me, peer.as_str(), contact.as_ref(), &entry)
+            );
         }
     }
     Ok(())
@@ -49,22 +62,30 @@ pub fn contacts(g: &Global, a: JsonArg) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn safety_number(g: &Global, a: UserArg) -> Result<(), CliError> {
+pub fn safety_number(g: &Global, a: SafetyNumberArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    let contact = profile.contact(&peer)?.ok_or_else(|| {
-        CliError::new(
-            Failure::UnknownUser,
-            format!("no contact named {peer}: exchange a message first"),
-        )
-    })?;
-    let number = profile.safety_number(&peer)?;
-    println!("{number}");
-    if contact.has_pending_key_change() {
-        eprintln!(
-            "note: {peer} presented a new identity key; this number is for the key pinned \
-             before. After `hush trust {peer}` it changes."
-        );
+    known_contact(&profile, &peer)?;
+    let numbers = profile.safety_numbers(&peer)?;
+    if a.json {
+        output::print_json(&serde_json::json!({
+            "user": peer.as_str(),
+            "pinned": numbers.pinned,
+            "pending": numbers.pending,
+        }));
+        return Ok(());
+    }
+    match &numbers.pending {
+        None => println!("{}", numbers.pinned),
+        Some(new) => {
+            println!("pinned key: {}", numbers.pinned);
+            println!("new key:    {new}");
+            eprintln!(
+                "note: {peer} presented a new identity key. Compare the NEW key's number with \
+                 {peer} out of band (in person or on a call you trust); if it matches, run \
+                 `hush trust {peer} --safety-number '{new}'`, otherwise `hush reject {peer}`."
+            );
+        }
     }
     Ok(())
 }
@@ -72,18 +93,114 @@ pub fn safety_number(g: &Global, a: UserArg) -> Result<(), CliError> {
 pub fn verify(g: &Global, a: UserArg) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    known_contact(&profile, &peer)?;
     profile.verify(&peer)?;
     println!("{peer} marked verified");
     Ok(())
 }
 
-pub fn trust(g: &Global, a: UserArg) -> Result<(), CliError> {
+pub fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
+    let peer = user_id(&a.user)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if a.safety_number.is_none() && !interactive {
+        return Err(CliError::usage(format!(
+            "give the new key's safety number: `hush trust {peer} --safety-number DIGITS` \
+             (see `hush safety-number {peer}`)"
+        )));
+    }
+    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    known_contact(&profile, &peer)?;
+    let Some(pending) = profile.safety_numbers(&peer)?.pending else {
+        println!("no changed key pending for {peer}");
+        return Ok(());
+    };
+    let number = match a.safety_number {
+        Some(n) => n,
+        None => {
+            println!("new safety number of {peer}: {pending}");
+            if !confirm(&format!(
+                "Does {peer} read out exactly this number (compared out of band)? [y/N] "
+            ))? {
+                println!("nothing trusted");
+                return Ok(());
+            }
+            pending
+        }
+    };
+    profile.trust(&peer, &number, now_ms())?;
+    println!("the new identity key of {peer} is trusted (unverified); sending resumes");
+    Ok(())
+}
+
+pub fn reject(g: &Global, a: UserArg) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    if profile.trust(&peer, now_ms())? {
-        println!("the new identity key of {peer} is trusted (unverified); sending resumes");
+    known_contact(&profile, &peer)?;
+    if profile.reject(&peer)? {
+        println!(
+            "the new identity key of {peer} is rejected; the pinned key stays and sending resumes"
+        );
     } else {
         println!("no changed key pending for {peer}");
     }
     Ok(())
+}
+
+pub fn block(g: &Global, a: UserArg) -> Result<(), CliError> {
+    let peer = user_id(&a.user)?;
+    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    known_contact(&profile, &peer)?;
+    if profile.block(&peer)? {
+        println!("{peer} is blocked: their messages are dropped unread");
+    } else {
+        println!("{peer} was already blocked");
+    }
+    Ok(())
+}
+
+pub fn unblock(g: &Global, a: UserArg) -> Result<(), CliError> {
+    let peer = user_id(&a.user)?;
+    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    known_contact(&profile, &peer)?;
+    if profile.unblock(&peer)? {
+        println!("{peer} is unblocked");
+    } else {
+        println!("{peer} was not blocked");
+    }
+    Ok(())
+}
+
+pub fn accept(g: &Global, a: UserArg) -> Result<(), CliError> {
+    let peer = user_id(&a.user)?;
+    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
+    known_contact(&profile, &peer)?;
+    if profile.accept(&peer)? {
+        println!("accepted the message request of {peer}");
+    } else {
+        println!("{peer} is not a message request");
+    }
+    Ok(())
+}
+
+fn known_contact(profile: &Profile, peer: &UserId) -> Result<Contact, CliError> {
+    profile.contact(peer)?.ok_or_else(|| {
+        CliError::new(
+            Failure::UnknownUser,
+            format!("no contact named {peer}: exchange a message first"),
+        )
+    })
+}
+
+/// Asks a yes/no question on the terminal; anything but y/yes is no.
+fn confirm(question: &str) -> Result<bool, CliError> {
+    use std::io::Write;
+    print!("{question}");
+    std::io::stdout()
+        .flush()
+        .map_err(|e| CliError::new(Failure::Other, format!("cannot write: {e}")))?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::new(Failure::Other, format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }

@@ -141,6 +141,17 @@ pub(crate) struct Credentials<'a> {
     pub user_id: &'a UserId,
     pub identity_key: [u8; 32],
     pub sign: &'a (dyn Fn(&[u8]) -> [u8; 64] + Sync),
+    /// The relay id this profile registered with, if recorded: a challenge
+    /// naming another relay is refused before anything is signed.
+    pub relay_id: Option<&'a str>,
+}
+
+/// What an authenticated connection learned in its handshake.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    pub auth_ok: AuthOk,
+    /// The relay id its challenge named (signed over in `auth`).
+    pub relay_id: String,
 }
 
 /// The normalised WebSocket URL for a relay address: `ws://host:port` gets
@@ -217,15 +228,17 @@ pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientCon
 }
 
 /// Opens and authenticates a connection. Returns the link, the inbox of
-/// unsolicited frames and the relay's `auth_ok`. A `wss://` URL is
-/// verified against the system's roots and `ca_file`.
+/// unsolicited frames and what the handshake learned. A `wss://` URL is
+/// verified against the system's roots and `ca_file`. A challenge naming a
+/// relay id other than `creds.relay_id` is refused with
+/// [`ClientError::RelayIdMismatch`] and nothing is signed.
 pub(crate) async fn open(
     url: &str,
     creds: Credentials<'_>,
     request_timeout: Duration,
     max_frame_bytes: usize,
     ca_file: Option<&Path>,
-) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, AuthOk), ClientError> {
+) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, Handshake), ClientError> {
     let mut ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     ws_config.max_message_size = Some(max_frame_bytes);
     ws_config.max_frame_size = Some(max_frame_bytes);
@@ -258,6 +271,14 @@ pub(crate) async fn open(
                 )));
             }
         };
+        if let Some(pinned) = creds.relay_id
+            && pinned != challenge.relay_id
+        {
+            return Err(ClientError::RelayIdMismatch {
+                pinned: pinned.to_owned(),
+                presented: challenge.relay_id,
+            });
+        }
         let message = signing::auth_message(
             &challenge.relay_id,
             &challenge.challenge.0,
@@ -274,7 +295,10 @@ pub(crate) async fn open(
             .await
             .map_err(|_| ClientError::Disconnected)?;
         match next_frame(&mut stream).await? {
-            ServerFrame::AuthOk(ok) => Ok(ok),
+            ServerFrame::AuthOk(auth_ok) => Ok(Handshake {
+                auth_ok,
+                relay_id: challenge.relay_id,
+            }),
             ServerFrame::Error(e) if e.code == ErrorCode::AuthFailed => {
                 Err(ClientError::AuthRejected { message: e.message })
             }
@@ -284,7 +308,7 @@ pub(crate) async fn open(
             ))),
         }
     };
-    let auth_ok = tokio::time::timeout(request_timeout, handshake)
+    let handshake = tokio::time::timeout(request_timeout, handshake)
         .await
         .map_err(|_| ClientError::Timeout)??;
 
@@ -319,7 +343,7 @@ pub(crate) async fn open(
         next_rid: AtomicU64::new(1),
         request_timeout,
     });
-    Ok((link, inbox_rx, auth_ok))
+    Ok((link, inbox_rx, handshake))
 }
 
 type WsStream = futures_util::stream::SplitStream<

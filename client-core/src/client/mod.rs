@@ -21,6 +21,8 @@ mod backoff;
 mod connection;
 mod engine;
 mod profile;
+mod random;
+mod session_cache;
 mod typing;
 
 use std::collections::HashSet;
@@ -43,7 +45,8 @@ use tracing::{debug, info, warn};
 pub use backoff::Backoff;
 pub use connection::ws_url;
 pub use hush_protocol::frame::{PresenceEntry, PresenceState};
-pub use profile::Profile;
+pub use profile::{Profile, SafetyNumbers};
+pub use random::SystemRandom;
 pub use typing::{TYPING_REFRESH, TYPING_TIMEOUT};
 
 use connection::{Credentials, Inbound, Link, ReplyFuture};
@@ -210,6 +213,18 @@ pub enum Event {
     /// A subscribed user's presence as we may see it: the snapshot after
     /// each (re)subscription, then every change the relay pushes.
     Presence(PresenceEntry),
+    /// A text decrypted by a session whose identity is not the one pinned
+    /// for `message.from`: a new key not yet trusted, or one the user
+    /// rejected. It is stored (marked) but must never be shown as a message
+    /// from that contact: anyone who controls the relay can produce one.
+    UnconfirmedMessage {
+        /// The message, as the unconfirmed key sent it.
+        message: IncomingMessage,
+        /// Fingerprint of the identity that sent it.
+        fingerprint: String,
+        /// Whether the user rejected that key (`reject`).
+        rejected: bool,
+    },
     /// A peer presented an identity key different from the pinned one.
     /// Sending to them stops until the user re-trusts.
     IdentityChanged {
@@ -286,6 +301,41 @@ pub enum ClientError {
     IdentityChanged {
         /// The peer.
         user: UserId,
+    },
+    /// `trust` was asked while no key change is pending for this contact.
+    #[error("no changed identity key is pending for {user}")]
+    NoKeyChangePending {
+        /// The peer.
+        user: UserId,
+    },
+    /// The safety number given to `trust` is not the one of the pending
+    /// key (a typo, the old number, or the pending key changed again).
+    #[error(
+        "that is not the safety number of the new key of {user}; compare again \
+         (the number changes if the key changed again)"
+    )]
+    SafetyNumberMismatch {
+        /// The peer.
+        user: UserId,
+    },
+    /// The user blocked this peer.
+    #[error("{user} is blocked; unblock them first")]
+    Blocked {
+        /// The peer.
+        user: UserId,
+    },
+    /// The relay's challenge names another relay than the one this profile
+    /// registered with: a relay passing another relay's challenge through
+    /// (to get our signature for it), or a different relay at this address.
+    #[error(
+        "the relay says it is {presented:?} but this profile belongs to relay {pinned:?}; \
+         refusing to authenticate"
+    )]
+    RelayIdMismatch {
+        /// The relay id recorded in the profile.
+        pinned: String,
+        /// The relay id the challenge named.
+        presented: String,
     },
     /// Messages to one's own user id are refused: with one device per
     /// user there is nobody to read them.
@@ -500,10 +550,10 @@ impl Client {
         let body = PayloadBody::Text {
             text: text.to_owned(),
         };
-        let payload = self.send_payload(to, body, false).await?;
+        let (payload, key_index) = self.send_payload(to, body, false).await?;
         let id = payload.id;
         let to = to.clone();
-        self.with_engine(move |e| e.record_sent(&to, &payload))
+        self.with_engine(move |e| e.record_sent(&to, &payload, key_index))
             .await??;
         Ok(id)
     }
@@ -646,28 +696,66 @@ impl Client {
     }
 
     /// Tells `to` that we displayed their messages `ids`, unless read
-    /// receipts are off in the profile settings.
+    /// receipts are off in the profile settings, `to` is a message request
+    /// not yet answered or accepted, or `to` is blocked.
     pub async fn send_read_receipt(
         &self,
         to: &UserId,
         ids: Vec<MessageId>,
     ) -> Result<(), ClientError> {
+        let peer = to.clone();
         let enabled = self
-            .with_engine(|e| e.profile().settings().send_read_receipts)
-            .await?;
+            .with_engine(move |e| -> Result<bool, ClientError> {
+                let contact = e.profile().contact(&peer)?;
+                Ok(e.profile().settings().send_read_receipts
+                    && contact.is_some_and(|c| !c.request && !c.blocked))
+            })
+            .await??;
         if enabled && !ids.is_empty() {
-            self.send_payload(to, Engine::receipt(ReceiptKind::Read, ids), false)
+            let (_, key_index) = self
+                .send_payload(to, Engine::receipt(ReceiptKind::Read, ids), false)
                 .await?;
+            let to = to.clone();
+            self.with_engine(move |e| e.confirm_stored(&to, key_index))
+                .await??;
         }
         Ok(())
     }
 
     /// Runs `f` on the profile (history, contacts, safety numbers...).
+    /// Sessions the profile changed are read back from the store afterwards.
     pub async fn with_profile<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Profile) -> T + Send + 'static,
     ) -> Result<T, ClientError> {
-        self.with_engine(move |e| f(e.profile_mut())).await
+        self.with_engine(move |e| {
+            let out = f(e.profile_mut());
+            e.invalidate_sessions();
+            out
+        })
+        .await
+    }
+
+    /// Trusts the pending new identity key of `peer`, given the safety
+    /// number the user compared ([`Profile::trust`]).
+    pub async fn trust(
+        &self,
+        peer: &UserId,
+        safety_number: &str,
+    ) -> Result<(), ClientError> {
+        let (peer, number, now) = (
+            peer.clone(),
+            safety_number.to_owned(),
+            self.shared.clock.now_ms(),
+        );
+        self.with_profile(move |p| p.trust(&peer, &number, now))
+            .await?
+    }
+
+    /// Rejects the pending new identity key of `peer` ([`Profile::reject`]).
+    pub async fn reject(&self, peer: &UserId) -> Result<bool, ClientError> {
+        let peer = peer.clone();
+        self.with_profile(move |p| p.reject(&peer)).await?
     }
 
     /// Stops the client: closes the connection and ends the background task.
@@ -719,7 +807,7 @@ impl Client {
         to: &UserId,
         body: PayloadBody,
         ephemeral: bool,
-    ) -> Result<crate::payload::Payload, ClientError> {
+    ) -> Result<(crate::payload::Payload, u64), ClientError> {
         let me = self.with_engine(|e| e.user_id().clone()).await?;
         if *to == me {
             return Err(ClientError::SelfRecipient);
@@ -750,7 +838,7 @@ impl Client {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(ServerFrame::Accepted(_)) => return Ok(queued.payload),
+                Ok(ServerFrame::Accepted(_)) => return Ok((queued.payload, queued.key_index)),
                 Ok(other) => {
                     return Err(ClientError::Protocol(format!(
                         "expected accepted, got {other:?}"
@@ -793,6 +881,7 @@ impl Client {
             ciphertext: outgoing.ciphertext,
             ephemeral,
             payload: outgoing.payload,
+            key_index: outgoing.key_index,
         };
         let reply = link.enqueue(|rid| queued.frame(rid)).await;
         Ok((queued, reply))
@@ -808,7 +897,9 @@ impl Client {
         ephemeral: bool,
     ) -> Result<(), ClientError> {
         let to2 = to.clone();
-        let ready = self.with_engine(move |e| e.ready_to_send(&to2)).await??;
+        let ready = self
+            .with_engine(move |e| e.ready_to_send(&to2, ephemeral))
+            .await??;
         if ready {
             if ephemeral || checked.contains(to) {
                 return Ok(());
@@ -1077,13 +1168,17 @@ impl Supervisor {
     /// Connects, authenticates and brings our published keys up to date.
     /// Returns the link, the inbox and the id of the newest queued envelope.
     async fn connect_once(&self) -> Result<(Arc<Link>, mpsc::Receiver<Inbound>, u64), ClientError> {
-        let (user_id, identity_key) = {
+        let (user_id, identity_key, pinned_relay) = {
             let e = self
                 .shared
                 .engine
                 .lock()
                 .map_err(|_| ClientError::Internal("client state lock poisoned"))?;
-            (e.user_id().clone(), e.identity_key())
+            (
+                e.user_id().clone(),
+                e.identity_key(),
+                e.profile().settings().relay_id.clone(),
+            )
         };
         let engine = self.shared.engine.clone();
         let sign = move |m: &[u8]| -> [u8; 64] {
@@ -1098,8 +1193,9 @@ impl Supervisor {
             user_id: &user_id,
             identity_key,
             sign: &sign,
+            relay_id: pinned_relay.as_deref(),
         };
-        let (link, inbox, auth_ok) = connection::open(
+        let (link, inbox, handshake) = connection::open(
             &self.url,
             creds,
             self.shared.config.request_timeout,
@@ -1107,6 +1203,16 @@ impl Supervisor {
             self.shared.config.ca_file.as_deref(),
         )
         .await?;
+        let auth_ok = handshake.auth_ok;
+        if pinned_relay.is_none() {
+            // First connection of this profile (or one made before relay
+            // ids were recorded): pin the relay it registered with.
+            let relay_id = handshake.relay_id;
+            with_engine(&self.shared.engine, move |e| {
+                e.profile_mut().update_settings(|s| s.relay_id = Some(relay_id))
+            })
+            .await??;
+        }
         if auth_ok.registered {
             // A mailbox created just now (first use, or the relay forgot us
             // after a reset or a memory relay's restart): its envelope ids
@@ -1371,14 +1477,16 @@ impl Supervisor {
             let shared = self.shared.clone();
             let waiter = async move {
                 let accepted = match queued {
-                    Ok((_, reply)) => reply.wait().await.map(|_| ()),
+                    Ok((q, reply)) => reply.wait().await.map(|_| q.key_index),
                     Err(e) => Err(e),
                 };
                 match accepted {
-                    Ok(()) => {
+                    Ok(key_index) => {
                         let (p, sent) = (peer.clone(), ids.clone());
-                        let cleared =
-                            with_engine(&shared.engine, move |e| e.clear_receipts(&p, &sent)).await;
+                        let cleared = with_engine(&shared.engine, move |e| {
+                            e.clear_receipts(&p, &sent, key_index)
+                        })
+                        .await;
                         if let Ok(Err(e)) | Err(e) = cleared {
                             warn!(error = %e, "cannot clear sent receipts");
                         }
@@ -1531,6 +1639,8 @@ struct Queued {
     ciphertext: Vec<u8>,
     ephemeral: bool,
     payload: crate::payload::Payload,
+    /// The contact's message-key count after this payload's encryption.
+    key_index: u64,
 }
 
 impl Queued {

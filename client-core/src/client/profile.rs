@@ -11,6 +11,7 @@ use rand_core::CryptoRng;
 
 use super::ClientError;
 use crate::identity::{IdentityKeyPair, IdentityPublic};
+use crate::peer_sessions::PeerSessions;
 use crate::prekey::PrekeyStore;
 use crate::store::{
     Backend, Batch, Contact, HistoryEntry, IdentityKeys, KdfParams, MemoryBackend, ProfileSettings,
@@ -216,18 +217,32 @@ impl Profile {
     /// The safety number with `peer` (60 digits in 12 groups), computed over
     /// the keys pinned for them.
     pub fn safety_number(&self, peer: &UserId) -> Result<String, ClientError> {
+        Ok(self.safety_numbers(peer)?.pinned)
+    }
+
+    /// The safety numbers with `peer`: for the pinned key and, while a key
+    /// change is pending, for the new key. The user compares the new one
+    /// out of band and passes it to [`Profile::trust`].
+    pub fn safety_numbers(&self, peer: &UserId) -> Result<SafetyNumbers, ClientError> {
         let contact = self.known_contact(peer)?;
-        Ok(trust::safety_number_grouped(
-            self.user_id.as_str(),
-            &self.identity.public(),
-            peer.as_str(),
-            &identity_of(&contact.keys),
-        ))
+        let number = |keys: &IdentityKeys| {
+            trust::safety_number_grouped(
+                self.user_id.as_str(),
+                &self.identity.public(),
+                peer.as_str(),
+                &identity_of(keys),
+            )
+        };
+        Ok(SafetyNumbers {
+            pinned: number(&contact.keys),
+            pending: contact.key_change.map(|c| number(&c.new_keys)),
+        })
     }
 
     /// Marks the pinned keys of `peer` as verified (the user compared safety
     /// numbers). Refused while a key change is pending: the user must first
-    /// decide about the new key with [`Profile::trust`].
+    /// decide about the new key with [`Profile::trust`] or
+    /// [`Profile::reject`].
     pub fn verify(&mut self, peer: &UserId) -> Result<(), ClientError> {
         let mut contact = self.known_contact(peer)?;
         if contact.has_pending_key_change() {
@@ -240,18 +255,114 @@ impl Profile {
         Ok(())
     }
 
-    /// Accepts the changed identity key of `peer`: the new key is pinned
-    /// (unverified) and sending resumes. Returns `false` if no change was
-    /// pending.
-    pub fn trust(&mut self, peer: &UserId, now_ms: u64) -> Result<bool, ClientError> {
+    /// Accepts the changed identity key of `peer`, but only if
+    /// `safety_number` (the 60 digits, spaces allowed) is the safety number
+    /// of that pending key: the user pins exactly the key whose number they
+    /// compared. The new key is pinned (unverified), every session under the
+    /// old identity is dropped, and sending resumes.
+    ///
+    /// [`ClientError::NoKeyChangePending`] if nothing is pending;
+    /// [`ClientError::SafetyNumberMismatch`] if the number is another one
+    /// (the old key's, a typo, or the pending key changed again since it
+    /// was shown).
+    pub fn trust(
+        &mut self,
+        peer: &UserId,
+        safety_number: &str,
+        now_ms: u64,
+    ) -> Result<(), ClientError> {
+        let expected = self
+            .safety_numbers(peer)?
+            .pending
+            .ok_or_else(|| ClientError::NoKeyChangePending { user: peer.clone() })?;
+        if digits(&expected) != digits(safety_number) {
+            return Err(ClientError::SafetyNumberMismatch { user: peer.clone() });
+        }
         let mut contact = self.known_contact(peer)?;
         if !contact.accept_key_change(now_ms) {
+            return Err(ClientError::NoKeyChangePending { user: peer.clone() });
+        }
+        let keep = identity_of(&contact.keys);
+        self.commit_with_sessions(contact, peer, &keep)
+    }
+
+    /// Rejects the changed identity key of `peer`: the pinned key stays,
+    /// sessions under any other identity are dropped, and messages that came
+    /// under the rejected key stay marked as such (and raise no new
+    /// warning). Returns `false` if no change was pending.
+    pub fn reject(&mut self, peer: &UserId) -> Result<bool, ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if !contact.reject_key_change() {
             return Ok(false);
         }
+        let keep = identity_of(&contact.keys);
+        self.commit_with_sessions(contact, peer, &keep)?;
+        Ok(true)
+    }
+
+    /// Blocks `peer`: everything they send is dropped unread and without a
+    /// receipt, nothing is sent to them, and they are taken off the
+    /// presence allow list. Returns `false` if already blocked.
+    pub fn block(&mut self, peer: &UserId) -> Result<bool, ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if contact.blocked {
+            return Ok(false);
+        }
+        contact.blocked = true;
+        contact.pending_receipts.clear();
+        let mut settings = self.settings.clone();
+        settings.presence_allow.retain(|u| u != peer.as_str());
+        let mut batch = Batch::new();
+        batch.put_contact(contact).set_settings(settings.clone());
+        self.store.commit(batch)?;
+        self.settings = settings;
+        Ok(true)
+    }
+
+    /// Unblocks `peer`. Returns `false` if they were not blocked.
+    pub fn unblock(&mut self, peer: &UserId) -> Result<bool, ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if !contact.blocked {
+            return Ok(false);
+        }
+        contact.blocked = false;
         let mut batch = Batch::new();
         batch.put_contact(contact);
         self.store.commit(batch)?;
         Ok(true)
+    }
+
+    /// Accepts the message request of `peer`: receipts are sent to them from
+    /// now on, as to any contact. Returns `false` if it was no request.
+    pub fn accept(&mut self, peer: &UserId) -> Result<bool, ClientError> {
+        let mut contact = self.known_contact(peer)?;
+        if !contact.request {
+            return Ok(false);
+        }
+        contact.request = false;
+        let mut batch = Batch::new();
+        batch.put_contact(contact);
+        self.store.commit(batch)?;
+        Ok(true)
+    }
+
+    /// Commits `contact` with `peer`'s sessions reduced to those under
+    /// `keep`.
+    fn commit_with_sessions(
+        &mut self,
+        contact: Contact,
+        peer: &UserId,
+        keep: &IdentityPublic,
+    ) -> Result<(), ClientError> {
+        let mut batch = Batch::new();
+        if let Some(blob) = self.store.session(peer.as_str())? {
+            let mut sessions = PeerSessions::unpickle(&blob)?;
+            sessions.retain_identity(keep);
+            batch.put_session(peer.as_str(), sessions.pickle());
+        }
+        batch.put_contact(contact);
+        self.store.commit(batch)?;
+        Ok(())
     }
 
     fn known_contact(&self, peer: &UserId) -> Result<Contact, ClientError> {
@@ -261,10 +372,26 @@ impl Profile {
     }
 }
 
+/// The safety numbers of a contact ([`Profile::safety_numbers`]), each as
+/// 12 groups of 5 digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyNumbers {
+    /// For the pinned key.
+    pub pinned: String,
+    /// For the new key, while a key change is pending.
+    pub pending: Option<String>,
+}
+
+/// The digits of a safety number as typed (spaces and other separators
+/// dropped).
+fn digits(number: &str) -> String {
+    number.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 /// The public identity for pinned keys. The signature over the DH key is
 /// not kept with a contact (it was verified when the key was pinned) and no
 /// use of the result reads it.
-fn identity_of(keys: &IdentityKeys) -> IdentityPublic {
+pub(crate) fn identity_of(keys: &IdentityKeys) -> IdentityPublic {
     IdentityPublic {
         sig_pub: keys.sig_pub,
         dh_pub: keys.dh_pub,

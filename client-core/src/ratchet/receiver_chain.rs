@@ -88,6 +88,13 @@ impl SkippedKeys {
         self.keys.remove(pos);
     }
 
+    /// Drops up to `n` of the oldest keys; returns how many went.
+    pub(crate) fn evict_oldest(&mut self, n: usize) -> usize {
+        let n = n.min(self.keys.len());
+        self.keys.drain(..n);
+        n
+    }
+
     /// Appends, evicting the oldest keys beyond [`MAX_SKIPPED_KEYS`].
     pub(crate) fn extend(&mut self, new: Vec<SkippedKey>) {
         for k in new {

@@ -321,6 +321,12 @@ impl Session {
         self.skipped.len()
     }
 
+    /// Evicts up to `n` of the oldest skipped message keys; returns how many
+    /// went.
+    pub(crate) fn evict_skipped(&mut self, n: usize) -> usize {
+        self.skipped.evict_oldest(n)
+    }
+
     /// Number of receiving chains kept.
     pub fn receiving_chain_count(&self) -> usize {
         self.receiving.len()

@@ -62,6 +62,9 @@ enum Op {
     },
     Processed(u64),
     ForgetProcessed,
+    ForgetPeer {
+        peer: String,
+    },
 }
 
 /// Writes to commit together with [`ProfileStore::commit`]: all of them or
@@ -159,6 +162,15 @@ impl Batch {
             peer: peer.to_owned(),
             message_id,
             status,
+        });
+        self
+    }
+
+    /// Deletes everything kept about `peer`: contact, sessions and the
+    /// whole history with them (an evicted message request).
+    pub fn forget_peer(&mut self, peer: &str) -> &mut Self {
+        self.ops.push(Op::ForgetPeer {
+            peer: peer.to_owned(),
         });
         self
     }
@@ -623,6 +635,24 @@ impl<'s> Stage<'s> {
                     _ => StatusChange::UnknownMessage { message_id },
                 };
                 outcome.status_changes.push(change);
+            }
+            Op::ForgetPeer { peer } => {
+                let prefix = keys.peer_key(&peer).to_vec();
+                self.delete(Table::Contacts, prefix.clone());
+                self.delete(Table::Sessions, prefix.clone());
+                let rows = self.store.backend.scan_prefix(
+                    Table::History,
+                    &prefix,
+                    ScanOrder::Ascending,
+                    None,
+                )?;
+                for (key, sealed) in rows {
+                    let plain = keys.open(Table::History, &key, &sealed)?;
+                    let entry: HistoryEntry = records::from_json("history entry", &plain)?;
+                    let index_key = keys.message_key(&peer, &entry.message_id.0).to_vec();
+                    self.delete(Table::MessageIndex, index_key);
+                    self.delete(Table::History, key);
+                }
             }
             Op::ForgetProcessed => {
                 let rows = self.store.backend.scan_prefix(

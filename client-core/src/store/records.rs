@@ -33,6 +33,10 @@ pub struct ProfileSettings {
     /// the relay on every connection. Empty by default.
     #[serde(default)]
     pub presence_allow: Vec<String>,
+    /// The relay id (from its challenge) recorded on the first connection:
+    /// a challenge naming another relay is refused. `None` until then.
+    #[serde(default)]
+    pub relay_id: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -52,6 +56,7 @@ impl ProfileSettings {
             created_at_ms,
             send_read_receipts: true,
             presence_allow: Vec::new(),
+            relay_id: None,
         }
     }
 }
@@ -98,12 +103,30 @@ pub struct Contact {
     /// same commit as the message and cleared once the relay accepted it.
     #[serde(default)]
     pub pending_receipts: Vec<MessageId>,
-    /// Ephemeral payloads (typing indicators) sent to this peer since the
-    /// last stored one: each may have been dropped, leaving a gap the
-    /// peer's ratchet must skip, so the client stops sending them at
-    /// [`MAX_EPHEMERAL_GAP`](crate::limits::MAX_EPHEMERAL_GAP).
+    /// Message keys used for this peer so far (every encryption, stored
+    /// or ephemeral, delivered or not), counted from 1.
     #[serde(default)]
-    pub ephemeral_since_stored: u32,
+    pub keys_used: u64,
+    /// The value of `keys_used` of the newest message known to be stored by
+    /// the relay (a non-ephemeral send it answered `accepted`), or at which
+    /// the current session started, whichever is later. `keys_used -
+    /// keys_confirmed` keys may be a gap the peer's ratchet must skip: see
+    /// [`MAX_UNCONFIRMED_KEYS`](crate::limits::MAX_UNCONFIRMED_KEYS).
+    #[serde(default)]
+    pub keys_confirmed: u64,
+    /// A stranger wrote first and the user has not yet replied or accepted:
+    /// a message request. No receipt is sent to a request.
+    #[serde(default)]
+    pub request: bool,
+    /// The user blocked this peer: everything from them is dropped unread
+    /// and without a receipt, and nothing is sent to them.
+    #[serde(default)]
+    pub blocked: bool,
+    /// Identity keys the user rejected for this peer (newest last, at most
+    /// [`MAX_REJECTED_KEYS`](crate::limits::MAX_REJECTED_KEYS)): messages
+    /// under them stay marked and raise no new key-change warning.
+    #[serde(default)]
+    pub rejected_keys: Vec<IdentityKeys>,
 }
 
 impl Contact {
@@ -117,8 +140,31 @@ impl Contact {
             key_change: None,
             last_activity_ms: now_ms,
             pending_receipts: Vec::new(),
-            ephemeral_since_stored: 0,
+            keys_used: 0,
+            keys_confirmed: 0,
+            request: false,
+            blocked: false,
+            rejected_keys: Vec::new(),
         }
+    }
+
+    /// A contact created by a stranger's first message: a message request.
+    pub fn request(user_id: impl Into<String>, keys: IdentityKeys, now_ms: u64) -> Contact {
+        Contact {
+            request: true,
+            ..Contact::pinned(user_id, keys, now_ms)
+        }
+    }
+
+    /// Message keys used since the last message known to be stored (or
+    /// the start of the current session).
+    pub fn unconfirmed_keys(&self) -> u64 {
+        self.keys_used.saturating_sub(self.keys_confirmed)
+    }
+
+    /// Whether `keys` were rejected by the user for this peer.
+    pub fn is_rejected(&self, keys: &IdentityKeys) -> bool {
+        self.rejected_keys.contains(keys)
     }
 
     /// Whether a changed key awaits the user's decision (sending must stop).
@@ -128,9 +174,14 @@ impl Contact {
 
     /// Records that `new_keys` were presented. Returns `false` (no change) if
     /// they are the pinned keys.
+    /// Keys the user rejected are not recorded again (but still return
+    /// `true`: they are not the pinned keys).
     pub fn record_key_change(&mut self, new_keys: IdentityKeys, now_ms: u64) -> bool {
         if new_keys == self.keys {
             return false;
+        }
+        if self.is_rejected(&new_keys) {
+            return true;
         }
         if self.key_change.map(|c| c.new_keys) != Some(new_keys) {
             self.key_change = Some(KeyChange {
@@ -142,13 +193,39 @@ impl Contact {
     }
 
     /// The user re-trusts: the pending keys become the pinned keys,
-    /// unverified. Returns `false` if nothing was pending.
+    /// unverified. Returns `false` if nothing was pending. The caller checks
+    /// first that the user confirmed these very keys (their safety number).
     pub fn accept_key_change(&mut self, now_ms: u64) -> bool {
         match self.key_change.take() {
             Some(change) => {
+                self.rejected_keys.retain(|k| *k != change.new_keys);
                 self.keys = change.new_keys;
                 self.first_seen_ms = now_ms;
                 self.verified = false;
+                // A new identity means new sessions: nothing sent under the
+                // old ones can leave a gap in them.
+                self.keys_confirmed = self.keys_used;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The user rejects the pending keys: the pinned keys stay, and the
+    /// rejected ones are remembered (the oldest forgotten beyond
+    /// [`MAX_REJECTED_KEYS`](crate::limits::MAX_REJECTED_KEYS)). Returns
+    /// `false` if nothing was pending.
+    pub fn reject_key_change(&mut self) -> bool {
+        match self.key_change.take() {
+            Some(change) => {
+                if !self.is_rejected(&change.new_keys) {
+                    self.rejected_keys.push(change.new_keys);
+                }
+                let excess = self
+                    .rejected_keys
+                    .len()
+                    .saturating_sub(crate::limits::MAX_REJECTED_KEYS);
+                self.rejected_keys.drain(..excess);
                 true
             }
             None => false,
@@ -215,9 +292,14 @@ pub struct MessageFlags {
     /// The peer's identity was not verified (safety number) at the time.
     #[serde(default)]
     pub identity_unverified: bool,
-    /// Received under an identity key different from the pinned one.
+    /// Received while a key change of the peer was pending (from the
+    /// pinned key, or, with `unconfirmed_key`, from the new one).
     #[serde(default)]
     pub from_changed_key: bool,
+    /// Received from a message request: a stranger who wrote first, whom
+    /// the user had not answered or accepted yet.
+    #[serde(default)]
+    pub request: bool,
 }
 
 /// One message in a conversation.
@@ -239,6 +321,12 @@ pub struct HistoryEntry {
     /// Warnings shown with the message.
     #[serde(default)]
     pub flags: MessageFlags,
+    /// For an incoming message decrypted by a session whose identity was
+    /// not the pinned one: that identity. Such a message is never shown as
+    /// from the contact; compare with the contact's pinned and rejected keys
+    /// to say whether the user later trusted or rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_key: Option<IdentityKeys>,
 }
 
 impl HistoryEntry {
@@ -257,6 +345,7 @@ impl HistoryEntry {
             stored_at_ms,
             status: None,
             flags: MessageFlags::default(),
+            unconfirmed_key: None,
         }
     }
 
@@ -270,6 +359,7 @@ impl HistoryEntry {
             stored_at_ms: sent_at_ms,
             status: Some(DeliveryStatus::Sent),
             flags: MessageFlags::default(),
+            unconfirmed_key: None,
         }
     }
 }
