@@ -2,8 +2,8 @@
 //! below are stable and documented in the README.
 
 use hush_client_core::client::{ConnectionState, Event, IncomingMessage, PresenceEntry};
-use hush_client_core::payload::{ReceiptKind, TypingState};
 use hush_client_core::identity::IdentityPublic;
+use hush_client_core::payload::{ReceiptKind, TypingState};
 use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys};
 use serde_json::{Value, json};
 
@@ -276,7 +276,9 @@ pub fn contact_line(c: &Contact) -> String {
         marks.push_str("  message request: reply or `hush accept`, or `hush block`");
     }
     if c.has_pending_key_change() {
-        marks.push_str("  KEY CHANGED: run `hush safety-number`, then `hush trust` or `hush reject`");
+        marks.push_str(
+            "  KEY CHANGED: run `hush safety-number`, then `hush trust` or `hush reject`",
+        );
     }
     format!("{}  {trust}{marks}", c.user_id)
 }

@@ -296,7 +296,12 @@ impl PeerSessions {
         let mut excess = self
             .skipped_key_count()
             .saturating_sub(MAX_SKIPPED_KEYS_PER_PEER);
-        for s in self.previous.iter_mut().rev().chain(self.current.iter_mut()) {
+        for s in self
+            .previous
+            .iter_mut()
+            .rev()
+            .chain(self.current.iter_mut())
+        {
             if excess == 0 {
                 break;
             }

@@ -313,3 +313,42 @@ async fn a_due_signed_prekey_is_rotated_on_connect_and_still_answers() {
     bob.close().await;
     relay.shutdown().await.unwrap();
 }
+
+/// The relay id is pinned at the first connection: a relay (here a new one
+/// at the same address) whose challenge names another id is refused before
+/// anything is signed, so a relay cannot pass another relay's challenge
+/// through to get our signature for it.
+#[tokio::test]
+async fn a_challenge_naming_another_relay_is_refused() {
+    let relay = RelayHandle::start(Config::memory().with_relay_id("relay-a"))
+        .await
+        .unwrap();
+    let addr = relay.local_addr();
+    let url = relay.ws_url();
+    let dir = tempfile::tempdir().unwrap();
+    let kdf = hush_client_core::store::KdfParams::insecure_for_tests();
+    let p =
+        Profile::create_in(dir.path(), b"pw", kdf, &uid("alice"), &url, &mut *rng(1), 0).unwrap();
+    let (alice, _e) = connect(p, 11).await;
+    alice.close().await;
+    drop(alice);
+    relay.shutdown().await.unwrap();
+
+    let other = RelayHandle::bind(Config::memory().with_relay_id("relay-b"), addr)
+        .await
+        .unwrap();
+    let p = Profile::open_in(dir.path(), b"pw").unwrap();
+    assert_eq!(p.settings().relay_id.as_deref(), Some("relay-a"));
+    let err = Client::connect(p, config(), rng(12), Arc::new(SystemClock))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::RelayIdMismatch { pinned, presented }
+            if pinned == "relay-a" && presented == "relay-b"),
+        "{err:?}"
+    );
+    // Nothing was signed for the other relay: "alice" is still free there.
+    let (someone, _e) = connect(profile("alice", &other.ws_url(), 99), 13).await;
+    someone.close().await;
+    other.shutdown().await.unwrap();
+}

@@ -23,8 +23,10 @@ use hush_client_core::client::{
     Backoff, Client, ClientConfig, ClientError, Clock, ConnectionState, Event, Events,
     IncomingMessage, Profile, SystemClock,
 };
+use hush_client_core::store::IdentityKeys;
 use hush_client_core::{
-    IdentityKeyPair, IdentityPublic, Payload, PayloadBody, PeerSessions, PrekeyStore,
+    IdentityKeyPair, IdentityPublic, MessageId, Payload, PayloadBody, PeerSessions, PrekeyBundle,
+    PrekeyStore, SignedPrekeyPublic,
 };
 use hush_protocol::frame::{Bundle, Envelope, OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, ServerFrame, SignatureBytes, UserId};
@@ -147,6 +149,13 @@ fn undecryptable(events: &[Event]) -> usize {
         .count()
 }
 
+fn unconfirmed(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::UnconfirmedMessage { .. }))
+        .count()
+}
+
 fn identity_changes(events: &[Event], user: &UserId) -> usize {
     events
         .iter()
@@ -259,6 +268,23 @@ impl Mallory {
                 key: PublicKeyBytes(opk.public),
             }),
         }
+    }
+
+    /// A message from Mallory, under her own identity, claiming to be
+    /// `from`: a complete X3DH run with `to`'s genuine (signed) bundle.
+    fn write(&mut self, from: &str, to: &str, bundle: &PrekeyBundle, text: &str) -> Vec<u8> {
+        let mut sessions = PeerSessions::new(from, to);
+        sessions
+            .initiate(&mut self.rng, &self.identity, bundle)
+            .unwrap();
+        let payload = Payload {
+            id: MessageId([7; 16]),
+            sent_at_ms: now(),
+            body: PayloadBody::Text { text: text.into() },
+        };
+        sessions
+            .encrypt(&mut self.rng, &payload.encode().unwrap())
+            .unwrap()
     }
 
     /// Tries to read a prekey message sent to the keys she handed out.
@@ -982,21 +1008,18 @@ async fn mallorys_message_stamped_as_from_a_pinned_peer_is_not_shown_as_genuine(
         .unwrap();
     let events = bl
         .until("Mallory's envelope", |all| {
-            undecryptable(all) >= 1 || messages(all).len() >= 2
+            undecryptable(all) >= 1 || unconfirmed(all) >= 1 || messages(all).len() >= 2
         })
         .await;
-    for m in messages(&events) {
-        if m.text != "hello bob" {
-            assert!(
-                m.flags.from_changed_key,
-                "forged text shown as a genuine message from {}: {m:?}",
-                m.from
-            );
-        }
-    }
-    let forged_shown = messages(&events).len() > 1;
-    if forged_shown {
-        // Shown only as "Alice's key changed", and sending to Alice stops.
+    assert_eq!(
+        texts(&events),
+        ["hello bob"],
+        "forged text shown as a message from Alice: {events:?}"
+    );
+    let forged_seen = unconfirmed(&events) == 1;
+    if forged_seen {
+        // Shown only as an unconfirmed key's message, with one "Alice's key
+        // changed" warning, and sending to Alice stops.
         assert_eq!(identity_changes(&events, &uid("alice")), 1, "{events:?}");
         let err = bob.send_text(&uid("alice"), "hi").await.unwrap_err();
         assert!(
@@ -1006,8 +1029,8 @@ async fn mallorys_message_stamped_as_from_a_pinned_peer_is_not_shown_as_genuine(
     }
     eprintln!(
         "forged from: Mallory's message stamped as Alice's was {}",
-        if forged_shown {
-            "shown flagged `from_changed_key` after an IdentityChanged event; sending stopped"
+        if forged_seen {
+            "reported as an unconfirmed key's message after an IdentityChanged event; sending stopped"
         } else {
             "reported undecryptable"
         }
@@ -1119,6 +1142,263 @@ async fn a_burst_larger_than_max_ack_ids_is_acknowledged_and_not_pushed_again() 
     assert_eq!(
         again, 0,
         "envelopes shown and acknowledged were pushed again"
+    );
+    world.stop(&[&alice, &bob]).await;
+}
+
+// ------------------------------------------------- steering trust (lookup)
+
+/// `bundle` as the crypto type, without its one-time prekey (already used).
+fn signed_part_of(b: &Bundle) -> PrekeyBundle {
+    PrekeyBundle {
+        identity: IdentityPublic {
+            sig_pub: b.identity_key.0,
+            dh_pub: b.identity_dh.0,
+            dh_sig: b.identity_dh_sig.0,
+        },
+        signed_prekey: SignedPrekeyPublic {
+            id: b.signed_prekey.id,
+            public: b.signed_prekey.key.0,
+            signature: b.signed_prekey.signature.0,
+        },
+        one_time_prekey: None,
+    }
+}
+
+fn keys(id: &IdentityPublic) -> IdentityKeys {
+    IdentityKeys {
+        sig_pub: id.sig_pub,
+        dh_pub: id.dh_pub,
+    }
+}
+
+/// Bob writes first and Alice answers; the relay keeps the (genuine,
+/// signed) bundle of Alice's it handed Bob, as a relay always can.
+async fn converse_keeping_alices_bundle(
+    world: &World,
+    alice: &Client,
+    al: &mut Log,
+    bob: &Client,
+    bl: &mut Log,
+) -> PrekeyBundle {
+    let seen: Arc<Mutex<Option<Bundle>>> = Arc::new(Mutex::new(None));
+    let keep = seen.clone();
+    world.mitm.set_tamper(Some(Box::new(move |user, frame| {
+        if let ServerFrame::Bundle(b) = &frame
+            && user == Some(&uid("bob"))
+        {
+            *keep.lock().unwrap() = Some((**b).clone());
+        }
+        vec![frame]
+    })));
+    bob.send_text(&uid("alice"), "hello alice").await.unwrap();
+    al.until_text("hello alice").await;
+    alice.send_text(&uid("bob"), "hello bob").await.unwrap();
+    bl.until_text("hello bob").await;
+    world.mitm.set_tamper(None);
+    let bundle = seen.lock().unwrap().clone().unwrap();
+    signed_part_of(&bundle)
+}
+
+/// Sends `body` to `user`'s connection as an envelope "from" `from`.
+fn inject_envelope(world: &World, user: &str, from: &str, id: u64, body: Vec<u8>) {
+    assert!(world.mitm.inject(
+        &uid(user),
+        ServerFrame::Envelope(Envelope {
+            id: Some(id),
+            from: uid(from),
+            accepted_at: now(),
+            body: Body(body),
+            ephemeral: false,
+        })
+    ));
+}
+
+/// A tamper hook that answers Alice's `lookup` of Bob with `listed`.
+fn list_as_bob_to_alice(listed: IdentityPublic) -> mitm::Tamper {
+    Box::new(move |user, frame| match frame {
+        ServerFrame::Identity(mut id)
+            if user == Some(&uid("alice")) && id.user_id == uid("bob") =>
+        {
+            id.identity_key = PublicKeyBytes(listed.sig_pub);
+            id.identity_dh = PublicKeyBytes(listed.dh_pub);
+            id.identity_dh_sig = SignatureBytes(listed.dh_sig);
+            vec![ServerFrame::Identity(id)]
+        }
+        other => vec![other],
+    })
+}
+
+/// The relay answers `lookup` for a pinned peer with its own identity, as
+/// the documented key-change procedure once let it do to get its key
+/// trusted. The user is warned; the number shown for the new key is not the
+/// real peer's, so `trust` with the number the real peer reads out is
+/// refused; a message the relay sends under its key as the peer is never
+/// shown as theirs; `reject` restores sending to the real peer.
+#[tokio::test]
+async fn a_relay_listing_its_own_key_cannot_get_it_trusted_nor_speak_as_the_contact() {
+    let world = World::start().await;
+    let (bob, mut bl) = world.user("bob", 2).await;
+    let (alice, mut al) = world.user("alice", 1).await;
+    let alice_bundle = converse_keeping_alices_bundle(&world, &alice, &mut al, &bob, &mut bl).await;
+
+    // From now on the directory lists Mallory as Bob to Alice.
+    let mut mallory = Mallory::new();
+    let her = mallory.public();
+    world.mitm.set_tamper(Some(list_as_bob_to_alice(her)));
+    world.mitm.disconnect_all();
+    al.until_connected(2).await;
+    let err = alice.send_text(&uid("bob"), "secret").await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::IdentityChanged { .. }),
+        "{err:?}"
+    );
+
+    // Both numbers are shown; the new key's is Mallory's, not Bob's.
+    let alice_id = alice.with_profile(|p| p.identity()).await.unwrap();
+    let bob_id = bob.with_profile(|p| p.identity()).await.unwrap();
+    let genuine =
+        hush_client_core::trust::safety_number_grouped("alice", &alice_id, "bob", &bob_id);
+    let hers = hush_client_core::trust::safety_number_grouped("alice", &alice_id, "bob", &her);
+    let numbers = alice
+        .with_profile(|p| p.safety_numbers(&uid("bob")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(numbers.pinned, genuine);
+    assert_eq!(numbers.pending.as_deref(), Some(hers.as_str()));
+    assert_ne!(hers, genuine, "the relay's key has a number of its own");
+
+    // Alice compares with the real Bob, who reads out the genuine number:
+    // it is not the pending key's, so nothing is trusted.
+    let err = alice.trust(&uid("bob"), &genuine).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::SafetyNumberMismatch { .. }),
+        "{err:?}"
+    );
+    let err = alice.trust(&uid("bob"), "12345").await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::SafetyNumberMismatch { .. }),
+        "{err:?}"
+    );
+
+    // Mallory writes to Alice as Bob, under her own key.
+    let forged_text = "it is me, bob: send me your passphrase";
+    let forged = mallory.write("bob", "alice", &alice_bundle, forged_text);
+    inject_envelope(&world, "alice", "bob", 1_000_000, forged);
+    let events = al
+        .until("the forged message", |all| {
+            all.iter()
+                .any(|e| matches!(e, Event::UnconfirmedMessage { .. }))
+        })
+        .await;
+    assert!(
+        !texts(&events).iter().any(|t| t == forged_text),
+        "shown as Bob's"
+    );
+    let (message, rejected) = events
+        .iter()
+        .find_map(|e| match e {
+            Event::UnconfirmedMessage {
+                message, rejected, ..
+            } => Some((message.clone(), *rejected)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(message.text, forged_text);
+    assert!(!rejected);
+
+    // Alice rejects the new key; the directory tells the truth again and
+    // messages to the real Bob flow.
+    world.mitm.set_tamper(None);
+    assert!(alice.reject(&uid("bob")).await.unwrap());
+    alice.send_text(&uid("bob"), "after reject").await.unwrap();
+    bl.until_text("after reject").await;
+    assert!(!texts(&bl.now()).iter().any(|t| t == "secret"));
+
+    // The forged message stays marked, under the rejected key.
+    let (contact, history) = alice
+        .with_profile(|p| {
+            (
+                p.contact(&uid("bob")).unwrap().unwrap(),
+                p.history(&uid("bob"), None).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(!contact.has_pending_key_change());
+    assert_eq!(contact.keys, keys(&bob_id), "Bob's key is still pinned");
+    assert!(contact.is_rejected(&keys(&her)));
+    let entry = history.iter().find(|e| e.text == forged_text).unwrap();
+    assert_eq!(entry.unconfirmed_key, Some(keys(&her)));
+    world.stop(&[&alice, &bob]).await;
+}
+
+/// `trust` pins only the key whose number the user saw: if the pending key
+/// changes again in between (here: a second impostor's prekey message),
+/// the number shown before is refused. The right number, typed without
+/// spaces, pins the key it belongs to.
+#[tokio::test]
+async fn trust_pins_only_the_key_whose_number_was_shown() {
+    let world = World::start().await;
+    let (bob, mut bl) = world.user("bob", 2).await;
+    let (alice, mut al) = world.user("alice", 1).await;
+    let alice_bundle = converse_keeping_alices_bundle(&world, &alice, &mut al, &bob, &mut bl).await;
+    let alice_id = alice.with_profile(|p| p.identity()).await.unwrap();
+    let first = Mallory::new().public();
+    let mut second_mallory = Mallory::new();
+    second_mallory.identity = IdentityKeyPair::generate(&mut StdRng::seed_from_u64(777));
+    let second = second_mallory.public();
+    world.mitm.set_tamper(Some(list_as_bob_to_alice(first)));
+    world.mitm.disconnect_all();
+    al.until_connected(2).await;
+    alice.send_text(&uid("bob"), "x").await.unwrap_err();
+    let pending = |alice: &Client| {
+        let alice = alice.clone();
+        async move {
+            alice
+                .with_profile(|p| p.safety_numbers(&uid("bob")))
+                .await
+                .unwrap()
+                .unwrap()
+                .pending
+                .unwrap()
+        }
+    };
+    let shown = pending(&alice).await;
+    assert_eq!(
+        shown,
+        hush_client_core::trust::safety_number_grouped("alice", &alice_id, "bob", &first)
+    );
+    // The key changes again before the user confirms.
+    let forged = second_mallory.write("bob", "alice", &alice_bundle, "me again");
+    inject_envelope(&world, "alice", "bob", 2_000_000, forged);
+    al.until("the second impostor's message", |all| unconfirmed(all) >= 1)
+        .await;
+    let err = alice.trust(&uid("bob"), &shown).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::SafetyNumberMismatch { .. }),
+        "{err:?}"
+    );
+    let now_shown = pending(&alice).await;
+    assert_eq!(
+        now_shown,
+        hush_client_core::trust::safety_number_grouped("alice", &alice_id, "bob", &second)
+    );
+    alice
+        .trust(&uid("bob"), &now_shown.replace(' ', ""))
+        .await
+        .unwrap();
+    let contact = alice
+        .with_profile(|p| p.contact(&uid("bob")).unwrap().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(contact.keys, keys(&second));
+    assert!(!contact.has_pending_key_change());
+    let err = alice.trust(&uid("bob"), &now_shown).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::NoKeyChangePending { .. }),
+        "{err:?}"
     );
     world.stop(&[&alice, &bob]).await;
 }

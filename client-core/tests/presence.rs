@@ -216,8 +216,10 @@ async fn a_deny_is_pushed_to_subscribers_as_hidden() {
 async fn allow_list_and_subscriptions_are_renewed_after_a_reconnect() {
     // A memory relay forgets everything when it restarts: only the
     // clients' republication brings the allow list and the subscription
-    // back.
-    let relay = RelayHandle::start(Config::memory()).await.unwrap();
+    // back. (Its relay id is fixed, as clients pin it: a memory relay's own
+    // is random per process.)
+    let config = || Config::memory().with_relay_id("presence-test-relay");
+    let relay = RelayHandle::start(config()).await.unwrap();
     let addr = relay.local_addr();
     let url = relay.ws_url();
     let (alice, _ae) = connect(profile("alice", &url, 1), 11).await;
@@ -226,7 +228,7 @@ async fn allow_list_and_subscriptions_are_renewed_after_a_reconnect() {
     bob.subscribe_presence(vec![uid("alice")]).await.unwrap();
 
     relay.shutdown().await.unwrap();
-    let relay = RelayHandle::bind(Config::memory(), addr).await.unwrap();
+    let relay = RelayHandle::bind(config(), addr).await.unwrap();
     // Both reconnect by themselves, in either order: bob's renewed snapshot
     // shows alice if she republished first, else the relay pushes the
     // change when she does.
@@ -416,6 +418,32 @@ async fn delivered_and_read_receipts_move_the_senders_status_forward() {
         Some(DeliveryStatus::Delivered)
     );
 
+    // Alice wrote first: for Bob she is a message request, and no read
+    // receipt goes to a request (nothing is even encrypted for it).
+    let keys_used = |bob: &Client| {
+        let bob = bob.clone();
+        async move {
+            bob.with_profile(|p| p.contact(&uid("alice")).unwrap().unwrap().keys_used)
+                .await
+                .unwrap()
+        }
+    };
+    let before = keys_used(&bob).await;
+    bob.send_read_receipt(&uid("alice"), vec![m.id])
+        .await
+        .unwrap();
+    assert_eq!(
+        keys_used(&bob).await,
+        before,
+        "a read receipt left for a request"
+    );
+    // Once Bob accepts (or replies), it goes.
+    assert!(
+        bob.with_profile(|p| p.accept(&uid("alice")))
+            .await
+            .unwrap()
+            .unwrap()
+    );
     bob.send_read_receipt(&uid("alice"), vec![m.id])
         .await
         .unwrap();

@@ -297,8 +297,14 @@ fn messages_after_an_admin_reset_of_a_returning_user_are_not_dropped() {
 
 #[test]
 fn messages_after_a_memory_relay_restart_are_not_dropped() {
+    // A fixed relay id: clients pin it, and a memory relay's own is random
+    // per process.
     messages_after_the_relay_forgot_bob(
-        RelayOptions::new().arg("--store").arg("memory"),
+        RelayOptions::new()
+            .arg("--store")
+            .arg("memory")
+            .arg("--relay-id")
+            .arg("memory-test-relay"),
         Relay::restart,
     );
 }

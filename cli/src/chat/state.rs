@@ -409,7 +409,10 @@ impl ChatState {
     pub fn unconfirmed(&mut self, m: &IncomingMessage, fingerprint: &str, rejected: bool) {
         if m.from.as_str() != self.peer {
             self.set_status(
-                format!("a message under an unconfirmed key claims to be from {}", m.from),
+                format!(
+                    "a message under an unconfirmed key claims to be from {}",
+                    m.from
+                ),
                 true,
             );
             return;

@@ -4,9 +4,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hush_client_core::client::{
-    Client, ClientConfig, Event, Events, SystemClock, SystemRandom,
-};
+use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock, SystemRandom};
 use hush_protocol::UserId;
 
 use super::offline::user_id;

@@ -202,5 +202,8 @@ fn confirm(question: &str) -> Result<bool, CliError> {
     std::io::stdin()
         .read_line(&mut answer)
         .map_err(|e| CliError::new(Failure::Other, format!("cannot read the answer: {e}")))?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

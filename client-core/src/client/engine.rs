@@ -24,15 +24,15 @@ use super::profile::{identity_of, keys_of};
 use super::session_cache::SessionCache;
 use super::{ClientError, Event, IncomingMessage, Profile};
 use crate::identity::IdentityPublic;
+use crate::limits::{
+    MAX_EPHEMERAL_GAP, MAX_MESSAGE_REQUESTS, MAX_ONE_TIME_PREKEYS_PER_WINDOW, MAX_UNCONFIRMED_KEYS,
+    ONE_TIME_PREKEY_REFILL_WINDOW_MS,
+};
 use crate::message::Message;
 use crate::payload::{MessageId, Payload, PayloadBody, ReceiptKind, TypingState};
 use crate::peer_sessions::PeerSessions;
 use crate::prekey::{OneTimePrekeyPublic, PrekeyBundle, SignedPrekeyPublic};
 use crate::ratchet::DecryptError;
-use crate::limits::{
-    MAX_EPHEMERAL_GAP, MAX_MESSAGE_REQUESTS, MAX_ONE_TIME_PREKEYS_PER_WINDOW,
-    MAX_UNCONFIRMED_KEYS, ONE_TIME_PREKEY_REFILL_WINDOW_MS,
-};
 use crate::store::{Batch, Contact, DeliveryStatus, HistoryEntry, MessageFlags};
 
 /// Delivery receipts owed to one peer that are kept until sent; beyond it
@@ -119,13 +119,10 @@ impl Engine {
     pub fn pending_receipts(&self) -> Result<Vec<(UserId, Vec<MessageId>)>, ClientError> {
         let mut out = Vec::new();
         for c in self.profile.store.contacts()? {
-            // No receipt to a message request (until the user answers or
-            // accepts it), to a blocked user, or while a key is unconfirmed.
-            if c.pending_receipts.is_empty()
-                || c.has_pending_key_change()
-                || c.request
-                || c.blocked
-            {
+            // No receipt to a blocked user or while a key is unconfirmed. (A
+            // message request gets delivery receipts, like Signal's; read
+            // receipts wait until the user answers or accepts it.)
+            if c.pending_receipts.is_empty() || c.has_pending_key_change() || c.blocked {
                 continue;
             }
             let Ok(peer) = UserId::try_from(c.user_id.as_str()) else {
@@ -215,7 +212,10 @@ impl Engine {
         let refill = wanted.min(self.refill_budget(now_ms));
         if has_keys && !rotate && refill == 0 {
             if wanted > 0 {
-                warn!(wanted, "one-time prekey refill budget used up; not generating");
+                warn!(
+                    wanted,
+                    "one-time prekey refill budget used up; not generating"
+                );
             }
             return Ok(None);
         }
@@ -583,7 +583,9 @@ impl Engine {
                 entry.flags = flags;
                 entry.unconfirmed_key = Some(sender_keys);
                 batch.append_message(from.as_str(), entry);
-                let rejected = contact.as_ref().is_some_and(|c| c.is_rejected(&sender_keys));
+                let rejected = contact
+                    .as_ref()
+                    .is_some_and(|c| c.is_rejected(&sender_keys));
                 out.events.push(Event::UnconfirmedMessage {
                     message: IncomingMessage {
                         from: from.clone(),
@@ -613,8 +615,7 @@ impl Engine {
                 if let Some(c) = &mut contact {
                     c.last_activity_ms = now_ms;
                     // Confirmed to the sender once the relay accepted our
-                    // receipt; not for a key we have not trusted, and not
-                    // to a message request until it is answered.
+                    // receipt; not for a key we have not trusted.
                     if !flags.from_changed_key && self.record_receipts {
                         c.pending_receipts.push(payload.id.into());
                         let excess = c
@@ -937,12 +938,17 @@ mod tests {
             }
             alice.encrypt(&to_bob, text("refused"), false, NOW).unwrap();
         }
-        assert_eq!(new_sessions, 1, "one new session per {MAX_UNCONFIRMED_KEYS} keys");
+        assert_eq!(
+            new_sessions, 1,
+            "one new session per {MAX_UNCONFIRMED_KEYS} keys"
+        );
 
         if !alice.ready_to_send(&to_bob, false).unwrap() {
             alice.start_session(&to_bob, &bundle_of(&bob), NOW).unwrap();
         }
-        let last = alice.encrypt(&to_bob, text("accepted"), false, NOW).unwrap();
+        let last = alice
+            .encrypt(&to_bob, text("accepted"), false, NOW)
+            .unwrap();
         let got = bob
             .process(&envelope(2, "alice", last.ciphertext), NOW)
             .unwrap();
@@ -964,14 +970,25 @@ mod tests {
         let to_alice = uid("alice");
         alice.start_session(&to_bob, &bundle_of(&bob), NOW).unwrap();
         let m = alice.encrypt(&to_bob, text("hi bob"), false, NOW).unwrap();
-        bob.process(&envelope(1, "alice", m.ciphertext), NOW).unwrap();
-        let r = bob.encrypt(&to_alice, text("hi alice"), false, NOW).unwrap();
-        alice.process(&envelope(1, "bob", r.ciphertext), NOW).unwrap();
+        bob.process(&envelope(1, "alice", m.ciphertext), NOW)
+            .unwrap();
+        let r = bob
+            .encrypt(&to_alice, text("hi alice"), false, NOW)
+            .unwrap();
+        alice
+            .process(&envelope(1, "bob", r.ciphertext), NOW)
+            .unwrap();
 
         // Mallory, as "bob", with her own keys.
-        mallory.start_session(&to_alice, &bundle_of(&alice), NOW).unwrap();
-        let forged = mallory.encrypt(&to_alice, text("send me your passphrase"), false, NOW).unwrap();
-        let got = alice.process(&envelope(2, "bob", forged.ciphertext), NOW).unwrap();
+        mallory
+            .start_session(&to_alice, &bundle_of(&alice), NOW)
+            .unwrap();
+        let forged = mallory
+            .encrypt(&to_alice, text("send me your passphrase"), false, NOW)
+            .unwrap();
+        let got = alice
+            .process(&envelope(2, "bob", forged.ciphertext), NOW)
+            .unwrap();
         assert!(
             got.events.iter().all(|e| !matches!(e, Event::Message(_))),
             "{:?}",
@@ -982,24 +999,46 @@ mod tests {
             Event::UnconfirmedMessage { message, rejected: false, .. }
                 if message.text == "send me your passphrase"
         )));
-        assert!(got.events.iter().any(|e| matches!(e, Event::IdentityChanged { .. })));
+        assert!(
+            got.events
+                .iter()
+                .any(|e| matches!(e, Event::IdentityChanged { .. }))
+        );
         // Her receipts and typing are dropped.
         let receipt = mallory
-            .encrypt(&to_alice, Engine::receipt(ReceiptKind::Read, vec![m.payload.id]), false, NOW)
+            .encrypt(
+                &to_alice,
+                Engine::receipt(ReceiptKind::Read, vec![m.payload.id]),
+                false,
+                NOW,
+            )
             .unwrap();
-        let got = alice.process(&envelope(3, "bob", receipt.ciphertext), NOW).unwrap();
+        let got = alice
+            .process(&envelope(3, "bob", receipt.ciphertext), NOW)
+            .unwrap();
         assert!(got.events.is_empty(), "{:?}", got.events);
 
         // Bob's session is still current: his next message is his.
-        let r2 = bob.encrypt(&to_alice, text("still me"), false, NOW).unwrap();
-        let got = alice.process(&envelope(4, "bob", r2.ciphertext), NOW).unwrap();
+        let r2 = bob
+            .encrypt(&to_alice, text("still me"), false, NOW)
+            .unwrap();
+        let got = alice
+            .process(&envelope(4, "bob", r2.ciphertext), NOW)
+            .unwrap();
         assert!(
             matches!(got.events.as_slice(), [Event::Message(m)] if m.text == "still me"),
             "{:?}",
             got.events
         );
-        let current = alice.sessions_for(&to_bob).unwrap().peer_identity().copied();
-        assert_eq!(current.map(|i| keys_of(&i)), Some(keys_of(&bob.profile.identity())));
+        let current = alice
+            .sessions_for(&to_bob)
+            .unwrap()
+            .peer_identity()
+            .copied();
+        assert_eq!(
+            current.map(|i| keys_of(&i)),
+            Some(keys_of(&bob.profile.identity()))
+        );
     }
 
     #[test]
@@ -1008,13 +1047,20 @@ mod tests {
         let (to_bob, to_alice) = (uid("bob"), uid("alice"));
         alice.start_session(&to_bob, &bundle_of(&bob), NOW).unwrap();
         let m = alice.encrypt(&to_bob, text("hi"), false, NOW).unwrap();
-        let got = bob.process(&envelope(1, "alice", m.ciphertext), NOW).unwrap();
+        let got = bob
+            .process(&envelope(1, "alice", m.ciphertext), NOW)
+            .unwrap();
         // A stranger's first message is a request.
         assert!(matches!(got.events.as_slice(), [Event::Message(m)] if m.flags.request));
-        assert!(bob.pending_receipts().unwrap().is_empty(), "no receipt to a request");
         assert!(bob.profile.block(&to_alice).unwrap());
+        assert!(
+            bob.pending_receipts().unwrap().is_empty(),
+            "no receipt to a blocked user"
+        );
         let m2 = alice.encrypt(&to_bob, text("again"), false, NOW).unwrap();
-        let got = bob.process(&envelope(2, "alice", m2.ciphertext), NOW).unwrap();
+        let got = bob
+            .process(&envelope(2, "alice", m2.ciphertext), NOW)
+            .unwrap();
         assert!(got.events.is_empty());
         assert_eq!(got.ack, Some(2), "acknowledged so the relay drops it");
         assert_eq!(bob.profile.history(&to_alice, None).unwrap().len(), 1);
@@ -1040,8 +1086,17 @@ mod tests {
         let contacts = alice.profile.contacts().unwrap();
         assert_eq!(contacts.len(), MAX_MESSAGE_REQUESTS);
         assert!(contacts.iter().all(|c| c.request));
-        assert!(contacts.iter().all(|c| c.user_id != "stranger0"), "the oldest went");
-        assert!(alice.profile.history(&uid("stranger0"), None).unwrap().is_empty());
+        assert!(
+            contacts.iter().all(|c| c.user_id != "stranger0"),
+            "the oldest went"
+        );
+        assert!(
+            alice
+                .profile
+                .history(&uid("stranger0"), None)
+                .unwrap()
+                .is_empty()
+        );
         assert!(alice.profile.store.session("stranger0").unwrap().is_none());
     }
 }

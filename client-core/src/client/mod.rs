@@ -738,11 +738,7 @@ impl Client {
 
     /// Trusts the pending new identity key of `peer`, given the safety
     /// number the user compared ([`Profile::trust`]).
-    pub async fn trust(
-        &self,
-        peer: &UserId,
-        safety_number: &str,
-    ) -> Result<(), ClientError> {
+    pub async fn trust(&self, peer: &UserId, safety_number: &str) -> Result<(), ClientError> {
         let (peer, number, now) = (
             peer.clone(),
             safety_number.to_owned(),
@@ -1209,7 +1205,8 @@ impl Supervisor {
             // ids were recorded): pin the relay it registered with.
             let relay_id = handshake.relay_id;
             with_engine(&self.shared.engine, move |e| {
-                e.profile_mut().update_settings(|s| s.relay_id = Some(relay_id))
+                e.profile_mut()
+                    .update_settings(|s| s.relay_id = Some(relay_id))
             })
             .await??;
         }

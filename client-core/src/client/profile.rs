@@ -189,6 +189,12 @@ impl Profile {
         self.prekeys.signed_prekey().id
     }
 
+    /// How many one-time prekey secrets are held (at most
+    /// [`MAX_ONE_TIME_PREKEYS_HELD`](crate::limits::MAX_ONE_TIME_PREKEYS_HELD)).
+    pub fn one_time_prekeys_held(&self) -> usize {
+        self.prekeys.one_time_count()
+    }
+
     /// Our fingerprint, hex.
     pub fn fingerprint(&self) -> String {
         trust::fingerprint_hex(&self.identity.public())

@@ -115,7 +115,7 @@ pub struct Contact {
     #[serde(default)]
     pub keys_confirmed: u64,
     /// A stranger wrote first and the user has not yet replied or accepted:
-    /// a message request. No receipt is sent to a request.
+    /// a message request. No read receipt is sent to a request.
     #[serde(default)]
     pub request: bool,
     /// The user blocked this peer: everything from them is dropped unread
