@@ -10,6 +10,7 @@ mod commands;
 mod exit;
 mod home;
 mod output;
+mod terminal_text;
 
 use std::process::ExitCode;
 

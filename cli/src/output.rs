@@ -1,11 +1,16 @@
 //! Output formats. `--json` prints one object per line; the field names
-//! below are stable and documented in the README.
+//! below are stable and documented in the README. `--json` carries texts
+//! exactly; the plain-text lines show whatever a peer chose (message text,
+//! an undecryption reason) through [`crate::terminal_text`], so a message
+//! is always one message from one sender on the terminal.
 
 use hush_client_core::client::{ConnectionState, Event, IncomingMessage, PresenceEntry};
 use hush_client_core::identity::IdentityPublic;
 use hush_client_core::payload::{ReceiptKind, TypingState};
 use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys};
 use serde_json::{Value, json};
+
+use crate::terminal_text::{message_text, one_line};
 
 pub fn print_json(v: &Value) {
     println!("{v}");
@@ -113,7 +118,8 @@ pub fn event_line(event: &Event) -> Option<String> {
              `hush trust {user} --safety-number DIGITS` or `hush reject {user}`"
         )),
         Event::Undecryptable { from, reason, .. } => Some(format!(
-            "! a message from {from} could not be decrypted ({reason})"
+            "! a message from {from} could not be decrypted ({})",
+            one_line(reason)
         )),
         Event::Connection(ConnectionState::Replaced) => {
             Some("! another hush session of this user took over".to_owned())
@@ -122,13 +128,15 @@ pub fn event_line(event: &Event) -> Option<String> {
     }
 }
 
+/// `FROM: TEXT`, the text display-safe ([`message_text`]): its lines after
+/// the first start with the continuation marker, never with a name.
 fn message_line(m: &IncomingMessage) -> String {
     let mark = match (m.flags.request, m.flags.from_changed_key) {
         (_, true) => " [identity key changed, unverified]",
         (true, false) => " [message request]",
         (false, false) => "",
     };
-    format!("{}{mark}: {}", m.from, m.text)
+    format!("{}{mark}: {}", m.from, message_text(&m.text))
 }
 
 /// A message from a key that is not the pinned one: never in the form of a
@@ -141,7 +149,8 @@ fn unconfirmed_line(m: &IncomingMessage, fingerprint: &str, rejected: bool) -> S
     };
     format!(
         "! from {whose} claiming to be {} (fingerprint {fingerprint}), not shown as theirs: {}",
-        m.from, m.text
+        m.from,
+        message_text(&m.text)
     )
 }
 
@@ -217,8 +226,12 @@ pub fn history_json(me: &str, peer: &str, contact: Option<&Contact>, e: &History
     })
 }
 
+/// `WHEN WHO: TEXT`, the text display-safe ([`message_text`]), our own
+/// messages followed by their status; a message under a key that was not
+/// the pinned one never in that form.
 pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &HistoryEntry) -> String {
     let when = format_ms(e.sent_at_ms);
+    let text = message_text(&e.text);
     match e.direction {
         Direction::Incoming if e.unconfirmed_key.is_some() => {
             let whose = match e
@@ -230,10 +243,7 @@ pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &History
                 Some("trusted_later") => "a key you trusted after this message",
                 _ => "an UNCONFIRMED key",
             };
-            format!(
-                "{when} ! from {whose} claiming to be {peer}, not shown as theirs: {}",
-                e.text
-            )
+            format!("{when} ! from {whose} claiming to be {peer}, not shown as theirs: {text}")
         }
         Direction::Incoming => {
             let flag = if e.flags.from_changed_key {
@@ -241,7 +251,7 @@ pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &History
             } else {
                 ""
             };
-            format!("{when} {peer}{flag}: {}", e.text)
+            format!("{when} {peer}{flag}: {text}")
         }
         Direction::Outgoing => {
             let mark = match e.status {
@@ -249,7 +259,7 @@ pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &History
                 Some(DeliveryStatus::Delivered) => "delivered",
                 _ => "sent",
             };
-            format!("{when} {me}: {} ({mark})", e.text)
+            format!("{when} {me}: {text} ({mark})")
         }
     }
 }
@@ -313,10 +323,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_ms, presence_json, presence_line};
-    use hush_client_core::client::{PresenceEntry, PresenceState};
+    use super::{
+        event_json, event_line, format_ms, history_json, history_line, presence_json, presence_line,
+    };
+    use hush_client_core::client::{Event, IncomingMessage, PresenceEntry, PresenceState};
+    use hush_client_core::payload::MessageId;
+    use hush_client_core::store::{self, HistoryEntry};
     use hush_protocol::UserId;
     use serde_json::json;
+
+    /// A newline with a fake sender, a screen clear, an OSC title, a lone
+    /// CR, C1 controls and a bidi override.
+    const FORGED: &str =
+        "hi\ncarol: send me your passphrase\u{1b}[2J\u{1b}]0;t\u{7}\rx\u{9b}\u{202e}";
 
     fn bob() -> UserId {
         UserId::try_from("bob").unwrap_or_else(|e| panic!("{e}"))
@@ -352,5 +371,70 @@ mod tests {
         assert_eq!(format_ms(0), "1970-01-01 00:00:00");
         assert_eq!(format_ms(1_764_104_400_000), "2025-11-25 21:00:00");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00:00");
+    }
+
+    /// What the rule shows for [`FORGED`].
+    const SHOWN: &str =
+        "hi\n    | carol: send me your passphrase\\u{1b}[2J\\u{1b}]0;t\\u{7}\\rx\\u{9b}\\u{202e}";
+
+    fn forged_message() -> IncomingMessage {
+        IncomingMessage {
+            from: UserId::try_from("alice").unwrap_or_else(|e| panic!("{e}")),
+            id: MessageId([7; 16]),
+            text: FORGED.to_owned(),
+            sent_at_ms: 0,
+            accepted_at_ms: 0,
+            envelope_id: Some(1),
+            flags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn recv_lines_show_peer_text_display_safe_and_json_exact() {
+        let event = Event::Message(forged_message());
+        assert_eq!(event_line(&event), Some(format!("alice: {SHOWN}")));
+        let json = event_json(&event).unwrap_or_else(|| panic!("a message has JSON"));
+        assert_eq!(json["text"], FORGED);
+
+        let mut changed = forged_message();
+        changed.flags.from_changed_key = true;
+        assert_eq!(
+            event_line(&Event::Message(changed)),
+            Some(format!("alice [identity key changed, unverified]: {SHOWN}"))
+        );
+    }
+
+    #[test]
+    fn undecryptable_reason_stays_on_one_line() {
+        let event = Event::Undecryptable {
+            from: bob(),
+            envelope_id: Some(3),
+            reason: "bad\nalice: \u{1b}[2J".to_owned(),
+        };
+        assert_eq!(
+            event_line(&event),
+            Some(
+                "! a message from bob could not be decrypted (bad\\nalice: \\u{1b}[2J)".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn history_lines_show_text_display_safe_and_json_exact() {
+        let id = store::MessageId([9; 16]);
+        let incoming = HistoryEntry::incoming(id, FORGED, 0, 0);
+        assert_eq!(
+            history_line("bob", "alice", None, &incoming),
+            format!("1970-01-01 00:00:00 alice: {SHOWN}")
+        );
+        assert_eq!(
+            history_json("bob", "alice", None, &incoming)["text"],
+            FORGED
+        );
+        let outgoing = HistoryEntry::outgoing(id, "a\nb", 0);
+        assert_eq!(
+            history_line("bob", "alice", None, &outgoing),
+            "1970-01-01 00:00:00 bob: a\n    | b (sent)"
+        );
     }
 }

@@ -89,6 +89,92 @@ fn two_chats_exchange_messages_with_typing_and_read_marks_then_quit_cleanly() {
     drop(chats);
 }
 
+/// Whether `line` starts like a message in the scrollback: `HH:MM who: `.
+fn starts_message_from(line: &str, who: &str) -> bool {
+    let head = line.as_bytes().get(..6).unwrap_or_default();
+    let digit = |i: usize| head.get(i).is_some_and(u8::is_ascii_digit);
+    digit(0)
+        && digit(1)
+        && head.get(2) == Some(&b':')
+        && digit(3)
+        && digit(4)
+        && head.get(5) == Some(&b' ')
+        && line[6..].starts_with(&format!("{who}: "))
+}
+
+#[test]
+fn a_forged_multi_line_message_shows_as_one_message_from_its_sender() {
+    let tmux = Tmux::new();
+    // Kept whole: the relay lives as long as `chats`.
+    let chats = pair();
+    let (dir, alice, bob) = (chats.dir.path(), chats.alice.as_path(), chats.bob.as_path());
+    tmux.start("bob", &chat_script(dir, bob, "alice"));
+    tmux.wait_until("bob", "a connected header", |s| {
+        header(s).contains("alice") && header(s).contains("connected")
+    });
+    let title = tmux.format("bob", "#{pane_title}");
+
+    // alice (the CLI) sends a newline with a fake line from carol, a screen
+    // clear, an OSC title, a lone CR, a C1 control and a bidi override.
+    let forged = "hi\n12:00 carol: send me your passphrase\u{1b}[2J\u{1b}]0;owned\u{7}\
+                  \rcarol: x\u{9b}\u{202e}end";
+    let out = hush(alice, &["send", "bob", forged]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let screen = tmux.wait_for("bob", "\\u{202e}end");
+    let lines: Vec<&str> = screen.lines().collect();
+    let first = lines.iter().position(|l| starts_message_from(l, "alice"));
+    let Some(first) = first else {
+        panic!("no line starts alice's message:\n{screen}")
+    };
+    assert!(
+        lines[first].ends_with(": hi") || lines[first].contains(": hi "),
+        "{screen}"
+    );
+    // Every other line of the message starts with the continuation marker;
+    // nothing looks like a message from carol; the escapes are shown.
+    let rest: Vec<&str> = lines[first + 1..]
+        .iter()
+        .copied()
+        .take_while(|l| l.starts_with("    | "))
+        .collect();
+    // Wrapped at spaces: the continuation lines joined by one are the
+    // second line of the text, shown safe.
+    let continued: Vec<&str> = rest.iter().map(|l| &l["    | ".len()..]).collect();
+    assert_eq!(
+        continued.join(" "),
+        "12:00 carol: send me your passphrase\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\rcarol: \
+         x\\u{9b}\\u{202e}end",
+        "{screen}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| starts_message_from(l, "alice"))
+            .count(),
+        1,
+        "{screen}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("carol") || starts_message_from(l, "carol")),
+        "{screen}"
+    );
+    // The screen was not cleared, the title not set.
+    assert!(header(&screen).contains("alice"), "{screen}");
+    assert_eq!(tmux.format("bob", "#{pane_title}"), title);
+
+    tmux.key("bob", "C-c");
+    let screen = tmux.wait_for("bob", "raw-mode=");
+    assert!(screen.contains("hush-exit=0"), "{screen}");
+    drop(chats);
+}
+
 #[test]
 fn chat_without_a_terminal_is_a_usage_error() {
     let dir = match tempfile::tempdir() {

@@ -271,7 +271,10 @@ fn on_client(ev: Event, st: &mut ChatState) {
         } => st.unconfirmed(&message, &fingerprint, rejected),
         Event::IdentityChanged { user } => st.identity_changed(user.as_str()),
         Event::Undecryptable { from, reason, .. } => st.set_status(
-            format!("a message from {from} could not be decrypted ({reason})"),
+            format!(
+                "a message from {from} could not be decrypted ({})",
+                crate::terminal_text::one_line(&reason)
+            ),
             true,
         ),
         Event::Connection(c) => st.connection(&c),

@@ -8,8 +8,14 @@
 //!
 //! ```text
 //! HH:MM who: text wrapped to the width, continuation lines
-//!       indented by six columns (sent)
+//!     | marked and indented by six columns (sent)
 //! ```
+//!
+//! The text is display-safe ([`crate::terminal_text`]): controls and bidi
+//! overrides are shown as escapes, and every line of a message after the
+//! first, whether the peer wrote a newline or the text wrapped, starts with
+//! the continuation marker. So only the first line of a message starts with
+//! `HH:MM who:`, and nothing a peer writes looks like another message.
 //!
 //! Scrolling counts wrapped lines from the bottom: 0 follows the newest
 //! line; while scrolled back, new lines do not move the view.
@@ -22,7 +28,8 @@ use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry};
 
 use super::input::LineEditor;
 use super::typing::{OurTyping, PeerTyping};
-use super::wrap::{sanitize, width, wrap};
+use super::wrap::{width, wrap};
+use crate::terminal_text::{CONTINUATION, escape_lines, one_line};
 
 /// Entries kept in memory; older ones leave the scrollback (they stay in
 /// the stored history).
@@ -30,8 +37,11 @@ pub const MAX_ENTRIES: usize = 2000;
 /// Receipts remembered for messages whose id is not known yet (a receipt
 /// can overtake the relay's `accepted`).
 const MAX_EARLY_MARKS: usize = 1024;
-/// Continuation lines start here, under the text after `HH:MM `.
-const INDENT: usize = 6;
+/// In a terminal this narrow or narrower, continuation lines start with
+/// [`NARROW_CONTINUATION`] rather than [`CONTINUATION`].
+const NARROW: usize = 18;
+/// The continuation marker where [`CONTINUATION`] would take too much.
+const NARROW_CONTINUATION: &str = "| ";
 
 /// The state of one of our messages. Marks only move forward, in this
 /// order; `Failed` only replaces `Pending`.
@@ -243,7 +253,7 @@ impl ChatState {
                 // as the peer's.
                 st.notice(format!(
                     "! from a key that was not {peer}'s pinned key, not shown as theirs: {}",
-                    sanitize(&e.text)
+                    one_line(&e.text)
                 ));
                 continue;
             }
@@ -256,7 +266,7 @@ impl ChatState {
                 id: Some(MessageId(e.message_id.0)),
                 local: 0,
                 who,
-                text: sanitize(&e.text),
+                text: escape_lines(&e.text),
                 at_ms: e.sent_at_ms,
                 mark,
                 key_changed: e.flags.from_changed_key,
@@ -305,7 +315,7 @@ impl ChatState {
             id: None,
             local,
             who: Who::Me,
-            text: sanitize(text),
+            text: escape_lines(text),
             at_ms: now_ms,
             mark: Some(Mark::Pending),
             key_changed: false,
@@ -396,7 +406,7 @@ impl ChatState {
             id: Some(m.id),
             local: 0,
             who: Who::Peer,
-            text: sanitize(&m.text),
+            text: escape_lines(&m.text),
             at_ms: m.sent_at_ms,
             mark: None,
             key_changed: m.flags.from_changed_key,
@@ -424,7 +434,7 @@ impl ChatState {
         };
         self.notice(format!(
             "! from {whose} claiming to be {p} (fingerprint {fingerprint}), not shown as theirs: {}",
-            sanitize(&m.text),
+            one_line(&m.text),
             p = self.peer
         ));
     }
@@ -469,7 +479,10 @@ impl ChatState {
                 // Unknown until the renewed subscription says again.
                 self.presence = None;
                 self.link = Link::Reconnecting;
-                self.set_status(format!("connection lost ({reason}); reconnecting"), true);
+                self.set_status(
+                    format!("connection lost ({}); reconnecting", one_line(reason)),
+                    true,
+                );
             }
             ConnectionState::Replaced => {
                 self.presence = None;
@@ -479,7 +492,10 @@ impl ChatState {
             ConnectionState::Stopped { reason } => {
                 self.presence = None;
                 self.link = Link::Stopped("stopped".into());
-                self.notice(format!("! disconnected for good: {reason}; /quit to leave"));
+                self.notice(format!(
+                    "! disconnected for good: {}; /quit to leave",
+                    one_line(reason)
+                ));
             }
             _ => {}
         }
@@ -551,7 +567,8 @@ impl ChatState {
                 };
                 let flag = if m.key_changed { " [key changed]" } else { "" };
                 let head = format!("{} {who}{flag}: ", hh_mm(m.at_ms));
-                let indent = if w > INDENT * 3 { INDENT } else { 0 };
+                let marker = continuation_marker(w);
+                let indent = width(marker);
                 let mut text = m.text.clone();
                 if let Some(mark) = m.mark {
                     text.push(' ');
@@ -581,7 +598,7 @@ impl ChatState {
                             head: if j == 0 {
                                 head.clone()
                             } else {
-                                " ".repeat(indent)
+                                marker.to_owned()
                             },
                             body,
                             mark,
@@ -641,6 +658,19 @@ impl ChatState {
     }
 }
 
+/// The start of a message's lines after its first, for a scrollback `w`
+/// columns wide: [`CONTINUATION`], a shorter marker when narrow, nothing
+/// only where even that would leave no room for text.
+fn continuation_marker(w: usize) -> &'static str {
+    if w > NARROW {
+        CONTINUATION
+    } else if w > 2 * NARROW_CONTINUATION.len() {
+        NARROW_CONTINUATION
+    } else {
+        ""
+    }
+}
+
 /// `HH:MM` (UTC) of unix milliseconds.
 pub fn hh_mm(ms: u64) -> String {
     let mins = (ms / 60_000) % (24 * 60);
@@ -650,6 +680,7 @@ pub fn hh_mm(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::terminal_text::is_escaped;
     use hush_client_core::store::MessageFlags;
     use hush_protocol::UserId;
 
@@ -801,7 +832,7 @@ mod tests {
             assert!(width(&l.head) + width(&l.body) <= 40, "{l:?}");
         }
         let last = lines.last().map(|l| (l.mark, l.head.as_str()));
-        assert_eq!(last, Some((Some(Mark::Sent), "      ")));
+        assert_eq!(last, Some((Some(Mark::Sent), "    | ")));
         let text: Vec<&str> = lines.iter().map(|l| l.body.trim()).collect();
         assert_eq!(
             text.join(" "),
@@ -906,6 +937,54 @@ mod tests {
         st.incoming(&from("bob", 1, "\u{1b}[2J\u{1b}]0;owned\u{7}"));
         for l in st.layout() {
             assert!(!l.body.chars().any(char::is_control), "{l:?}");
+        }
+        let bodies: String = st.layout().into_iter().map(|l| l.body).collect();
+        assert_eq!(bodies, "\\u{1b}[2J\\u{1b}]0;owned\\u{7}");
+    }
+
+    /// The rendered lines as the terminal shows them, head and body.
+    fn rendered(st: &ChatState) -> Vec<String> {
+        st.layout()
+            .into_iter()
+            .map(|l| format!("{}{}", l.head, l.body))
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_line_message_shows_as_one_message_from_its_sender() {
+        let mut st = state();
+        st.incoming(&from(
+            "bob",
+            1,
+            "hi\n00:00 carol: send me your passphrase\rcarol: \u{202e}x\u{85}",
+        ));
+        assert_eq!(
+            rendered(&st),
+            [
+                "00:00 bob: hi",
+                "    | 00:00 carol: send me your",
+                "    | passphrase\\rcarol: \\u{202e}x\\u{85}",
+            ]
+        );
+        for l in st.layout() {
+            assert!(
+                !l.body.chars().any(|c| c.is_control() || is_escaped(c)),
+                "{l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn continuation_lines_are_marked_in_any_width() {
+        let mut st = state();
+        st.incoming(&from("bob", 1, "a\nbob: b\nc"));
+        for (w, marker) in [(40, "    | "), (19, "    | "), (18, "| "), (8, "| ")] {
+            st.set_viewport(w, 5);
+            let lines = rendered(&st);
+            assert!(lines[0].starts_with("00:00"), "{w}: {lines:?}");
+            for l in &lines[1..] {
+                assert!(l.starts_with(marker), "{w}: {lines:?}");
+            }
         }
     }
 }

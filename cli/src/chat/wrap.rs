@@ -1,27 +1,12 @@
-//! Terminal-safe text: control characters from a peer are neutralised and
-//! lines are word-wrapped to a width in terminal columns
-//! (`unicode-width`), so the scrollback never relies on the terminal's own
-//! wrapping and a peer cannot move the cursor or change colours.
+//! Lines word-wrapped to a width in terminal columns (`unicode-width`), so
+//! the scrollback never relies on the terminal's own wrapping. The text
+//! given is already display-safe ([`crate::terminal_text`]): no control
+//! character but `\n` reaches here, so a peer cannot move the cursor or
+//! change colours.
 
 use unicode_width::UnicodeWidthChar;
 
-/// Stands in for every control character (escape sequences included).
-pub const REPLACEMENT: char = '\u{FFFD}';
-
-/// `text` with tabs as spaces and every other control character except
-/// `\n` replaced by U+FFFD.
-pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => ' ',
-            c if c.is_control() => REPLACEMENT,
-            c => c,
-        })
-        .collect()
-}
-
-/// Width of `s` in terminal columns (after [`sanitize`]).
+/// Width of `s` in terminal columns (of display-safe text).
 pub fn width(s: &str) -> usize {
     s.chars().map(char_width).sum()
 }
@@ -127,13 +112,6 @@ mod tests {
     fn newlines_force_breaks() {
         assert_eq!(wrap("a\nb c", 10, 10), vec!["a", "b c"]);
         assert_eq!(wrap("a\n\nb", 10, 10), vec!["a", "", "b"]);
-    }
-
-    #[test]
-    fn control_characters_are_neutralised() {
-        let s = sanitize("red \u{1b}[31mtext\r\tend\u{7}\nnext");
-        assert!(!s.chars().any(|c| c.is_control() && c != '\n'));
-        assert_eq!(s, "red \u{FFFD}[31mtext\u{FFFD} end\u{FFFD}\nnext");
     }
 
     #[test]
