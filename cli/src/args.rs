@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 /// End-to-end encrypted chat over a Hush relay.
 ///
 /// Every command works on one profile (`--home`), sealed with a passphrase
-/// taken from HUSH_PASSPHRASE or asked on the terminal.
+/// taken from HUSH_PASSPHRASE or asked on the terminal. A new passphrase
+/// (`init`, `passphrase`) may not be empty and needs at least 8 characters
+/// unless --weak-passphrase is given.
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage error; 3 relay
 /// unreachable; 4 unknown user; 5 identity key changed; 6 wrong passphrase;
@@ -51,6 +53,18 @@ pub enum Command {
     Init(InitArgs),
     /// Show the user id, relay and fingerprint of the profile.
     Whoami,
+    /// Change the passphrase sealing the profile.
+    ///
+    /// The current passphrase comes from HUSH_PASSPHRASE or the terminal,
+    /// the new one from HUSH_NEW_PASSPHRASE or the terminal (asked twice).
+    /// A fresh key replaces the profile's key and every stored record is
+    /// sealed again under it, in one atomic step; then the file is
+    /// compacted. Afterwards the old passphrase opens nothing in the
+    /// profile, not even with a copy of its old header. Copies of the
+    /// profile made before the change (backups) still open with the old
+    /// passphrase: delete them. Refused while another hush process uses
+    /// the profile.
+    Passphrase(PassphraseArgs),
     /// Encrypt and send a message; prints its id once the relay accepted it.
     Send(SendArgs),
     /// Receive queued messages (and, with --wait, what arrives meanwhile),
@@ -129,6 +143,19 @@ pub struct InitArgs {
     /// or digit).
     #[arg(long)]
     pub user: String,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+    #[command(flatten)]
+    pub weak: WeakPassphraseArg,
+    /// Never send read receipts (`hush settings --read-receipts on` turns
+    /// them on later).
+    #[arg(long)]
+    pub no_read_receipts: bool,
+}
+
+/// How the passphrase is turned into the key sealing the profile.
+#[derive(Debug, Args)]
+pub struct KdfArgs {
     /// Argon2id memory for sealing the profile, in KiB (default 65536).
     /// Lower values make a stolen profile cheaper to brute-force.
     #[arg(long, default_value_t = 65536)]
@@ -136,10 +163,22 @@ pub struct InitArgs {
     /// Argon2id passes (default 3).
     #[arg(long, default_value_t = 3)]
     pub kdf_iterations: u32,
-    /// Never send read receipts (`hush settings --read-receipts on` turns
-    /// them on later).
+}
+
+#[derive(Debug, Args)]
+pub struct WeakPassphraseArg {
+    /// Accept a new passphrase shorter than 8 characters (an empty one is
+    /// never accepted).
     #[arg(long)]
-    pub no_read_receipts: bool,
+    pub weak_passphrase: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+    #[command(flatten)]
+    pub weak: WeakPassphraseArg,
 }
 
 #[derive(Debug, Args)]

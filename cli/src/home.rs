@@ -1,14 +1,26 @@
-//! Where the profile lives and how its passphrase is obtained.
+//! Where the profile lives, how its passphrase is obtained and what a new
+//! passphrase must be.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use hush_client_core::client::Profile;
+use zeroize::Zeroizing;
 
 use crate::exit::{CliError, Failure};
 
 /// Environment variable holding the passphrase (for scripts and tests).
 pub const PASSPHRASE_ENV: &str = "HUSH_PASSPHRASE";
+
+/// Environment variable holding the new passphrase for `hush passphrase`.
+pub const NEW_PASSPHRASE_ENV: &str = "HUSH_NEW_PASSPHRASE";
+
+/// The fewest characters (Unicode scalar values) a new passphrase may have
+/// without `--weak-passphrase`.
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// A passphrase, wiped from memory when dropped.
+pub type Passphrase = Zeroizing<String>;
 
 /// The profile directory: `--home`/`HUSH_HOME`, else `hush` under the
 /// user's data directory.
@@ -25,37 +37,84 @@ pub fn profile_dir(home: Option<&PathBuf>) -> Result<PathBuf, CliError> {
 
 /// The passphrase: `HUSH_PASSPHRASE`, else asked on the terminal without
 /// echo (twice when `confirm`).
-pub fn passphrase(confirm: bool) -> Result<String, CliError> {
-    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
-        return Ok(p);
+pub fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
+    read(
+        PASSPHRASE_ENV,
+        "Passphrase: ",
+        confirm.then_some("Repeat passphrase: "),
+    )
+}
+
+/// The new passphrase for `hush passphrase`: `HUSH_NEW_PASSPHRASE`, else
+/// asked twice on the terminal without echo.
+pub fn new_passphrase() -> Result<Passphrase, CliError> {
+    read(
+        NEW_PASSPHRASE_ENV,
+        "New passphrase: ",
+        Some("Repeat new passphrase: "),
+    )
+}
+
+fn read(env: &str, prompt: &str, repeat: Option<&str>) -> Result<Passphrase, CliError> {
+    if let Ok(p) = std::env::var(env) {
+        return Ok(Zeroizing::new(p));
     }
     if !std::io::stdin().is_terminal() {
         return Err(CliError::usage(format!(
-            "no passphrase: set {PASSPHRASE_ENV} or run on a terminal"
+            "no passphrase: set {env} or run on a terminal"
         )));
     }
-    let read = |prompt: &str| {
+    let ask = |prompt: &str| {
         rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
             .map_err(|e| CliError::new(Failure::Other, format!("cannot read the passphrase: {e}")))
     };
-    let first = read("Passphrase: ")?;
-    if confirm && read("Repeat passphrase: ")? != first {
+    let first = ask(prompt)?;
+    if let Some(repeat) = repeat
+        && *ask(repeat)? != *first
+    {
         return Err(CliError::usage("the passphrases differ"));
     }
     Ok(first)
 }
 
+/// The rule for a new passphrase (at `init` and `hush passphrase`): never
+/// empty, and at least [`MIN_PASSPHRASE_CHARS`] characters unless the user
+/// accepted a weak one with `--weak-passphrase`. Cheap: call it before any
+/// key derivation or relay contact.
+pub fn check_new_passphrase(pass: &str, allow_weak: bool) -> Result<(), CliError> {
+    if pass.is_empty() {
+        return Err(CliError::usage(format!(
+            "the passphrase is empty: choose one of at least {MIN_PASSPHRASE_CHARS} characters"
+        )));
+    }
+    let chars = pass.chars().count();
+    if chars < MIN_PASSPHRASE_CHARS && !allow_weak {
+        return Err(CliError::usage(format!(
+            "the passphrase is too short ({chars} characters, at least {MIN_PASSPHRASE_CHARS} \
+             needed): choose a longer one, or pass --weak-passphrase to accept a weak one"
+        )));
+    }
+    Ok(())
+}
+
+/// Fails with "profile missing" (exit 7) unless `dir` holds a profile.
+pub fn require_profile(dir: &Path) -> Result<(), CliError> {
+    if dir.join(hush_client_core::store::PROFILE_FILE).exists() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Failure::ProfileMissing,
+        format!(
+            "no profile at {}: create one with `hush init --user NAME --relay URL`",
+            dir.display()
+        ),
+    ))
+}
+
 /// Opens the profile in `dir`, asking for its passphrase.
 pub fn open(dir: &Path) -> Result<Profile, CliError> {
-    if !dir.join(hush_client_core::store::PROFILE_FILE).exists() {
-        return Err(CliError::new(
-            Failure::ProfileMissing,
-            format!(
-                "no profile at {}: create one with `hush init --user NAME --relay URL`",
-                dir.display()
-            ),
-        ));
-    }
+    require_profile(dir)?;
     let pass = passphrase(false)?;
     Ok(Profile::open_in(dir, pass.as_bytes())?)
 }
@@ -63,4 +122,22 @@ pub fn open(dir: &Path) -> Result<Profile, CliError> {
 /// Whether progress should be shown (stderr is a terminal).
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_passphrase_rule_counts_characters_not_bytes() {
+        assert!(check_new_passphrase("", true).is_err());
+        assert!(check_new_passphrase("", false).is_err());
+        assert!(check_new_passphrase("1234567", false).is_err());
+        assert!(check_new_passphrase("1234567", true).is_ok());
+        assert!(check_new_passphrase("12345678", false).is_ok());
+        // 7 characters, 14 bytes: too short.
+        assert!(check_new_passphrase("ééééééé", false).is_err());
+        // 8 characters, 16 bytes.
+        assert!(check_new_passphrase("éééééééé", false).is_ok());
+    }
 }

@@ -878,6 +878,536 @@ fn change_passphrase_replaces_the_old_one() {
     }
 }
 
+const NEW_PASS: &[u8] = b"a brand new passphrase";
+
+/// What `populate` wrote, to check it again later.
+struct Populated {
+    outgoing: Vec<MessageId>,
+    incoming: Vec<MessageId>,
+}
+
+const POPULATED_TEXT: usize = 600;
+
+fn populated_text(i: usize) -> String {
+    format!("message {i} {}", "y".repeat(POPULATED_TEXT))
+}
+
+/// Writes one of everything: settings naming a presence peer, identity,
+/// prekeys, two contacts (one with a pending key change), two sessions,
+/// history with bob (both directions, receipts), with carol, and with dave
+/// (no contact, no session: only the settings name him), and `n`
+/// processed envelope ids.
+fn populate(s: &mut ProfileStore, n: usize) -> Populated {
+    let mut st = settings();
+    st.presence_allow = vec!["dave".into()];
+    st.send_read_receipts = false;
+    let mut carol = Contact::pinned("carol", keys(2), 3);
+    carol.record_key_change(keys(3), 4);
+    let mut b = Batch::new();
+    b.set_settings(st)
+        .put_identity(blob(b"identity-secret"))
+        .put_prekeys(blob(b"prekey-secret"))
+        .put_contact(Contact::pinned("bob", keys(1), 2))
+        .put_contact(carol)
+        .put_session("carol", blob(b"carol-session"));
+    s.commit(b).unwrap();
+    let mut p = Populated {
+        outgoing: Vec::new(),
+        incoming: Vec::new(),
+    };
+    for i in 0..n {
+        let id = MessageId::random();
+        let envelope = u64::try_from(i).unwrap() + 1;
+        if i % 2 == 0 {
+            let mut b = receive_batch(
+                "bob",
+                &envelope.to_be_bytes(),
+                HistoryEntry::incoming(id, populated_text(i), 10, 11),
+                envelope,
+            );
+            b.append_message("dave", HistoryEntry::incoming(id, "to dave", 1, 1));
+            s.commit(b).unwrap();
+            p.incoming.push(id);
+        } else {
+            let mut b = Batch::new();
+            b.put_session("bob", blob(&envelope.to_be_bytes()))
+                .append_message("bob", HistoryEntry::outgoing(id, populated_text(i), 12))
+                .mark_processed(envelope);
+            s.commit(b).unwrap();
+            let mut b = Batch::new();
+            b.update_status("bob", id, DeliveryStatus::Delivered);
+            s.commit(b).unwrap();
+            p.outgoing.push(id);
+        }
+    }
+    let mut b = Batch::new();
+    b.append_message(
+        "carol",
+        HistoryEntry::outgoing(MessageId::random(), "hi carol", 5),
+    );
+    s.commit(b).unwrap();
+    p
+}
+
+/// Checks everything `populate(_, n)` wrote reads back.
+fn assert_populated(s: &ProfileStore, p: &Populated, n: usize) {
+    let st = s.settings().unwrap();
+    assert_eq!(st.user_id, "alice");
+    assert_eq!(st.presence_allow, ["dave"]);
+    assert!(!st.send_read_receipts);
+    assert_eq!(
+        s.identity().unwrap().unwrap().as_slice(),
+        b"identity-secret"
+    );
+    assert_eq!(s.prekeys().unwrap().unwrap().as_slice(), b"prekey-secret");
+    let contacts = s.contacts().unwrap();
+    assert_eq!(
+        contacts
+            .iter()
+            .map(|c| c.user_id.as_str())
+            .collect::<Vec<_>>(),
+        ["bob", "carol"]
+    );
+    assert_eq!(contacts[0].keys, keys(1));
+    assert_eq!(contacts[1].key_change.unwrap().new_keys, keys(3));
+    assert_eq!(s.contact("carol").unwrap().unwrap(), contacts[1]);
+    assert_eq!(
+        s.session("carol").unwrap().unwrap().as_slice(),
+        b"carol-session"
+    );
+    if n > 0 {
+        assert_eq!(
+            s.session("bob").unwrap().unwrap().as_slice(),
+            u64::try_from(n).unwrap().to_be_bytes()
+        );
+    }
+    let history = s.history("bob", None).unwrap();
+    assert_eq!(history.len(), n);
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e.text, populated_text(i), "entry {i}");
+    }
+    for id in &p.outgoing {
+        let e = s.message("bob", *id).unwrap().unwrap();
+        assert_eq!(e.status, Some(DeliveryStatus::Delivered));
+    }
+    for id in &p.incoming {
+        assert_eq!(s.message("bob", *id).unwrap().unwrap().message_id, *id);
+        assert_eq!(s.message("dave", *id).unwrap().unwrap().text, "to dave");
+    }
+    assert_eq!(s.history("dave", None).unwrap().len(), p.incoming.len());
+    assert_eq!(s.history("carol", None).unwrap()[0].text, "hi carol");
+    assert_eq!(s.processed_count().unwrap(), u64::try_from(n).unwrap());
+    for envelope in 1..=u64::try_from(n).unwrap() {
+        assert!(s.is_processed(envelope).unwrap(), "envelope {envelope}");
+    }
+    assert!(!s.is_processed(u64::try_from(n).unwrap() + 1).unwrap());
+}
+
+/// Every row of every table: (table, key, value).
+fn all_rows(backend: &dyn Backend) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        for (k, v) in backend
+            .scan_prefix(t, &[], ScanOrder::Ascending, None)
+            .unwrap()
+        {
+            out.push((t, k, v));
+        }
+    }
+    out
+}
+
+fn header_of(backend: &dyn Backend) -> Vec<u8> {
+    backend.get(Table::Meta, b"header").unwrap().unwrap()
+}
+
+#[test]
+fn passphrase_change_reseals_every_record_under_a_new_key() {
+    const N: usize = 20;
+    for place in Place::both() {
+        let p = place.name();
+        let written = populate(&mut place.create(), N);
+        let before = all_rows(&*place.raw());
+        let mut s = place.open();
+        s.change_passphrase(PASS, NEW_PASS, params()).unwrap();
+        // The open store uses the new key at once, for reads...
+        assert_populated(&s, &written, N);
+        drop(s);
+        let after = all_rows(&*place.raw());
+        assert_eq!(before.len(), after.len(), "{p}: same number of rows");
+        for t in Table::ALL {
+            let count =
+                |rows: &[(Table, Vec<u8>, Vec<u8>)]| rows.iter().filter(|r| r.0 == t).count();
+            assert_eq!(count(&before), count(&after), "{p}: rows of {t:?}");
+        }
+        for (t, k, v) in &before {
+            assert!(
+                !after.iter().any(|(_, _, nv)| nv == v),
+                "{p}: a value of {t:?} was left as it was"
+            );
+            // Table keys that are HMACs under the old index keys are gone.
+            if !matches!(t, Table::Meta | Table::Secrets) {
+                assert!(
+                    !after.iter().any(|(nt, nk, _)| nt == t && nk == k),
+                    "{p}: an old key of {t:?} is still there"
+                );
+            }
+        }
+        let err = place.open_with(PASS).unwrap_err();
+        assert!(matches!(err, StoreError::WrongPassphrase), "{p}: {err:?}");
+        let mut s = place.open_with(NEW_PASS).unwrap();
+        assert_populated(&s, &written, N);
+        // ...and for writes: appends, receipts (through the rebuilt message
+        // index), duplicates, envelope ids.
+        let id = MessageId::random();
+        let mut b = Batch::new();
+        b.append_message("bob", HistoryEntry::outgoing(id, "after the change", 20))
+            .mark_processed(1000);
+        s.commit(b).unwrap();
+        let mut b = Batch::new();
+        b.update_status("bob", id, DeliveryStatus::Read)
+            .update_status("bob", written.outgoing[0], DeliveryStatus::Read);
+        let outcome = s.commit(b).unwrap();
+        assert!(
+            outcome
+                .status_changes
+                .iter()
+                .all(|c| matches!(c, StatusChange::Advanced { .. })),
+            "{p}: {outcome:?}"
+        );
+        let mut b = Batch::new();
+        b.append_message(
+            "bob",
+            HistoryEntry::incoming(written.incoming[0], "dup", 1, 1),
+        );
+        let err = s.commit(b).unwrap_err();
+        assert!(
+            matches!(err, StoreError::DuplicateMessage { .. }),
+            "{p}: {err:?}"
+        );
+        assert!(s.is_processed(1000).unwrap());
+        // And a second change works from the first one's state.
+        s.change_passphrase(NEW_PASS, PASS, params()).unwrap();
+        drop(s);
+        let s = place.open();
+        assert_eq!(s.history("bob", None).unwrap().len(), N + 1, "{p}");
+        assert_eq!(
+            s.message("bob", id).unwrap().unwrap().status,
+            Some(DeliveryStatus::Read),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn old_header_with_old_passphrase_opens_nothing_after_a_change() {
+    for place in Place::both() {
+        let p = place.name();
+        let written = populate(&mut place.create(), 6);
+        let old_header = header_of(&*place.raw());
+        let mut s = place.open();
+        s.change_passphrase(PASS, NEW_PASS, params()).unwrap();
+        drop(s);
+        let new_header = header_of(&*place.raw());
+        assert_ne!(old_header, new_header);
+        // Splice the old header back: the old passphrase unwraps the old
+        // data key, which opens no record any more.
+        let put_header = |h: &[u8]| {
+            place
+                .raw()
+                .apply(RawBatch {
+                    ops: vec![RawOp::Put {
+                        table: Table::Meta,
+                        key: b"header".to_vec(),
+                        value: h.to_vec(),
+                    }],
+                })
+                .unwrap();
+        };
+        put_header(&old_header);
+        let err = place.open_with(PASS).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { ref what } if what.contains("failed authentication")),
+            "{p}: {err:?}"
+        );
+        let err = place.open_with(NEW_PASS).unwrap_err();
+        assert!(matches!(err, StoreError::WrongPassphrase), "{p}: {err:?}");
+        put_header(&new_header);
+        assert_populated(&place.open_with(NEW_PASS).unwrap(), &written, 6);
+    }
+}
+
+#[test]
+fn history_of_an_unknown_peer_blocks_the_change_and_changes_nothing() {
+    for place in Place::both() {
+        let p = place.name();
+        let mut s = place.create();
+        let mut b = Batch::new();
+        b.put_contact(Contact::pinned("erin", keys(4), 1))
+            .append_message("erin", HistoryEntry::outgoing(MessageId::random(), "hi", 1));
+        s.commit(b).unwrap();
+        let mut b = Batch::new();
+        b.delete_contact("erin");
+        s.commit(b).unwrap();
+        let before = match &place {
+            Place::Memory(m) => Some(all_rows(m)),
+            Place::Disk(_) => None, // locked by `s`; checked by reopening below
+        };
+        let err = s.change_passphrase(PASS, NEW_PASS, params()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::HistoryWithoutPeer { entries: 1 }),
+            "{p}: {err:?}"
+        );
+        if let (Place::Memory(m), Some(before)) = (&place, before) {
+            assert_eq!(all_rows(m), before, "{p}: nothing written");
+        }
+        // The store still works under the old key.
+        assert_eq!(s.history("erin", None).unwrap().len(), 1, "{p}");
+        drop(s);
+        let err = place.open_with(NEW_PASS).unwrap_err();
+        assert!(matches!(err, StoreError::WrongPassphrase), "{p}: {err:?}");
+        let mut s = place.open();
+        // Naming the peer again (a contact) makes the change possible.
+        let mut b = Batch::new();
+        b.put_contact(Contact::pinned("erin", keys(4), 2));
+        s.commit(b).unwrap();
+        s.change_passphrase(PASS, NEW_PASS, params()).unwrap();
+        drop(s);
+        let s = place.open_with(NEW_PASS).unwrap();
+        assert_eq!(s.history("erin", None).unwrap()[0].text, "hi", "{p}");
+    }
+}
+
+/// A backend whose commits or compaction fail on demand.
+#[derive(Debug)]
+struct Faulty {
+    inner: Box<dyn Backend>,
+    fail_apply: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail_compact: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Backend for Faulty {
+    fn location(&self) -> PathBuf {
+        self.inner.location()
+    }
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key)
+    }
+    fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        order: ScanOrder,
+        limit: Option<usize>,
+    ) -> Result<hush_client_core::store::Pairs, StoreError> {
+        self.inner.scan_prefix(table, prefix, order, limit)
+    }
+    fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError> {
+        if self.fail_apply.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other(
+                "injected commit failure",
+            )));
+        }
+        self.inner.apply(batch)
+    }
+    fn compact(&mut self) -> Result<(), StoreError> {
+        if self.fail_compact.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other(
+                "injected compaction failure",
+            )));
+        }
+        self.inner.compact()
+    }
+}
+
+#[test]
+fn failed_passphrase_change_commit_leaves_the_old_profile_and_key() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for place in Place::both() {
+        let p = place.name();
+        let written = populate(&mut place.create(), 4);
+        let before = all_rows(&*place.raw());
+        let fail_apply = Arc::new(AtomicBool::new(true));
+        let faulty = Faulty {
+            inner: place.raw(),
+            fail_apply: fail_apply.clone(),
+            fail_compact: Arc::new(AtomicBool::new(false)),
+        };
+        let mut s = ProfileStore::open(Box::new(faulty), PASS).unwrap();
+        let err = s.change_passphrase(PASS, NEW_PASS, params()).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{p}: {err:?}");
+        // The store kept the old key: reads and writes still work.
+        assert_populated(&s, &written, 4);
+        fail_apply.store(false, Ordering::SeqCst);
+        let mut b = Batch::new();
+        b.put_prekeys(blob(b"prekey-secret"));
+        s.commit(b).unwrap();
+        drop(s);
+        let after = all_rows(&*place.raw());
+        assert_eq!(before.len(), after.len(), "{p}");
+        assert_eq!(header_of(&*place.raw()), {
+            let (_, _, h) = before
+                .iter()
+                .find(|(t, k, _)| *t == Table::Meta && k == b"header")
+                .unwrap();
+            h.clone()
+        });
+        let err = place.open_with(NEW_PASS).unwrap_err();
+        assert!(matches!(err, StoreError::WrongPassphrase), "{p}: {err:?}");
+        assert_populated(&place.open(), &written, 4);
+    }
+}
+
+#[test]
+fn failed_compaction_after_a_change_reports_it_but_the_change_holds() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for place in Place::both() {
+        let p = place.name();
+        let written = populate(&mut place.create(), 4);
+        let fail_compact = Arc::new(AtomicBool::new(true));
+        let faulty = Faulty {
+            inner: place.raw(),
+            fail_apply: Arc::new(AtomicBool::new(false)),
+            fail_compact: fail_compact.clone(),
+        };
+        let mut s = ProfileStore::open(Box::new(faulty), PASS).unwrap();
+        let err = s.change_passphrase(PASS, NEW_PASS, params()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotCompacted { .. }),
+            "{p}: {err:?}"
+        );
+        assert_populated(&s, &written, 4);
+        fail_compact.store(false, Ordering::SeqCst);
+        s.compact().unwrap();
+        drop(s);
+        let err = place.open_with(PASS).unwrap_err();
+        assert!(matches!(err, StoreError::WrongPassphrase), "{p}: {err:?}");
+        assert_populated(&place.open_with(NEW_PASS).unwrap(), &written, 4);
+    }
+}
+
+/// Every value written, with its table.
+type Written = std::sync::Arc<std::sync::Mutex<Vec<(Table, Vec<u8>)>>>;
+
+/// A backend that keeps a copy of every value ever written through it.
+#[derive(Debug)]
+struct Recording {
+    inner: Box<dyn Backend>,
+    written: Written,
+}
+
+impl Backend for Recording {
+    fn location(&self) -> PathBuf {
+        self.inner.location()
+    }
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key)
+    }
+    fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        order: ScanOrder,
+        limit: Option<usize>,
+    ) -> Result<hush_client_core::store::Pairs, StoreError> {
+        self.inner.scan_prefix(table, prefix, order, limit)
+    }
+    fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError> {
+        let mut w = self.written.lock().unwrap();
+        for op in &batch.ops {
+            if let RawOp::Put { table, value, .. } = op {
+                w.push((*table, value.clone()));
+            }
+        }
+        drop(w);
+        self.inner.apply(batch)
+    }
+    fn compact(&mut self) -> Result<(), StoreError> {
+        self.inner.compact()
+    }
+}
+
+/// The pieces of an old value looked for in the file: for a header, its
+/// salt, nonce and wrapped data key (the rest is public and may repeat);
+/// for a sealed value, every 16-byte chunk.
+fn secret_pieces(table: Table, value: &[u8]) -> Vec<&[u8]> {
+    if table == Table::Meta && value.starts_with(b"HUSHPROF") && value.len() == 143 {
+        vec![
+            &value[23..39],
+            &value[39..63],
+            &value[63..79],
+            &value[79..95],
+            &value[95..111],
+        ]
+    } else {
+        value.chunks_exact(16).collect()
+    }
+}
+
+/// Every value ever written under the old key — the rows current at the
+/// change and every earlier version of them (overwritten sessions,
+/// history entries before a receipt, headers, deleted envelope ids) — is
+/// looked for in the raw file after the change: no 16-byte piece of any of
+/// them may be left.
+#[test]
+fn raw_file_holds_no_old_ciphertext_after_a_passphrase_change() {
+    const N: usize = 300;
+    let place = Place::disk();
+    let written = Written::default();
+    let backend = Recording {
+        inner: Box::new(DiskBackend::create(&place.dir()).unwrap()),
+        written: written.clone(),
+    };
+    let mut s = ProfileStore::create(Box::new(backend), PASS, params(), &settings()).unwrap();
+    let populated = populate(&mut s, N);
+    // Deleted rows too: forget the envelope ids, then record some again.
+    let mut b = Batch::new();
+    b.forget_processed();
+    s.commit(b).unwrap();
+    let mut b = Batch::new();
+    for envelope in 1..=u64::try_from(N).unwrap() {
+        b.mark_processed(envelope);
+    }
+    s.commit(b).unwrap();
+    drop(s);
+    let old_values = std::mem::take(&mut *written.lock().unwrap());
+    let file = place.dir().join(PROFILE_FILE);
+    let size_before = std::fs::metadata(&file).unwrap().len();
+    let mut s = place.open();
+    s.change_passphrase(PASS, NEW_PASS, params()).unwrap();
+    drop(s);
+    let bytes = std::fs::read(&file).unwrap();
+    let windows: std::collections::HashSet<&[u8]> = bytes.windows(16).collect();
+    let mut pieces = 0usize;
+    let mut found = Vec::new();
+    for (t, v) in &old_values {
+        for piece in secret_pieces(*t, v) {
+            pieces += 1;
+            if windows.contains(piece) {
+                found.push(*t);
+            }
+        }
+    }
+    eprintln!(
+        "{} old values, {pieces} pieces; file {size_before} bytes before the change, {} after; \
+         {} pieces found",
+        old_values.len(),
+        bytes.len(),
+        found.len()
+    );
+    assert!(
+        pieces > N * POPULATED_TEXT / 16,
+        "the scan covered the history"
+    );
+    assert!(
+        found.is_empty(),
+        "old ciphertext left in the file: {found:?}"
+    );
+    assert_populated(&place.open_with(NEW_PASS).unwrap(), &populated, N);
+}
+
 #[test]
 fn second_open_of_the_same_profile_is_in_use() {
     let place = Place::disk();

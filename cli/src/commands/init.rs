@@ -7,7 +7,7 @@ use hush_client_core::store::{KdfParams, PROFILE_FILE};
 
 use super::messaging::rng;
 use super::offline::{now_ms, user_id};
-use crate::args::{Global, InitArgs};
+use crate::args::{Global, InitArgs, KdfArgs};
 use crate::exit::{CliError, Failure};
 use crate::home;
 
@@ -27,11 +27,9 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     }
     let created_dir = !dir.exists();
     let pass = home::passphrase(true)?;
-    let kdf = KdfParams {
-        m_cost_kib: a.kdf_memory_kib,
-        t_cost: a.kdf_iterations,
-        p_cost: 1,
-    };
+    // Before any key derivation or relay contact.
+    home::check_new_passphrase(&pass, a.weak.weak_passphrase)?;
+    let kdf = kdf_params(&a.kdf);
     progress("generating keys and sealing the profile");
     let profile = Profile::create_in(
         &dir,
@@ -72,6 +70,15 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     println!("user: {user}");
     println!("fingerprint: {fingerprint}");
     Ok(())
+}
+
+/// The Argon2id parameters chosen on the command line.
+pub(super) fn kdf_params(a: &KdfArgs) -> KdfParams {
+    KdfParams {
+        m_cost_kib: a.kdf_memory_kib,
+        t_cost: a.kdf_iterations,
+        p_cost: 1,
+    }
 }
 
 fn remove_profile(dir: &std::path::Path, created_dir: bool) {

@@ -4,6 +4,7 @@
 mod init;
 mod messaging;
 mod offline;
+mod passphrase;
 mod presence;
 
 pub(crate) use messaging::rng;
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Init(a) => init::run(g, a).await,
         Command::Whoami => offline::whoami(g),
+        Command::Passphrase(a) => passphrase::run(g, a),
         Command::Send(a) => messaging::send(g, a).await,
         Command::Recv(a) => messaging::recv(g, a).await,
         Command::History(a) => offline::history(g, a),

@@ -151,18 +151,15 @@ pub fn hush(home: &Path, args: &[&str]) -> Output {
     }
 }
 
-/// An in-process relay (memory store) with `alice` and `bob` initialised
-/// against it, their homes in `dir`.
-pub struct Pair {
-    pub dir: tempfile::TempDir,
-    pub alice: PathBuf,
-    pub bob: PathBuf,
+/// An in-process relay (memory store) and its runtime.
+pub struct Relay {
+    pub url: String,
     // Dropped in this order: the relay before its runtime.
     _relay: hush_relay::RelayHandle,
     _runtime: tokio::runtime::Runtime,
 }
 
-pub fn pair() -> Pair {
+pub fn relay() -> Relay {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => panic!("runtime: {e}"),
@@ -172,7 +169,25 @@ pub fn pair() -> Pair {
         Ok(r) => r,
         Err(e) => panic!("relay: {e}"),
     };
-    let url = format!("ws://{}", relay.local_addr());
+    Relay {
+        url: format!("ws://{}", relay.local_addr()),
+        _relay: relay,
+        _runtime: runtime,
+    }
+}
+
+/// An in-process relay (memory store) with `alice` and `bob` initialised
+/// against it, their homes in `dir`.
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub alice: PathBuf,
+    pub bob: PathBuf,
+    pub relay: Relay,
+}
+
+pub fn pair() -> Pair {
+    let relay = relay();
+    let url = relay.url.clone();
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => panic!("tempdir: {e}"),
@@ -183,8 +198,7 @@ pub fn pair() -> Pair {
         dir,
         alice,
         bob,
-        _relay: relay,
-        _runtime: runtime,
+        relay,
     }
 }
 

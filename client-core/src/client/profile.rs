@@ -376,6 +376,21 @@ impl Profile {
             .contact(peer.as_str())?
             .ok_or_else(|| ClientError::UnknownContact { user: peer.clone() })
     }
+
+    /// Changes the passphrase sealing the profile: `old` must be the current
+    /// one. A fresh data key replaces the old one and every stored record is
+    /// sealed again under it, in one atomic commit; `params` are the Argon2id
+    /// costs for `new`. See [`ProfileStore::change_passphrase`] (errors
+    /// included: [`StoreError::NotCompacted`](crate::store::StoreError::NotCompacted)
+    /// means the change is in force but the file was not compacted).
+    pub fn change_passphrase(
+        &mut self,
+        old: &[u8],
+        new: &[u8],
+        params: KdfParams,
+    ) -> Result<(), ClientError> {
+        Ok(self.store.change_passphrase(old, new, params)?)
+    }
 }
 
 /// The safety numbers of a contact ([`Profile::safety_numbers`]), each as

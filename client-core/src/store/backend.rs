@@ -140,6 +140,14 @@ pub trait Backend: Send + fmt::Debug {
     /// Applies every op of `batch` or none of them. On the disk backend the
     /// batch is durable (fsynced) when this returns `Ok`.
     fn apply(&mut self, batch: RawBatch) -> Result<(), StoreError>;
+
+    /// Reclaims storage freed by earlier writes, so that it no longer holds
+    /// values that were deleted or overwritten (as far as the backend can:
+    /// see `docs/store.md`). Called after a passphrase change. The default
+    /// does nothing (for backends without a file, such as the memory one).
+    fn compact(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The exclusive upper bound of keys starting with `prefix`, or `None` if

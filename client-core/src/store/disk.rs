@@ -277,4 +277,16 @@ impl Backend for DiskBackend {
             Ok(())
         })
     }
+
+    /// redb's [`Database::compact`]: moves live pages down into free ones
+    /// and truncates the file after the last live page (with two-phase,
+    /// fsynced commits, so a crash during it loses nothing). It does not
+    /// overwrite pages it leaves free; see `docs/store.md` for what that
+    /// means after a passphrase change.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        guarded(|| {
+            self.db.compact().map_err(map_err)?;
+            Ok(())
+        })
+    }
 }

@@ -78,6 +78,35 @@ pub enum StoreError {
         len: usize,
     },
 
+    /// [`ProfileStore::change_passphrase`](super::ProfileStore::change_passphrase)
+    /// found history entries whose peer is neither a contact nor has a
+    /// session (both were deleted). The peer's user id is stored nowhere
+    /// else (the history key is an HMAC of it), so those entries cannot be
+    /// moved under the new key; nothing was changed. Storing a contact or a
+    /// session for that peer again makes the change possible.
+    #[error(
+        "{entries} history entries belong to a peer that is neither a contact nor has a session; \
+         the passphrase was not changed"
+    )]
+    HistoryWithoutPeer {
+        /// How many history entries could not be attributed.
+        entries: usize,
+    },
+
+    /// The passphrase change was committed (the new passphrase and data key
+    /// are in force), but compacting the file afterwards failed: pages the
+    /// change freed may still hold records sealed under the old data key
+    /// until [`ProfileStore::compact`](super::ProfileStore::compact)
+    /// succeeds.
+    #[error(
+        "the passphrase was changed, but the profile file could not be compacted ({reason}): \
+         it may still hold data sealed under the old key"
+    )]
+    NotCompacted {
+        /// Why compaction failed.
+        reason: String,
+    },
+
     /// Filesystem error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -19,8 +19,9 @@
 //! ```
 //!
 //! `KEK = Argon2id(passphrase, salt, m, t, p)` (32 bytes). The data key is 32
-//! random bytes chosen at create time; changing the passphrase re-wraps it
-//! under a new salt and nonce, so no stored value is re-encrypted.
+//! random bytes chosen at create time; changing the passphrase draws a new
+//! one, re-seals every stored value under it and writes a new header (new
+//! salt and nonce) in the same commit (see `rekey.rs`).
 //!
 //! The AEAD's associated data covers magic, version, algorithm, parameters and
 //! salt, so weakening the parameters or changing the version in the file makes

@@ -22,6 +22,7 @@ mod header;
 mod memory;
 mod profile;
 mod records;
+mod rekey;
 mod sealed;
 
 pub use backend::{Backend, Pairs, RawBatch, RawOp, ScanOrder, Table};

@@ -19,21 +19,22 @@ use super::header::{Header, KdfParams};
 use super::records::{
     self, Contact, DeliveryStatus, Direction, HistoryEntry, MessageId, ProfileSettings, SecretBlob,
 };
+use super::rekey;
 use super::sealed::{DataKey, StoreKeys};
 
 /// How many processed relay envelope ids are remembered (the most recent
 /// ones, by the order they were marked); older ones are forgotten.
 pub const PROCESSED_ENVELOPES_KEPT: u64 = 10_000;
 
-const HEADER: &[u8] = b"header";
-const SETTINGS: &[u8] = b"settings";
+pub(super) const HEADER: &[u8] = b"header";
+pub(super) const SETTINGS: &[u8] = b"settings";
 const NEXT_SEQ: &[u8] = b"next_seq";
 const PROCESSED_SEQ: &[u8] = b"processed_seq";
 const IDENTITY: &[u8] = b"identity";
 const PREKEYS: &[u8] = b"prekeys";
 // Domain bytes inside the Processed table's HMAC keys.
-const DEDUP_BY_ID: u8 = 1;
-const DEDUP_BY_ORDER: u8 = 2;
+pub(super) const DEDUP_BY_ID: u8 = 1;
+pub(super) const DEDUP_BY_ORDER: u8 = 2;
 
 #[derive(Debug)]
 enum Op {
@@ -320,9 +321,30 @@ impl ProfileStore {
         Ok(store)
     }
 
-    /// Re-wraps the data key under `new` (fresh salt and nonce, `params`).
-    /// `old` must be the current passphrase. One atomic write; no stored
-    /// value is re-encrypted. Afterwards `old` no longer opens the profile.
+    /// Changes the passphrase and the data key behind it. `old` must be the
+    /// current passphrase.
+    ///
+    /// A fresh random data key replaces the current one: every record of
+    /// every table is opened with the current keys and sealed again under
+    /// the new ones (table keys that are HMACs are recomputed with the new
+    /// index keys), and the new header wraps the new data key under `new`
+    /// (fresh salt and nonce, `params`). Rows, index rows and header are
+    /// replaced in **one** backend commit: a crash at any point leaves
+    /// either the old profile under `old` or the new one under `new`.
+    /// Afterwards this store uses the new keys; the old ones are zeroized.
+    /// An old copy of the header (or of the file) and `old` open none of
+    /// the records written by or after the change.
+    ///
+    /// Then the backend is compacted ([`Backend::compact`]) so that the
+    /// file's pages freed by the rewrite are reclaimed; what may remain on
+    /// disk is described in `docs/store.md`. If only that compaction fails,
+    /// the change is in force and [`StoreError::NotCompacted`] is returned;
+    /// [`ProfileStore::compact`] retries it.
+    ///
+    /// Errors before the commit leave the profile and this store as they
+    /// were: [`StoreError::WrongPassphrase`], [`StoreError::InvalidKdfParams`],
+    /// [`StoreError::Corrupt`] (a record that does not open),
+    /// [`StoreError::HistoryWithoutPeer`], I/O errors.
     pub fn change_passphrase(
         &mut self,
         old: &[u8],
@@ -340,14 +362,26 @@ impl ProfileStore {
                 "header does not match the open profile",
             ));
         }
-        let header = Header::seal(self.keys.data_key(), new, params)?;
-        self.backend.apply(RawBatch {
-            ops: vec![RawOp::Put {
-                table: Table::Meta,
-                key: HEADER.to_vec(),
-                value: header.encode(),
-            }],
-        })
+        drop(check);
+        let new_keys = StoreKeys::derive(DataKey::random())?;
+        let header = Header::seal(new_keys.data_key(), new, params)?;
+        let batch = rekey::rekey_batch(&*self.backend, &self.keys, &new_keys, header.encode())?;
+        self.backend.apply(batch)?;
+        // The commit is durable: from here on only the new keys open the
+        // profile. Replacing `keys` drops the old ones, which zeroizes them.
+        self.keys = new_keys;
+        self.compact()
+    }
+
+    /// Compacts the backend: reclaims the file's free pages (see
+    /// [`Backend::compact`]). [`ProfileStore::change_passphrase`] does this
+    /// itself; call it again after a [`StoreError::NotCompacted`].
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        self.backend
+            .compact()
+            .map_err(|e| StoreError::NotCompacted {
+                reason: e.to_string(),
+            })
     }
 
     /// The Argon2id parameters the header currently uses.
