@@ -110,7 +110,8 @@ pub enum Command {
     /// the relay, (sent) queued for USER, (delivered) on USER's device,
     /// (read) USER displayed it, (failed) not sent (the status line says
     /// why). Messages from other users are stored and announced in the
-    /// status line. Times are UTC.
+    /// status line. Times are UTC. Reading a message request from USER here
+    /// accepts it (read receipts go from then on), as replying does.
     Chat(UserArg),
     /// Who may see whether you are online and when you were last seen, and
     /// what you may see of others.

@@ -118,7 +118,7 @@ fn recv_and_history_show_each_forged_text_as_one_message_from_alice() {
     let shown = messages(&recv);
     let expected: Vec<String> = TEXTS
         .iter()
-        .map(|(_, safe)| format!("alice: {safe}"))
+        .map(|(_, safe)| format!("alice [message request]: {safe}"))
         .collect();
     assert_eq!(shown, expected, "recv printed:\n{recv}");
     assert!(!recv.lines().any(|l| l.starts_with("carol")), "{recv}");

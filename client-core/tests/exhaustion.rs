@@ -108,16 +108,14 @@ fn connections(all: &[Event]) -> usize {
 /// draining someone's prekeys would.
 async fn fetch_bundles(relay_url: &str, name: &str, of: &UserId, n: u64) {
     let (mut ws, _) = tokio_tungstenite::connect_async(relay_url).await.unwrap();
-    let mut next = async || loop {
-        match ws.next().await.unwrap().unwrap() {
-            WsMessage::Text(t) => return ServerFrame::decode(&t).unwrap(),
-            _ => continue,
+    let challenge = loop {
+        if let WsMessage::Text(t) = ws.next().await.unwrap().unwrap() {
+            break ServerFrame::decode(&t).unwrap();
         }
     };
-    let ServerFrame::Challenge(c) = next().await else {
+    let ServerFrame::Challenge(c) = challenge else {
         panic!("no challenge")
     };
-    drop(next);
     let key = IdentityKeyPair::generate(&mut StdRng::seed_from_u64(99));
     let user = uid(name);
     let msg = signing::auth_message(&c.relay_id, &c.challenge.0, user.as_str()).unwrap();

@@ -277,7 +277,10 @@ fn messages_after_the_relay_forgot_bob(options: RelayOptions, forget: impl FnOnc
         alice.send("bob", t);
     }
     let out = bob.recv();
-    let expected: Vec<String> = after.iter().map(|t| format!("alice: {t}")).collect();
+    let expected: Vec<String> = after
+        .iter()
+        .map(|t| format!("alice [message request]: {t}"))
+        .collect();
     assert_eq!(
         out.lines(),
         expected,

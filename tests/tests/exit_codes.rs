@@ -102,11 +102,15 @@ fn full_mailbox_refuses_with_code_9_and_keeps_what_it_accepted() {
     let out = bob.recv();
     assert_eq!(
         out.lines(),
-        ["alice: fits 0", "alice: fits 1", "alice: fits 2"]
+        [
+            "alice [message request]: fits 0",
+            "alice [message request]: fits 1",
+            "alice [message request]: fits 2"
+        ]
     );
     // Drained, the mailbox takes messages again.
     alice.send("bob", "room again");
-    assert_eq!(bob.recv().lines(), ["alice: room again"]);
+    assert_eq!(bob.recv().lines(), ["alice [message request]: room again"]);
 }
 
 #[test]

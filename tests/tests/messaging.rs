@@ -64,7 +64,7 @@ fn alice_sends_bob_receives_exactly_the_text() {
     let out = bob.recv();
     assert_eq!(
         out.stdout,
-        format!("alice: {text}\n"),
+        format!("alice [message request]: {text}\n"),
         "{}",
         out.transcript()
     );
@@ -204,7 +204,10 @@ fn recv_drains_then_exits() {
     }
     let out = bob.cmd(&["recv"]).timeout(BOUND).run();
     out.assert_success();
-    let expected: Vec<String> = texts.iter().map(|t| format!("alice: {t}")).collect();
+    let expected: Vec<String> = texts
+        .iter()
+        .map(|t| format!("alice [message request]: {t}"))
+        .collect();
     assert_eq!(out.lines(), expected, "{}", out.transcript());
 
     // They were acknowledged: a second drain finds nothing.
@@ -229,7 +232,10 @@ fn online_recipient_gets_each_message_as_it_arrives() {
         let text = format!("live {i}");
         alice.send("bob", &text);
         let line = listening.next_line(Duration::from_secs(15));
-        assert_eq!(line.as_deref(), Some(format!("alice: {text}").as_str()));
+        assert_eq!(
+            line.as_deref(),
+            Some(format!("alice [message request]: {text}").as_str())
+        );
     }
     listening.kill();
     // Shown once: a later recv does not show them again.

@@ -82,7 +82,12 @@ fn hush_client_talks_to_a_tls_relay_over_wss() {
         .assert_success();
     let got = bob.cmd(&["recv"]).env("HUSH_CA_FILE", &ca).run();
     got.assert_success();
-    assert_eq!(got.lines(), ["alice: over TLS"], "{}", got.transcript());
+    assert_eq!(
+        got.lines(),
+        ["alice [message request]: over TLS"],
+        "{}",
+        got.transcript()
+    );
 
     // Without the CA, the system roots do not know this certificate.
     let carol = Hush::new("carol");
@@ -345,7 +350,7 @@ fn admin_stats_and_purge_expired_on_redb_and_redis() {
     let out = relay_cmd(&["admin", "purge-expired", "--redis", &redis.url()]);
     out.assert_success();
     assert!(out.stdout.contains("purged 0 "), "{}", out.transcript());
-    assert_eq!(dave.recv().lines(), ["carol: in redis"]);
+    assert_eq!(dave.recv().lines(), ["carol [message request]: in redis"]);
 }
 
 #[test]
@@ -363,7 +368,7 @@ fn a_client_sees_1001_on_sigterm_and_reconnects_to_the_restarted_relay() {
         .spawn();
     assert_eq!(
         recv.next_line(Duration::from_secs(15)).as_deref(),
-        Some("alice: before")
+        Some("alice [message request]: before")
     );
     let stopped = Instant::now();
     assert_eq!(relay.terminate(Duration::from_secs(15)), Some(0));
@@ -373,7 +378,7 @@ fn a_client_sees_1001_on_sigterm_and_reconnects_to_the_restarted_relay() {
     // The same `hush recv` process reconnected by itself.
     assert_eq!(
         recv.next_line(Duration::from_secs(20)).as_deref(),
-        Some("alice: after")
+        Some("alice [message request]: after")
     );
     let out = recv.kill();
     assert!(

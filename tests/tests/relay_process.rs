@@ -29,7 +29,10 @@ fn relay_stops_cleanly_on_sigterm_and_keeps_its_data() {
     alice.send("bob", "before the shutdown");
     assert_eq!(relay.terminate(Duration::from_secs(10)), Some(0));
     relay.restart();
-    assert_eq!(bob.recv().lines(), ["alice: before the shutdown"]);
+    assert_eq!(
+        bob.recv().lines(),
+        ["alice [message request]: before the shutdown"]
+    );
 }
 
 #[test]
@@ -49,7 +52,7 @@ fn reset_user_refuses_a_running_relay() {
     );
     // Nothing was deleted: bob is still bob.
     alice.send("bob", "still there");
-    assert_eq!(bob.recv().lines(), ["alice: still there"]);
+    assert_eq!(bob.recv().lines(), ["alice [message request]: still there"]);
 
     relay.kill();
     let out = relay.admin(&["reset-user", "nobody"]);

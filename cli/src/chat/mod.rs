@@ -355,10 +355,27 @@ impl Workers {
                         local,
                         result: c.send_text(&p, &text).await,
                     },
-                    Out::Read(ids) => match c.send_read_receipt(&p, ids).await {
-                        Ok(()) => continue,
-                        Err(e) => Done::ReadFailed(e),
-                    },
+                    Out::Read(ids) => {
+                        // The user opened this conversation by name and is
+                        // reading it: like replying, that accepts a
+                        // message request, and read receipts go.
+                        let accepted = c.with_profile({
+                            let p = p.clone();
+                            move |prof| match prof.contact(&p) {
+                                Ok(Some(contact)) if contact.request => prof.accept(&p).map(|_| ()),
+                                Ok(_) => Ok(()),
+                                Err(e) => Err(e),
+                            }
+                        });
+                        let sent = match accepted.await {
+                            Ok(Ok(())) => c.send_read_receipt(&p, ids).await,
+                            Ok(Err(e)) | Err(e) => Err(e),
+                        };
+                        match sent {
+                            Ok(()) => continue,
+                            Err(e) => Done::ReadFailed(e),
+                        }
+                    }
                 };
                 // The loop may be gone (quitting): keep sending the rest.
                 let _ = done_tx.send(done).await;
