@@ -20,6 +20,9 @@
 //! | `bundle_fetch_burst` / `bundle_fetches_per_hour` | 60 / 120 | `rate_limited` |
 //! | `registration_burst` / `registrations_per_hour` | 100 / 100 | `rate_limited`, close 4001 |
 //! | `ip_rate_per_sec` / `ip_rate_burst` | 5000 / 10000 | `rate_limited` |
+//! | `byte_rate_per_sec` / `byte_rate_burst` | 1 MiB / 4 MiB | reading paused (no error) |
+//! | `ip_byte_rate_per_sec` / `ip_byte_rate_burst` | 2 MiB / 8 MiB | reading paused (no error) |
+//! | `max_in_flight_bytes` | 1 MiB | reading paused until commits complete |
 //! | `auth_timeout` | 10 s | `auth_timeout`, close 4002 |
 //! | `max_ack_ids` | 1000 | `too_many_ids` |
 //! | `outbound_queue` | 1024 | close 4003 |
@@ -99,6 +102,23 @@ pub struct Limits {
     pub ip_rate_per_sec: u32,
     /// Frames one IP address may send in a burst over all its connections.
     pub ip_rate_burst: u32,
+    /// Sustained bytes per second one connection may send (text frames as
+    /// read, after authentication): a token bucket of bytes. Beyond it the
+    /// relay stops reading from the connection until the budget is back
+    /// (TCP backpressure, no error). 0 disables it.
+    pub byte_rate_per_sec: u32,
+    /// Bytes one connection may send in a burst.
+    pub byte_rate_burst: u32,
+    /// Sustained bytes per second from one IP address over all its
+    /// connections, enforced like `byte_rate_per_sec`. 0 disables it.
+    pub ip_byte_rate_per_sec: u32,
+    /// Bytes one IP address may send in a burst over all its connections.
+    pub ip_byte_rate_burst: u32,
+    /// Most envelope body bytes of one connection's sends awaiting their
+    /// commit; beyond it the relay reads nothing more from the connection
+    /// until some complete. Bounds what one connection queues in front of
+    /// everyone else's commits.
+    pub max_in_flight_bytes: usize,
     /// Time from the connection opening to a successful `auth`; a connection
     /// that has not authenticated by then is closed (4002).
     pub auth_timeout: Duration,
@@ -150,6 +170,11 @@ impl Default for Limits {
             registrations_per_hour: 100,
             ip_rate_per_sec: 5000,
             ip_rate_burst: 10_000,
+            byte_rate_per_sec: 1 << 20,
+            byte_rate_burst: 4 << 20,
+            ip_byte_rate_per_sec: 2 << 20,
+            ip_byte_rate_burst: 8 << 20,
+            max_in_flight_bytes: 1 << 20,
             auth_timeout: Duration::from_secs(10),
             max_ack_ids: 1000,
             outbound_queue: 1024,
@@ -185,6 +210,9 @@ mod tests {
         assert_eq!((l.bundle_fetch_burst, l.bundle_fetches_per_hour), (60, 120));
         assert_eq!((l.registration_burst, l.registrations_per_hour), (100, 100));
         assert_eq!((l.ip_rate_per_sec, l.ip_rate_burst), (5000, 10_000));
+        assert_eq!((l.byte_rate_per_sec, l.byte_rate_burst), (1 << 20, 4 << 20));
+        assert_eq!((l.ip_byte_rate_per_sec, l.ip_byte_rate_burst), (2 << 20, 8 << 20));
+        assert_eq!(l.max_in_flight_bytes, 1 << 20);
         assert_eq!(l.auth_timeout, Duration::from_secs(10));
         assert_eq!(l.max_ack_ids, 1000);
         assert_eq!(l.outbound_queue, 1024);

@@ -53,6 +53,8 @@ const MAX_IN_FLIGHT: usize = 256;
 struct Done {
     frame: ServerFrame,
     deliver: Option<(UserId, StoredEnvelope)>,
+    /// Body bytes this request held in flight (a send), released now.
+    bytes: usize,
 }
 
 type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -76,6 +78,14 @@ struct Conn<S> {
     bucket: TokenBucket,
     /// Presence requests and ephemeral sends (see `presence_frames`).
     presence_bucket: TokenBucket,
+    /// Bytes read (`byte_rate_per_sec`); with the address's shared byte
+    /// bucket it decides `paused_until`.
+    byte_bucket: TokenBucket,
+    /// No frame is read before this instant: the connection, or its
+    /// address, used up its byte budget (backpressure, not an error).
+    paused_until: Option<Instant>,
+    /// Body bytes of sends awaiting their commit (`max_in_flight_bytes`).
+    in_flight_bytes: usize,
     /// Set once this side queued its own close frame.
     closing: bool,
     /// Requests still running, in arrival order; replies go out in this
@@ -130,6 +140,13 @@ pub(crate) async fn run<S: Store>(
             limits.presence_rate_burst,
             Instant::now(),
         ),
+        byte_bucket: TokenBucket::new(
+            limits.byte_rate_per_sec,
+            limits.byte_rate_burst,
+            Instant::now(),
+        ),
+        paused_until: None,
+        in_flight_bytes: 0,
         closing: false,
         pending: FuturesOrdered::new(),
     };
@@ -184,12 +201,16 @@ pub(crate) async fn run<S: Store>(
                 break;
             }
             Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
+                conn.in_flight_bytes = conn.in_flight_bytes.saturating_sub(done.bytes);
                 if let Some((to, env)) = &done.deliver {
                     conn.hub.deliver(to, env);
                 }
                 go_on = conn.send_now(&done.frame).await.is_continue();
             }
-            msg = stream.next(), if conn.pending.len() < MAX_IN_FLIGHT => {
+            () = sleep_until_some(conn.paused_until), if conn.paused_until.is_some() => {
+                conn.paused_until = None;
+            }
+            msg = stream.next(), if conn.may_read(limits.max_in_flight_bytes) => {
                 liveness.heard(Instant::now());
                 go_on = match msg {
                     Some(Ok(Message::Text(text))) => conn.on_text(text).await.is_continue(),
@@ -313,6 +334,14 @@ async fn writer(
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_msg(code, reason))).await;
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the liveness timer decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -376,6 +405,28 @@ fn close_msg(code: u16, reason: &'static str) -> Message {
 }
 
 impl<S: Store> Conn<S> {
+    /// Whether the next frame may be read: not too many requests or body
+    /// bytes awaiting their commit, and no byte budget overdrawn.
+    fn may_read(&self, max_in_flight_bytes: usize) -> bool {
+        self.pending.len() < MAX_IN_FLIGHT
+            && self.in_flight_bytes < max_in_flight_bytes
+            && self.paused_until.is_none()
+    }
+
+    /// Charges a frame of `len` bytes to this connection's and its
+    /// address's byte budgets; an overdrawn budget pauses reading until it
+    /// is paid back.
+    fn charge_bytes(&mut self, len: usize) {
+        let now = Instant::now();
+        let wait = self
+            .byte_bucket
+            .charge(len, now)
+            .max(self.hub.quotas.charge_bytes(&self.ip, len));
+        if !wait.is_zero() {
+            self.paused_until = Some(now + wait);
+        }
+    }
+
     /// Replies in request order: at once if nothing is in flight, else
     /// behind the requests still running.
     async fn send(&mut self, frame: &ServerFrame) -> Flow {
@@ -385,6 +436,7 @@ impl<S: Store> Conn<S> {
             self.pending.push_back(Box::pin(std::future::ready(Done {
                 frame: frame.clone(),
                 deliver: None,
+                bytes: 0,
             })));
             Flow::Continue(())
         }
@@ -454,6 +506,7 @@ impl<S: Store> Conn<S> {
                 }
             };
         }
+        self.charge_bytes(text.len());
         let limited = if !self.bucket.try_take(Instant::now()) {
             Some("too many frames; slow down")
         } else if !self.hub.quotas.take_frame(&self.ip) {
@@ -823,9 +876,11 @@ impl<S: Store> Conn<S> {
         let limits = self.hub.mailbox_limits();
         // Submitted now (see `Store::append`); the reply follows the commit
         // while this connection goes on reading.
+        let bytes = envelope.body.len();
         let committed =
             crate::metrics::timed_commit(self.hub.store.append(&s.to, envelope, limits));
         let (rid, to) = (s.rid, s.to);
+        self.in_flight_bytes += bytes;
         self.pending.push_back(Box::pin(async move {
             let frame = match committed.await {
                 Ok(AppendOutcome::Appended(env)) => {
@@ -835,6 +890,7 @@ impl<S: Store> Conn<S> {
                             id: Some(env.id),
                         }),
                         deliver: Some((to, env)),
+                        bytes,
                     };
                 }
                 Ok(AppendOutcome::MailboxFull) => ServerFrame::error(
@@ -857,6 +913,7 @@ impl<S: Store> Conn<S> {
             Done {
                 frame,
                 deliver: None,
+                bytes,
             }
         }));
         Flow::Continue(())

@@ -1,8 +1,8 @@
 //! Quotas that outlive a connection: bundle fetches per user (a requester
 //! cannot drain another user's one-time prekeys by reconnecting), new
 //! registrations per IP address (nor by registering throw-away ids), and
-//! frames per IP address (many connections from one address share one
-//! rate).
+//! frames and bytes per IP address (many connections from one address share
+//! one rate).
 //!
 //! Each is a table of [`TokenBucket`]s. A bucket that has refilled completely
 //! says nothing a fresh one would not, so the table forgets it; the table is
@@ -65,6 +65,15 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         !self.enabled() || self.with(key, |b, now| b.try_take(now))
     }
 
+    /// Charges `n` tokens to `key` (see [`TokenBucket::charge`]): how long
+    /// its connections must stop reading.
+    fn charge(&self, key: &K, n: usize) -> std::time::Duration {
+        if !self.enabled() || self.rate <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        self.with(key, |b, now| b.charge(n, now))
+    }
+
     fn has_token(&self, key: &K) -> bool {
         !self.enabled() || self.with(key, |b, now| b.has_token(now))
     }
@@ -81,6 +90,7 @@ pub(crate) struct Quotas {
     fetches: Buckets<UserId>,
     registrations: Buckets<IpAddr>,
     frames: Buckets<IpAddr>,
+    bytes: Buckets<IpAddr>,
 }
 
 impl Quotas {
@@ -89,7 +99,17 @@ impl Quotas {
             fetches: Buckets::new(limits.bundle_fetches_per_hour, limits.bundle_fetch_burst),
             registrations: Buckets::new(limits.registrations_per_hour, limits.registration_burst),
             frames: Buckets::per_second(f64::from(limits.ip_rate_per_sec), limits.ip_rate_burst),
+            bytes: Buckets::per_second(
+                f64::from(limits.ip_byte_rate_per_sec),
+                limits.ip_byte_rate_burst,
+            ),
         }
+    }
+
+    /// Charges `n` bytes read from `ip` to its shared byte rate; returns
+    /// how long that address's connections should stop reading.
+    pub(crate) fn charge_bytes(&self, ip: &IpAddr, n: usize) -> std::time::Duration {
+        self.bytes.charge(ip, n)
     }
 
     /// Takes one frame from `ip`'s shared rate.

@@ -52,6 +52,24 @@ impl TokenBucket {
         self.tokens >= self.burst
     }
 
+    /// Takes `n` tokens whether or not they are there, leaving a debt, and
+    /// returns how long until the balance is back to zero (zero if there
+    /// was enough). For byte budgets: the frame is already read; the caller
+    /// stops reading for that long. A zero rate means unlimited.
+    pub(crate) fn charge(&mut self, n: usize, now: Instant) -> std::time::Duration {
+        if self.rate <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        self.refill(now);
+        // n is at most a frame's size: exact in an f64.
+        self.tokens -= n as f64;
+        if self.tokens >= 0.0 {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+
     /// Takes a token if one is available.
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         self.refill(now);
@@ -68,6 +86,19 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_charge_beyond_the_balance_is_a_debt_paid_back_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000, 500, t0);
+        assert_eq!(b.charge(400, t0), Duration::ZERO);
+        // 100 left; 300 more is a debt of 200: 0.2 s at 1000/s.
+        assert_eq!(b.charge(300, t0), Duration::from_millis(200));
+        assert_eq!(b.charge(0, t0 + Duration::from_millis(200)), Duration::ZERO);
+        // A zero rate is no limit at all.
+        let mut off = TokenBucket::new(0, 1, t0);
+        assert_eq!(off.charge(1 << 30, t0), Duration::ZERO);
+    }
 
     #[test]
     fn burst_then_refill() {

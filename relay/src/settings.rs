@@ -398,6 +398,51 @@ pub const OPTIONS: &[Opt] = &[
         "Frames per IP address in a burst, over all its connections (0: no per-address rate)."
     ),
     opt!(
+        "byte_rate_per_sec",
+        "byte-rate-per-sec",
+        "HUSH_BYTE_RATE_PER_SEC",
+        "BYTES",
+        || Some(lim().byte_rate_per_sec.to_string()),
+        false,
+        "Bytes per second one connection may send, sustained; beyond it the relay stops reading from it until the budget is back (0: no limit)."
+    ),
+    opt!(
+        "byte_rate_burst",
+        "byte-rate-burst",
+        "HUSH_BYTE_RATE_BURST",
+        "BYTES",
+        || Some(lim().byte_rate_burst.to_string()),
+        false,
+        "Bytes one connection may send in a burst."
+    ),
+    opt!(
+        "ip_byte_rate_per_sec",
+        "ip-byte-rate-per-sec",
+        "HUSH_IP_BYTE_RATE_PER_SEC",
+        "BYTES",
+        || Some(lim().ip_byte_rate_per_sec.to_string()),
+        false,
+        "Bytes per second per IP address over all its connections, sustained; beyond it its connections are not read until the budget is back (0: no limit)."
+    ),
+    opt!(
+        "ip_byte_rate_burst",
+        "ip-byte-rate-burst",
+        "HUSH_IP_BYTE_RATE_BURST",
+        "BYTES",
+        || Some(lim().ip_byte_rate_burst.to_string()),
+        false,
+        "Bytes per IP address in a burst, over all its connections (0: no per-address byte rate)."
+    ),
+    opt!(
+        "max_in_flight_bytes",
+        "max-in-flight-bytes",
+        "HUSH_MAX_IN_FLIGHT_BYTES",
+        "BYTES",
+        || Some(lim().max_in_flight_bytes.to_string()),
+        false,
+        "Most envelope body bytes of one connection's sends awaiting their commit; beyond it nothing more is read from the connection until some complete."
+    ),
+    opt!(
         "auth_timeout_ms",
         "auth-timeout-ms",
         "HUSH_AUTH_TIMEOUT_MS",
@@ -752,6 +797,11 @@ impl Settings {
         limits.presence_rate_burst = raw.num("presence_rate_burst", 1u32)?;
         limits.ip_rate_per_sec = raw.num("ip_rate_per_sec", 0u32)?;
         limits.ip_rate_burst = raw.num("ip_rate_burst", 0u32)?;
+        limits.byte_rate_per_sec = raw.num("byte_rate_per_sec", 0u32)?;
+        limits.byte_rate_burst = raw.num("byte_rate_burst", 1u32)?;
+        limits.ip_byte_rate_per_sec = raw.num("ip_byte_rate_per_sec", 0u32)?;
+        limits.ip_byte_rate_burst = raw.num("ip_byte_rate_burst", 0u32)?;
+        limits.max_in_flight_bytes = raw.num("max_in_flight_bytes", 1usize)?;
         limits.auth_timeout = Duration::from_millis(raw.num("auth_timeout_ms", 1u64)?);
         limits.max_ack_ids = raw.num("max_ack_ids", 1usize)?;
         limits.outbound_queue = raw.num("outbound_queue", 1usize)?;

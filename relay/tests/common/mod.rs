@@ -425,6 +425,11 @@ impl Client {
         self.request(ClientFrame::Ack(Ack { rid, ids })).await
     }
 
+    /// The WebSocket, for a test that drives it by hand.
+    pub fn into_ws(self) -> Ws {
+        self.ws
+    }
+
     pub async fn ping(&mut self) {
         let rid = self.rid();
         match self.request(ClientFrame::Ping(Ping { rid })).await {
