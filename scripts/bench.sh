@@ -34,9 +34,10 @@ mkdir -p "$OUT"
 RUNS_FILE=$OUT/runs.jsonl
 touch "$RUNS_FILE"
 
-# Lift the per-connection and per-address frame rates and the registration
+# Lift the per-connection and per-address frame and byte rates and the registration
 # quota: every bench identity registers from 127.0.0.1.
-LIFT=(--rate-per-sec 1000000 --rate-burst 1000000 --ip-rate-burst 0 --registration-burst 0)
+LIFT=(--rate-per-sec 1000000 --rate-burst 1000000 --ip-rate-burst 0 --registration-burst 0
+      --byte-rate-per-sec 0 --ip-byte-rate-burst 0)
 
 PIDS=()
 cleanup() {

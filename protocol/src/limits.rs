@@ -211,7 +211,10 @@ mod tests {
         assert_eq!((l.registration_burst, l.registrations_per_hour), (100, 100));
         assert_eq!((l.ip_rate_per_sec, l.ip_rate_burst), (5000, 10_000));
         assert_eq!((l.byte_rate_per_sec, l.byte_rate_burst), (1 << 20, 4 << 20));
-        assert_eq!((l.ip_byte_rate_per_sec, l.ip_byte_rate_burst), (2 << 20, 8 << 20));
+        assert_eq!(
+            (l.ip_byte_rate_per_sec, l.ip_byte_rate_burst),
+            (2 << 20, 8 << 20)
+        );
         assert_eq!(l.max_in_flight_bytes, 1 << 20);
         assert_eq!(l.auth_timeout, Duration::from_secs(10));
         assert_eq!(l.max_ack_ids, 1000);

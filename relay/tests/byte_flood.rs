@@ -156,7 +156,11 @@ async fn a_byte_flood_from_one_address_is_slowed_and_a_good_pair_keeps_its_laten
         elapsed.as_secs_f64(),
         through as f64 / 1e6 / elapsed.as_secs_f64(),
     );
-    assert_eq!(errors.load(Ordering::Relaxed), 0, "the flood was slowed, not refused");
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "the flood was slowed, not refused"
+    );
     if baseline {
         return;
     }

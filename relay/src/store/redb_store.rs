@@ -4,11 +4,10 @@
 //! Writes go through one writer thread that drains every pending write
 //! request into a single write transaction, commits it with
 //! `Durability::Immediate` (fsync), and only then answers each request
-//! (group commit): many concurrent sends cost one fsync, and the `users`
-//! and `mailbox` tables are opened once per batch. A batch of nothing but
-//! acknowledgements commits without fsync (`Durability::None`, made durable
-//! by the next fsync'd commit): an acknowledgement lost in a crash only
-//! redelivers envelopes, which clients drop by envelope id. Reads run on the
+//! (group commit): many concurrent sends and acknowledgements cost one
+//! fsync, and the `users` and `mailbox` tables are opened once per batch.
+//! Every commit is fsync'd: acknowledgements are durable before `acked` is
+//! sent, as sends are before `accepted` (docs/protocol.md). Reads run on the
 //! blocking pool in their own read transactions and never wait for writes.
 //!
 //! Tables (big-endian integers):
@@ -188,10 +187,6 @@ type Apply = Box<dyn FnOnce(&mut Batch<'_>) -> (Completion, Result<(), StoreErro
 /// how to answer once the batch's commit is known.
 struct Job {
     apply: Apply,
-    /// Must survive a crash once answered. Only acknowledgements are not:
-    /// one lost in a crash is a redelivery, which clients drop by envelope
-    /// id, and envelope ids are only ever assigned by durable appends.
-    durable: bool,
 }
 
 type UsersTable<'t> = Table<'t, &'static str, &'static [u8]>;
@@ -248,8 +243,7 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
 /// Applies queued jobs to one transaction until one fails, commits, answers
 /// them. A job that fails aborts the batch (all applied jobs get the error);
 /// jobs not yet applied stay queued for the next batch. The commit is
-/// fsync'd (`Durability::Immediate`) unless every job in it may be lost in a
-/// crash; such a commit becomes durable with the next fsync'd one.
+/// fsync'd (`Durability::Immediate`).
 fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
@@ -260,14 +254,12 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     };
     let mut done: Vec<Completion> = Vec::with_capacity(queue.len());
     let mut failed = None;
-    let mut durable = false;
     {
         let mut batch = Batch {
             txn: &txn,
             mail: None,
         };
         while let Some(job) = queue.pop_front() {
-            durable |= job.durable;
             let (completion, result) = (job.apply)(&mut batch);
             done.push(completion);
             if let Err(e) = result {
@@ -281,7 +273,7 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
             let _ = txn.abort();
             Err(e)
         }
-        None => commit(txn, durable),
+        None => commit(txn),
     };
     if let Err(e) = &outcome {
         tracing::error!(error = %e, batch = done.len(), "store write batch failed");
@@ -291,13 +283,9 @@ fn run_batch(db: &Database, queue: &mut VecDeque<Job>) {
     }
 }
 
-fn commit(mut txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
-    let level = if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    };
-    txn.set_durability(level).map_err(be("set durability"))?;
+fn commit(mut txn: WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(Durability::Immediate)
+        .map_err(be("set durability"))?;
     txn.commit().map_err(be("commit"))
 }
 
@@ -409,7 +397,7 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(op, true, move |b: &mut Batch<'_>| f(b.txn()))
+        self.submit(op, move |b: &mut Batch<'_>| f(b.txn()))
     }
 
     /// [`Self::write`] for a job on the `users` and `mailbox` tables, which
@@ -417,7 +405,6 @@ impl RedbStore {
     fn write_mail<T, F>(
         &self,
         op: &'static str,
-        durable: bool,
         f: F,
     ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
     where
@@ -426,7 +413,7 @@ impl RedbStore {
             + Send
             + 'static,
     {
-        self.submit(op, durable, move |b: &mut Batch<'_>| {
+        self.submit(op, move |b: &mut Batch<'_>| {
             let (users, mailbox) = b.mail()?;
             f(users, mailbox)
         })
@@ -435,7 +422,6 @@ impl RedbStore {
     fn submit<T, F>(
         &self,
         op: &'static str,
-        durable: bool,
         f: F,
     ) -> impl Future<Output = Result<T, StoreError>> + Send + use<T, F>
     where
@@ -460,7 +446,7 @@ impl RedbStore {
                 )
             }
         });
-        let job = Job { apply, durable };
+        let job = Job { apply };
         let queued = match &self.jobs {
             Some(jobs) => jobs.send(job).map_err(|_| StoreError::Closed),
             None => Err(StoreError::Closed),
@@ -760,7 +746,7 @@ impl Store for RedbStore {
     ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send + 'static {
         // Not an `async fn`: the job is queued at call time.
         let name = to.as_str().to_owned();
-        self.write_mail("append", true, move |users, mailbox| {
+        self.write_mail("append", move |users, mailbox| {
             let op = "append";
             let Some(mut rec) = get_user(users, &name)? else {
                 return Ok(AppendOutcome::UnknownUser);
@@ -820,8 +806,10 @@ impl Store for RedbStore {
 
     async fn ack(&self, user: &UserId, ids: Vec<u64>) -> Result<u64, StoreError> {
         let name = user.as_str().to_owned();
-        // Not fsync'd on its own (see `Job::durable`).
-        self.write_mail("ack", false, move |users, mailbox| {
+        // Durable before `acked` (docs/protocol.md): an acknowledged
+        // envelope is never pushed again, even after a crash. Acks share the
+        // group commit with the sends of their batch.
+        self.write_mail("ack", move |users, mailbox| {
             let op = "ack";
             let Some(mut rec) = get_user(users, &name)? else {
                 return Ok(0);
