@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use hush_client_core::client::Profile;
+use hush_client_core::client::{ClientError, Profile};
 use hush_client_core::store::Contact;
 use hush_protocol::UserId;
 
@@ -133,51 +133,65 @@ pub fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
 }
 
 pub fn reject(g: &Global, a: UserArg) -> Result<(), CliError> {
-    let peer = user_id(&a.user)?;
-    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
-    if profile.reject(&peer)? {
-        println!(
-            "the new identity key of {peer} is rejected; the pinned key stays and sending resumes"
-        );
-    } else {
-        println!("no changed key pending for {peer}");
-    }
-    Ok(())
+    on_contact(
+        g,
+        a,
+        |p, peer| p.reject(peer),
+        |peer| {
+            format!(
+                "the new identity key of {peer} is rejected; the pinned key stays and sending resumes"
+            )
+        },
+        |peer| format!("no changed key pending for {peer}"),
+    )
 }
 
 pub fn block(g: &Global, a: UserArg) -> Result<(), CliError> {
-    let peer = user_id(&a.user)?;
-    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
-    if profile.block(&peer)? {
-        println!("{peer} is blocked: their messages are dropped unread");
-    } else {
-        println!("{peer} was already blocked");
-    }
-    Ok(())
+    on_contact(
+        g,
+        a,
+        |p, peer| p.block(peer),
+        |peer| format!("{peer} is blocked: their messages are dropped unread"),
+        |peer| format!("{peer} was already blocked"),
+    )
 }
 
 pub fn unblock(g: &Global, a: UserArg) -> Result<(), CliError> {
-    let peer = user_id(&a.user)?;
-    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
-    if profile.unblock(&peer)? {
-        println!("{peer} is unblocked");
-    } else {
-        println!("{peer} was not blocked");
-    }
-    Ok(())
+    on_contact(
+        g,
+        a,
+        |p, peer| p.unblock(peer),
+        |peer| format!("{peer} is unblocked"),
+        |peer| format!("{peer} was not blocked"),
+    )
 }
 
 pub fn accept(g: &Global, a: UserArg) -> Result<(), CliError> {
+    on_contact(
+        g,
+        a,
+        |p, peer| p.accept(peer),
+        |peer| format!("accepted the message request of {peer}"),
+        |peer| format!("{peer} is not a message request"),
+    )
+}
+
+/// Applies `change` to a known contact and says whether it changed
+/// anything.
+fn on_contact(
+    g: &Global,
+    a: UserArg,
+    change: impl FnOnce(&mut Profile, &UserId) -> Result<bool, ClientError>,
+    changed: impl FnOnce(&UserId) -> String,
+    unchanged: impl FnOnce(&UserId) -> String,
+) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
     known_contact(&profile, &peer)?;
-    if profile.accept(&peer)? {
-        println!("accepted the message request of {peer}");
+    if change(&mut profile, &peer)? {
+        println!("{}", changed(&peer));
     } else {
-        println!("{peer} is not a message request");
+        println!("{}", unchanged(&peer));
     }
     Ok(())
 }
