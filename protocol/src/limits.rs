@@ -15,6 +15,7 @@
 //! | `rate_per_sec` / `rate_burst` | 1000 / 2000 | `rate_limited` |
 //! | `max_connections_per_ip` | 256 | HTTP 429 |
 //! | `max_connections` | 10000 | HTTP 503 |
+//! | `upgrade_timeout` | 5 s | connection closed before the upgrade |
 //! | `ping_interval` | 30 s | WebSocket ping when the peer is quiet |
 //! | `idle_timeout` | 75 s | dropped without a close frame (half-open) |
 //! | `bundle_fetch_burst` / `bundle_fetches_per_hour` | 60 / 120 | `rate_limited` |
@@ -69,12 +70,20 @@ pub struct Limits {
     pub rate_per_sec: u32,
     /// Frames one connection may send in a burst (token bucket size).
     pub rate_burst: u32,
-    /// Most simultaneous WebSocket connections from one IP address.
+    /// Most simultaneous connections from one IP address, counted from the
+    /// TCP accept (not from the upgrade), so connections that never finish
+    /// their HTTP request count too.
     pub max_connections_per_ip: usize,
-    /// Most simultaneous WebSocket connections in all; beyond it upgrades are
-    /// refused with HTTP 503 (bounds the relay's memory whatever the number
-    /// of addresses).
+    /// Most simultaneous connections in all, counted from the TCP accept;
+    /// beyond it upgrades are refused with HTTP 503 (bounds the relay's
+    /// memory and file descriptors whatever the number of addresses).
     pub max_connections: usize,
+    /// Time from the TCP accept to the WebSocket upgrade (or, for plain
+    /// HTTP such as `/healthz`, to the request being read): PROXY protocol
+    /// header, TLS handshake and HTTP request included. A connection that
+    /// has not got that far by then is closed, so silent or trickling
+    /// connections cannot hold file descriptors.
+    pub upgrade_timeout: Duration,
     /// A connection that has sent nothing for this long gets a WebSocket
     /// ping (which any live peer answers with a pong).
     pub ping_interval: Duration,
@@ -162,6 +171,7 @@ impl Default for Limits {
             rate_burst: 2000,
             max_connections_per_ip: 256,
             max_connections: 10_000,
+            upgrade_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             bundle_fetch_burst: 60,
@@ -205,6 +215,7 @@ mod tests {
         assert_eq!((l.rate_per_sec, l.rate_burst), (1000, 2000));
         assert_eq!(l.max_connections_per_ip, 256);
         assert_eq!(l.max_connections, 10_000);
+        assert_eq!(l.upgrade_timeout, Duration::from_secs(5));
         assert_eq!(l.ping_interval, Duration::from_secs(30));
         assert_eq!(l.idle_timeout, Duration::from_secs(75));
         assert_eq!((l.bundle_fetch_burst, l.bundle_fetches_per_hour), (60, 120));

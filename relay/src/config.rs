@@ -58,7 +58,20 @@ pub struct Config {
     /// Serve `/metrics`, `/healthz` and `/readyz` on this separate
     /// plain-HTTP address instead of the main listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Load balancers trusted to send a PROXY protocol header: connections
+    /// from these networks must start with one, and the address it names
+    /// is the client's. Empty: PROXY protocol disabled.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
+
+/// Longest PROXY protocol v1 header, CRLF included (HAProxy's
+/// specification: 107 bytes).
+pub const PROXY_V1_MAX_BYTES: usize = 107;
+/// Longest PROXY protocol v2 header read, the 16 fixed bytes included. The
+/// format allows 16 + 65535; addresses take at most 216 and the TLVs that
+/// load balancers add (TLS details, unique ids, cloud endpoint ids) fit well
+/// within this.
+pub const PROXY_V2_MAX_BYTES: usize = 1024;
 
 /// Longest accepted relay id, in bytes.
 pub const MAX_RELAY_ID_LEN: usize = 255;
@@ -75,6 +88,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(10),
             tls: None,
             metrics_listen: None,
+            proxy_protocol_from: Vec::new(),
         }
     }
 

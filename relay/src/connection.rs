@@ -218,7 +218,15 @@ pub(crate) async fn run<S: Store>(
                         conn.close(close::UNSUPPORTED_DATA, "binary frames are not accepted").await;
                         false
                     }
-                    Some(Ok(Message::Close(_))) | None => {
+                    Some(Ok(Message::Close(_))) => {
+                        // RFC 6455 5.5.1: the WebSocket layer has queued the
+                        // answer (the same code, or 1002 for a reserved or
+                        // invalid one); the read after the loop sends it.
+                        // No close of our own follows it.
+                        conn.closing = true;
+                        false
+                    }
+                    None => {
                         peer_gone = true;
                         false
                     }

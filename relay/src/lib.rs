@@ -4,6 +4,9 @@
 //!
 //! - [`server`]: [`serve`] (what the binary runs) and [`RelayHandle`] (the
 //!   same relay started in-process, for tests).
+//! - `accept`: the accept loop: caps from the TCP accept, the pre-upgrade
+//!   deadline, running out of file descriptors; [`proxy`]: PROXY protocol
+//!   headers from trusted load balancers.
 //! - `connection`: one WebSocket: challenge, auth, requests.
 //! - `hub`: live sessions and gap-free in-order delivery.
 //! - `cluster`: several relays on one Redis (presence, newest connection
@@ -24,6 +27,7 @@
 //! `hush-protocol`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod accept;
 pub mod admin;
 mod cluster;
 pub mod config;
@@ -31,6 +35,7 @@ mod connection;
 mod hub;
 pub mod metrics;
 mod presence;
+pub mod proxy;
 mod quota;
 mod random;
 mod rate;

@@ -18,25 +18,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
+use axum::{Router, routing::MethodRouter};
 use hush_protocol::frame::{HEALTH_PATH, WS_PATH};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::accept::{Admission, Gate, Peer, Site};
 use crate::cluster::{Cluster, LocalSessions};
 use crate::config::{Config, MAX_RELAY_ID_LEN, StoreConfig};
 use crate::hub::{Hub, Tracker};
 use crate::metrics::Snapshot;
+use crate::proxy::TrustedProxies;
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
-use crate::tls::{TlsError, TlsListener};
+use crate::tls::TlsError;
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -135,72 +135,6 @@ pub async fn serve_with_store<S: Store>(
     serve_inner(store, Cluster::local(), config, listener, shutdown, |_| {}).await
 }
 
-/// The peer address of a connection, for any listener (plain or TLS).
-#[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-/// The plain TCP listener, with TCP_NODELAY on every connection: replies
-/// and pushes are small frames written once per batch; with Nagle's
-/// algorithm each one would wait for the peer's delayed ACK (~40 ms on
-/// Linux) whenever an earlier one is unacked.
-#[derive(Debug)]
-struct PlainListener(TcpListener);
-
-impl Listener for PlainListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((tcp, peer)) => {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                    }
-                    return (tcp, peer);
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little
-                    // rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-/// Serves `router` on `listener` until `stop` turns true.
-macro_rules! serve_http {
-    ($listener:expr, $router:expr, $stop:expr) => {{
-        let mut stop: watch::Receiver<bool> = $stop;
-        axum::serve(
-            $listener,
-            $router.into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    }};
-}
-
 async fn serve_inner<S: Store>(
     store: S,
     cluster: Cluster,
@@ -229,7 +163,9 @@ async fn serve_inner<S: Store>(
         None => None,
     };
     crate::metrics::install();
-    let limits = config.limits.clone();
+    let mut limits = config.limits.clone();
+    limits.max_connections = crate::accept::fit_fd_limit(limits.max_connections);
+    let upgrade_timeout = limits.upgrade_timeout;
     // The WebSocket layer's own cap is a hard memory bound; frames between
     // max_frame_bytes and it are read and refused with close 1009.
     let ws_cap = limits.max_frame_bytes.saturating_mul(2).max(4096);
@@ -265,25 +201,32 @@ async fn serve_inner<S: Store>(
         .route(HEALTH_PATH, get(|| async { "ok" }))
         .route(READY_PATH, get(readyz::<S>))
         .route(METRICS_PATH, get(metrics::<S>));
-    let ws = Router::new().route(
-        WS_PATH,
-        get(
-            move |State(app): State<App<S>>,
-                  ConnectInfo(peer): ConnectInfo<Peer>,
-                  ws: WebSocketUpgrade| { upgrade(app, peer.0, ws, ws_cap) },
-        ),
+    let ws_route: MethodRouter<App<S>> = get(
+        move |State(app): State<App<S>>,
+              ConnectInfo(peer): ConnectInfo<Peer>,
+              Extension(admission): Extension<Admission<S>>,
+              ws: WebSocketUpgrade| { upgrade(app, peer.0, admission, ws, ws_cap) },
     );
+    let ws = Router::new().route(WS_PATH, ws_route);
     let (router, metrics_task) = match metrics_listener {
         None => (ws.merge(ops).with_state(app), None),
         Some(metrics_listener) => {
             let addr = metrics_listener.local_addr()?;
             tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-            let ops = ops.with_state(app.clone());
-            let stop = stop_rx.clone();
-            let task =
-                tokio::spawn(
-                    async move { serve_http!(PlainListener(metrics_listener), ops, stop) },
-                );
+            let site = Site {
+                hub: hub.clone(),
+                router: ops.with_state(app.clone()),
+                tls: None,
+                proxies: TrustedProxies::default(),
+                gate: Gate::Slots(Arc::new(Semaphore::new(crate::accept::METRICS_SLOTS))),
+                timeout: upgrade_timeout,
+                tracker: Arc::clone(&tracker),
+            };
+            let task = tokio::spawn(crate::accept::serve(
+                metrics_listener,
+                site,
+                stop_rx.clone(),
+            ));
             // The main listener keeps /healthz for load balancers.
             let ws = ws
                 .route(HEALTH_PATH, get(|| async { "ok" }))
@@ -291,7 +234,18 @@ async fn serve_inner<S: Store>(
             (ws.with_state(app), Some(task))
         }
     };
-    tracing::info!(relay_id = %hub.relay_id, tls = tls.is_some(), "relay serving");
+    let site = Site {
+        hub: hub.clone(),
+        router,
+        tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        proxies: TrustedProxies::new(config.proxy_protocol_from.clone()),
+        gate: Gate::Capped {
+            refusals: Arc::new(Semaphore::new(crate::accept::REFUSAL_SLOTS)),
+        },
+        timeout: upgrade_timeout,
+        tracker: Arc::clone(&tracker),
+    };
+    tracing::info!(relay_id = %hub.relay_id, tls = site.tls.is_some(), "relay serving");
     let local_addr = listener.local_addr()?;
     ready(local_addr);
 
@@ -307,15 +261,9 @@ async fn serve_inner<S: Store>(
     };
     tokio::spawn(stop_signal);
     let run = async {
-        let served = match tls {
-            None => serve_http!(PlainListener(listener), router, stop_rx.clone()),
-            Some(tls) => {
-                let listener = TlsListener::new(listener, tls)?;
-                serve_http!(listener, router, stop_rx.clone())
-            }
-        };
+        crate::accept::serve(listener, site, stop_rx.clone()).await;
         tracker.wait_idle().await;
-        served
+        Ok::<(), std::io::Error>(())
     };
     tokio::pin!(run);
     let deadline = async {
@@ -402,22 +350,24 @@ const READ_BUFFER: usize = 2048;
 async fn upgrade<S: Store>(
     app: App<S>,
     peer: SocketAddr,
+    admission: Admission<S>,
     ws: WebSocketUpgrade,
     ws_cap: usize,
 ) -> Response {
     if *app.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "relay shutting down").into_response();
     }
-    let ip_guard = match app.hub.ip_guard(peer.ip()) {
-        Ok(guard) => guard,
-        Err(crate::hub::Refused::PerAddress) => {
+    // The slot was taken when the connection was accepted (crate::accept).
+    let ip_guard = match admission.take() {
+        Some(Ok(guard)) => guard,
+        Some(Err(crate::hub::Refused::PerAddress)) => {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many connections from this address",
             )
                 .into_response();
         }
-        Err(crate::hub::Refused::Total) => {
+        Some(Err(crate::hub::Refused::Total)) | None => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "relay at its connection limit",
@@ -425,6 +375,7 @@ async fn upgrade<S: Store>(
                 .into_response();
         }
     };
+    tracing::debug!(%peer, "WebSocket upgrade");
     let token = app.hub.tracker.token();
     let hub = app.hub.clone();
     let shutdown = app.shutdown.clone();

@@ -269,7 +269,7 @@ pub const OPTIONS: &[Opt] = &[
         "N",
         || Some(lim().max_connections_per_ip.to_string()),
         false,
-        "Most simultaneous connections per IP address (HTTP 429 beyond)."
+        "Most simultaneous connections per IP address, counted from the TCP accept (HTTP 429 beyond)."
     ),
     opt!(
         "max_connections",
@@ -278,7 +278,25 @@ pub const OPTIONS: &[Opt] = &[
         "N",
         || Some(lim().max_connections.to_string()),
         false,
-        "Most simultaneous connections in all (HTTP 503 beyond)."
+        "Most simultaneous connections in all, counted from the TCP accept (HTTP 503 beyond); lowered at start to fit the process's file descriptor limit."
+    ),
+    opt!(
+        "upgrade_timeout_ms",
+        "upgrade-timeout-ms",
+        "HUSH_UPGRADE_TIMEOUT_MS",
+        "MS",
+        || Some(lim().upgrade_timeout.as_millis().to_string()),
+        false,
+        "Milliseconds from the TCP accept to the WebSocket upgrade, or to a plain HTTP request being read (PROXY header and TLS handshake included); slower connections are closed."
+    ),
+    opt!(
+        "proxy_protocol_from",
+        "proxy-protocol-from",
+        "HUSH_PROXY_PROTOCOL_FROM",
+        "CIDR[,CIDR...]",
+        none,
+        false,
+        "Networks of trusted load balancers: connections from them must start with a PROXY protocol v1 or v2 header, whose source address then counts for every per-address limit; unset: disabled."
     ),
     opt!(
         "ping_interval_secs",
@@ -776,6 +794,7 @@ impl Settings {
         limits.rate_burst = raw.num("rate_burst", 1u32)?;
         limits.max_connections_per_ip = raw.num("max_connections_per_ip", 1usize)?;
         limits.max_connections = raw.num("max_connections", 1usize)?;
+        limits.upgrade_timeout = Duration::from_millis(raw.num("upgrade_timeout_ms", 1u64)?);
         let ping = raw.num("ping_interval_secs", 1u64)?;
         let idle = raw.num("idle_timeout_secs", 1u64)?;
         if idle <= ping {
@@ -813,6 +832,10 @@ impl Settings {
         config.shutdown_timeout = Duration::from_secs(raw.num("shutdown_timeout_secs", 1u64)?);
         config.tls = tls;
         config.metrics_listen = metrics_listen;
+        config.proxy_protocol_from = match raw.get("proxy_protocol_from") {
+            None => Vec::new(),
+            Some((v, _)) => parse_networks(v).map_err(|e| raw.invalid("proxy_protocol_from", e))?,
+        };
         Ok(Self {
             listen,
             metrics_listen,
@@ -822,6 +845,23 @@ impl Settings {
             redis_url,
         })
     }
+}
+
+/// A comma-separated list of networks (`10.0.0.0/8`, `fd00::/8`); a bare
+/// address stands for itself alone.
+fn parse_networks(v: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    format!("`{p}` is not a network (CIDR such as 10.0.0.0/8) or an address")
+                })
+        })
+        .collect()
 }
 
 /// The options table of `docs/operations.md`, generated from [`OPTIONS`].
@@ -979,6 +1019,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn proxy_networks_parse_and_bad_ones_are_named() {
+        let s = Settings::load(
+            None,
+            no_env,
+            &[(
+                "proxy_protocol_from",
+                "10.0.0.0/8, 127.0.0.2,fd00::/8".into(),
+            )],
+        )
+        .unwrap();
+        let nets: Vec<String> = s
+            .config
+            .proxy_protocol_from
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.2/32", "fd00::/8"]);
+        let e = Settings::load(None, no_env, &[("proxy_protocol_from", "10.0.0/8".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`proxy_protocol_from`") && e.contains("10.0.0/8"),
+            "{e}"
+        );
+        let s = Settings::load(None, no_env, &[]).unwrap();
+        assert!(
+            s.config.proxy_protocol_from.is_empty(),
+            "disabled by default"
+        );
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn rid_of(f: &ServerFrame) -> Option<u64> {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What came off the socket.
 #[derive(Debug)]
