@@ -245,9 +245,11 @@ async fn serve_inner<S: Store>(
         timeout: upgrade_timeout,
         tracker: Arc::clone(&tracker),
     };
-    tracing::info!(relay_id = %hub.relay_id, tls = site.tls.is_some(), "relay serving");
     let local_addr = listener.local_addr()?;
+    // `ready` first: on a terminal (stdout and stderr on one screen) the
+    // first line shown is then `listening on ADDR`, as documented.
     ready(local_addr);
+    tracing::info!(relay_id = %hub.relay_id, tls = site.tls.is_some(), "relay serving");
 
     let shutdown_timeout = config.shutdown_timeout;
     let mut stopping = stop_rx.clone();
