@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::duration::{self, Wait};
+
 /// End-to-end encrypted chat over a Hush relay.
 ///
 /// Every command works on one profile (`--home`), sealed with a passphrase
@@ -30,16 +32,23 @@ pub struct Cli {
 pub struct Global {
     /// Profile directory (default: the user's data directory, e.g.
     /// ~/.local/share/hush).
-    #[arg(long, env = "HUSH_HOME", global = true)]
+    #[arg(long, env = "HUSH_HOME", hide_env_values = true, global = true)]
     pub home: Option<PathBuf>,
-    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT): required by `init`, which stores it in
-    /// the profile; for other commands, overrides the profile's for this
-    /// command only.
-    #[arg(long, global = true)]
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT). With `init`
+    /// (required there): the relay to register with, stored in the profile.
+    /// With a command that contacts the relay: used instead of the
+    /// profile's relay, for this run only.
+    #[arg(long, global = true, value_name = "URL")]
     pub relay: Option<String>,
     /// A PEM file of extra CA certificates trusted for a wss:// relay,
     /// besides the system's roots (e.g. a self-signed test relay).
-    #[arg(long, env = "HUSH_CA_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "HUSH_CA_FILE",
+        hide_env_values = true,
+        global = true,
+        value_name = "FILE"
+    )]
     pub ca_file: Option<PathBuf>,
     /// Log to stderr: -v for progress, -vv for debugging.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -66,6 +75,10 @@ pub enum Command {
     /// the profile.
     Passphrase(PassphraseArgs),
     /// Encrypt and send a message; prints its id once the relay accepted it.
+    ///
+    /// The text is at most 32 KiB (32768 bytes of UTF-8) and not empty or
+    /// only whitespace; anything else is refused as a usage error (exit 2)
+    /// before connecting.
     Send(SendArgs),
     /// Receive queued messages (and, with --wait, what arrives meanwhile),
     /// store them in the history and print them.
@@ -186,16 +199,23 @@ pub struct PassphraseArgs {
 pub struct SendArgs {
     /// Recipient user id.
     pub user: String,
-    /// The message; `-` reads it from standard input.
+    /// The message, at most 32 KiB (32768 bytes of UTF-8); `-` reads it
+    /// from standard input (one trailing newline is dropped).
     pub message: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RecvArgs {
-    /// Keep receiving for this many seconds (default: stop once the queued
-    /// messages are drained).
-    #[arg(long)]
-    pub wait: Option<f64>,
+    /// Keep receiving for this many seconds, or `forever` (until Ctrl-C or
+    /// SIGTERM); default: stop once the queued messages are drained.
+    /// Values beyond 100 years are capped to it.
+    #[arg(
+        long,
+        value_name = "SECS|forever",
+        value_parser = duration::parse_wait,
+        allow_hyphen_values = true
+    )]
+    pub wait: Option<Wait>,
     /// One JSON object per event and line.
     #[arg(long)]
     pub json: bool,
@@ -343,9 +363,15 @@ pub struct BenchArgs {
     /// its own, per delivered message.
     #[arg(long, value_delimiter = ',')]
     pub store_pid: Vec<u32>,
-    /// Give up when nothing arrives for this many seconds.
-    #[arg(long, default_value_t = 30.0)]
-    pub stall_timeout: f64,
+    /// Give up when nothing arrives for this many seconds (at least 0.5).
+    #[arg(
+        long,
+        default_value = "30",
+        value_name = "SECS",
+        value_parser = duration::parse_seconds,
+        allow_hyphen_values = true
+    )]
+    pub stall_timeout: std::time::Duration,
     /// Print one JSON summary object.
     #[arg(long)]
     pub json: bool,

@@ -4,6 +4,10 @@
 use hush_client_core::client::ClientError;
 use hush_client_core::store::StoreError;
 
+/// What the relay says when a user id is already registered to another
+/// key (its `auth_failed` message).
+pub const REGISTERED_TO_ANOTHER_KEY: &str = "registered to another key";
+
 /// Exit code of each failure class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -63,7 +67,8 @@ fn store_failure(e: &StoreError) -> CliError {
         ),
         StoreError::ProfileInUse => CliError::new(
             Failure::Other,
-            "the profile is in use by another hush process",
+            "the profile is in use by another hush process (such as `hush chat` or `hush recv \
+             --wait`): close it or wait for it to finish, then try again",
         ),
         e => CliError::new(Failure::Other, e.to_string()),
     }
@@ -86,6 +91,18 @@ impl From<ClientError> for CliError {
                          then `hush trust {user} --safety-number DIGITS`, or keep the old key \
                          with `hush reject {user}`"
                     ),
+                );
+            }
+            ClientError::AuthRejected { message }
+                if message.contains(REGISTERED_TO_ANOTHER_KEY) =>
+            {
+                return Self::new(
+                    Failure::AuthRejected,
+                    "the relay refused this profile: its user id is registered there to another \
+                     key. The relay's operator has probably freed the id (`hush-relay admin \
+                     reset-user`) and someone else, or a new profile, registered it since. Ask \
+                     the operator, or create a new profile with another user id (`hush --home \
+                     NEW_DIR init --user OTHER_ID --relay URL`)",
                 );
             }
             ClientError::RateLimited => Failure::RateLimited,

@@ -3,8 +3,10 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use hush_client_core::client::Profile;
+use hush_client_core::client::{ClientError, Profile};
+use hush_client_core::store::StoreError;
 use zeroize::Zeroizing;
 
 use crate::exit::{CliError, Failure};
@@ -116,7 +118,86 @@ pub fn require_profile(dir: &Path) -> Result<(), CliError> {
 pub fn open(dir: &Path) -> Result<Profile, CliError> {
     require_profile(dir)?;
     let pass = passphrase(false)?;
-    Ok(Profile::open_in(dir, pass.as_bytes())?)
+    open_with(dir, &pass)
+}
+
+/// Opens the profile in `dir` with `pass`. While it is open this process
+/// holds the store's lock; a note next to the profile says which process
+/// that is, so that a second process refused with "in use" can name it.
+pub fn open_with(dir: &Path, pass: &str) -> Result<Profile, CliError> {
+    match Profile::open_in(dir, pass.as_bytes()) {
+        Ok(profile) => {
+            write_owner_note(dir);
+            Ok(profile)
+        }
+        Err(ClientError::Store(StoreError::ProfileInUse)) => Err(in_use(dir)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The subcommand this process runs (`chat`, `recv`...), for the owner note.
+static COMMAND_NAME: OnceLock<String> = OnceLock::new();
+
+/// Records the subcommand this process runs (once, at start).
+pub fn set_command_name(name: Option<&str>) {
+    if let Some(name) = name {
+        let _ = COMMAND_NAME.set(name.to_owned());
+    }
+}
+
+/// The lock-owner note, next to the profile: `pid=N` and `command=NAME`
+/// lines. Advisory: it is written after the lock is taken and never read
+/// for correctness, only to word the "in use" message.
+const OWNER_NOTE: &str = "lock-owner";
+
+fn write_owner_note(dir: &Path) {
+    let command = COMMAND_NAME.get().map_or("", String::as_str);
+    let note = format!("pid={}\ncommand={command}\n", std::process::id());
+    // Best effort: a note that cannot be written only makes the message
+    // of a refused second process less specific.
+    let _ = std::fs::write(dir.join(OWNER_NOTE), note);
+}
+
+/// The process named by the owner note, if the note is readable and (where
+/// this can be checked) that process still runs: `(pid, command)`.
+fn owner(dir: &Path) -> Option<(u32, String)> {
+    let note = std::fs::read_to_string(dir.join(OWNER_NOTE)).ok()?;
+    let mut pid = None;
+    let mut command = String::new();
+    for line in note.lines().take(8) {
+        if let Some(p) = line.strip_prefix("pid=") {
+            pid = p.trim().parse::<u32>().ok();
+        } else if let Some(c) = line.strip_prefix("command=") {
+            command = c.trim().to_owned();
+        }
+    }
+    let pid = pid.filter(|p| *p != std::process::id())?;
+    // A stale note (its process gone) names nobody. Where /proc is
+    // missing the note is believed: it only words a message.
+    let proc = Path::new("/proc");
+    if proc.is_dir() && !proc.join(pid.to_string()).exists() {
+        return None;
+    }
+    let known = command.len() <= 32 && command.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    Some((pid, if known { command } else { String::new() }))
+}
+
+/// "The profile is in use", naming the process holding it if known.
+fn in_use(dir: &Path) -> CliError {
+    let message = match owner(dir) {
+        Some((pid, command)) if !command.is_empty() => format!(
+            "the profile is in use by another hush process (`hush {command}`, pid {pid}): \
+             close `hush {command}` (pid {pid}) or wait for it to finish, then try again"
+        ),
+        Some((pid, _)) => format!(
+            "the profile is in use by another hush process (pid {pid}): close it or wait for \
+             it to finish, then try again"
+        ),
+        None => "the profile is in use by another hush process (such as `hush chat` or \
+                 `hush recv --wait`): close it or wait for it to finish, then try again"
+            .to_owned(),
+    };
+    CliError::new(Failure::Other, message)
 }
 
 /// Whether progress should be shown (stderr is a terminal).

@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod chat;
 mod commands;
+mod duration;
 mod exit;
 mod home;
 mod output;
@@ -14,10 +15,13 @@ mod terminal_text;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.global.verbose);
     quiet_panics(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -47,6 +51,79 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. `--help` and `--version` print as usual (to
+/// stdout, exit 0); every argument error becomes one `hush: ` line on
+/// stderr with clap's suggestion folded into it, and exit 2.
+fn parse() -> Result<args::Cli, ExitCode> {
+    let matches = args::Cli::command().try_get_matches();
+    let parsed = matches.and_then(|m| {
+        home::set_command_name(m.subcommand_name());
+        args::Cli::from_arg_matches(&m)
+    });
+    parsed.map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("hush: {}", one_line(&e.render().to_string()));
+                ExitCode::from(exit::Failure::Usage as u8)
+            }
+        }
+    })
+}
+
+/// clap's multi-line error text as one line: the error, its tips and the
+/// usage, joined with "; " (a list under a line ending in `:` is joined
+/// with ", ").
+fn one_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut listing = false;
+    let mut usage = None;
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(line) = lines.next() {
+        if line.starts_with("For more information") {
+            continue;
+        }
+        if let Some(first) = line.strip_prefix("Usage:") {
+            // A usage can span lines (one per alternative).
+            let mut u = first.trim().to_owned();
+            for more in lines.by_ref() {
+                if more.starts_with("For more information") {
+                    break;
+                }
+                u.push_str(" | ");
+                u.push_str(more);
+            }
+            usage = Some(u);
+            break;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        match parts.last_mut() {
+            Some(last) if last.ends_with(':') => {
+                last.push(' ');
+                last.push_str(line);
+                listing = true;
+            }
+            Some(last) if listing && (line.starts_with('<') || line.starts_with('-')) => {
+                last.push_str(", ");
+                last.push_str(line);
+            }
+            _ => {
+                listing = false;
+                parts.push(line.to_owned());
+            }
+        }
+    }
+    parts.push(match usage {
+        Some(u) => format!("usage: {u} (try --help)"),
+        None => "try --help".to_owned(),
+    });
+    parts.join("; ")
+}
+
 /// A bug must still end in one line on stderr and a documented exit code:
 /// the panic message and location are printed only with `-v`.
 fn quiet_panics(verbose: u8) {
@@ -70,4 +147,29 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  <USER>\n  \
+                       <MESSAGE>\n\nUsage: hush send <USER> <MESSAGE>\n\nFor more information, \
+                       try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "the following required arguments were not provided: <USER>, <MESSAGE>; usage: hush \
+             send <USER> <MESSAGE> (try --help)"
+        );
+        let typo = "error: unrecognized subcommand 'sendd'\n\n  tip: a similar subcommand \
+                    exists: 'send'\n\nUsage: hush [OPTIONS] <COMMAND>\n\nFor more information, \
+                    try '--help'.\n";
+        assert_eq!(
+            one_line(typo),
+            "unrecognized subcommand 'sendd'; tip: a similar subcommand exists: 'send'; usage: \
+             hush [OPTIONS] <COMMAND> (try --help)"
+        );
+    }
 }

@@ -163,7 +163,7 @@ pub(crate) async fn run(g: &Global, a: BenchArgs) -> Result<(), CliError> {
         warmup: if a.queued { 0 } else { a.warmup },
         relay_pids: a.relay_pid.clone(),
         store_pids: a.store_pid.clone(),
-        stall: Duration::from_secs_f64(a.stall_timeout.max(0.5)),
+        stall: a.stall_timeout.max(Duration::from_millis(500)),
         progress: std::io::stderr().is_terminal(),
     };
     // The load generator gets its own single-threaded runtime.

@@ -413,10 +413,15 @@ impl Pair {
         let period = plan
             .rate_per_pair
             .filter(|r| *r > 0.0 && ph.measured)
-            .map(|r| Duration::from_secs_f64(1.0 / r));
+            .map(|r| crate::duration::saturating_secs(1.0 / r));
+        // A tiny --rate makes a long period: saturate rather than overflow.
         let due = |sent: u64| -> tokio::time::Instant {
             match period {
-                Some(p) => start + p.mul_f64(sent as f64),
+                Some(p) => {
+                    let wait = crate::duration::saturating_secs(p.as_secs_f64() * sent as f64);
+                    // Unreachable fallback: 100 years fit an Instant.
+                    start.checked_add(wait).unwrap_or(start)
+                }
                 None => start,
             }
         };

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use hush_client_core::client::{Client, ClientConfig, Profile, SystemClock, ws_url};
+use hush_client_core::client::{Client, ClientConfig, ClientError, Profile, SystemClock, ws_url};
 use hush_client_core::store::{KdfParams, PROFILE_FILE};
 
 use super::messaging::rng;
 use super::offline::{now_ms, user_id};
 use crate::args::{Global, InitArgs, KdfArgs};
-use crate::exit::{CliError, Failure};
+use crate::exit::{CliError, Failure, REGISTERED_TO_ANOTHER_KEY};
 use crate::home;
 
 pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
@@ -64,7 +64,22 @@ pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
             // Nothing is registered: leave no half-made profile behind, so
             // `init` can simply be run again.
             remove_profile(&dir, created_dir);
-            return Err(e.into());
+            return Err(match e {
+                ClientError::AuthRejected { message }
+                    if message.contains(REGISTERED_TO_ANOTHER_KEY) =>
+                {
+                    CliError::new(
+                        Failure::AuthRejected,
+                        format!(
+                            "the user id {user} is already registered on this relay (to another \
+                             key): choose another user id, or, if the id is yours and you lost \
+                             its profile, ask the relay's operator to free it (`hush-relay admin \
+                             reset-user {user}`)"
+                        ),
+                    )
+                }
+                e => e.into(),
+            });
         }
     }
     println!("user: {user}");

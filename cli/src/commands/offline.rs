@@ -10,8 +10,23 @@ use crate::args::{Global, HistoryArgs, JsonArg, SafetyNumberArgs, TrustArgs, Use
 use crate::exit::{CliError, Failure};
 use crate::{home, output};
 
+/// The rule for user ids, as told to the user.
+pub const USER_ID_RULE: &str = "1-32 of a-z 0-9 . _ -, starting with a letter or digit";
+
+/// Parses a user id typed by the user; a refusal states the rule and, when
+/// the lowercase form is a valid id, suggests it.
 pub fn user_id(s: &str) -> Result<UserId, CliError> {
-    UserId::try_from(s).map_err(|e| CliError::usage(format!("{s:?} is not a user id: {e}")))
+    UserId::try_from(s).map_err(|e| {
+        let lower = s.to_lowercase();
+        let hint = if lower != s && UserId::try_from(lower.as_str()).is_ok() {
+            format!("; did you mean `{lower}`?")
+        } else {
+            String::new()
+        };
+        CliError::usage(format!(
+            "{s:?} is not a user id: {e} (a user id is {USER_ID_RULE}){hint}"
+        ))
+    })
 }
 
 pub fn now_ms() -> u64 {
@@ -31,7 +46,7 @@ pub fn history(g: &Global, a: HistoryArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
     let me = profile.user_id().as_str().to_owned();
-    let contact = profile.contact(&peer)?;
+    let contact = Some(known_contact(&profile, &peer)?);
     for entry in profile.history(&peer, a.limit)? {
         if a.json {
             output::print_json(&output::history_json(

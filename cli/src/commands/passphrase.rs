@@ -1,8 +1,6 @@
 //! `hush passphrase`: change the passphrase (and the key) sealing the
 //! profile.
 
-use hush_client_core::client::Profile;
-
 use super::init::kdf_params;
 use crate::args::{Global, PassphraseArgs};
 use crate::exit::CliError;
@@ -16,7 +14,7 @@ pub fn run(g: &Global, a: PassphraseArgs) -> Result<(), CliError> {
     // Before the (slow) key derivations.
     home::check_new_passphrase(&new, a.weak.weak_passphrase)?;
     let kdf = kdf_params(&a.kdf);
-    let mut profile = Profile::open_in(&dir, old.as_bytes())?;
+    let mut profile = home::open_with(&dir, &old)?;
     if home::interactive() {
         eprintln!("sealing the profile again under the new passphrase...");
     }
