@@ -32,9 +32,11 @@ pub struct Global {
     /// ~/.local/share/hush).
     #[arg(long, env = "HUSH_HOME", global = true)]
     pub home: Option<PathBuf>,
-    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT): required by `init`, which stores it in
-    /// the profile; for other commands, overrides the profile's for this
-    /// command only.
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT; a relay listens on
+    /// 7070 unless told otherwise, a URL without a port means 80 or 443):
+    /// required by `init`, which stores it in the profile; `settings
+    /// --relay URL` stores a new one; for other commands, overrides the
+    /// profile's for this command only.
     #[arg(long, global = true)]
     pub relay: Option<String>,
     /// A PEM file of extra CA certificates trusted for a wss:// relay,
@@ -127,7 +129,11 @@ pub enum Command {
     ///
     /// `hush settings --read-receipts off` stops `hush chat` from telling
     /// peers that you displayed their messages (delivery receipts are still
-    /// sent); `on` turns them back on.
+    /// sent); `on` turns them back on. `hush settings --relay URL` moves the
+    /// profile to another relay: the URL is checked and stored, and the
+    /// relay identity recorded at the first connection is forgotten, so the
+    /// next connection records the new relay's (and fails with exit 10 if
+    /// the user id is registered to another key there).
     Settings(SettingsArgs),
     /// Load-test a relay: P sender/receiver pairs with throw-away
     /// identities, M messages each; checks exactly-once in-order delivery
