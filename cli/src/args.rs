@@ -43,6 +43,10 @@ pub struct Global {
     /// besides the system's roots (e.g. a self-signed test relay).
     #[arg(long, env = "HUSH_CA_FILE", global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Show times in UTC instead of local time (the TZ environment
+    /// variable, else the system's zone). JSON keeps Unix milliseconds.
+    #[arg(long, global = true)]
+    pub utc: bool,
     /// Log to stderr: -v for progress, -vv for debugging.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -112,8 +116,10 @@ pub enum Command {
     /// the relay, (sent) queued for USER, (delivered) on USER's device,
     /// (read) USER displayed it, (failed) not sent (the status line says
     /// why). Messages from other users are stored and announced in the
-    /// status line. Times are UTC. Reading a message request from USER here
-    /// accepts it (read receipts go from then on), as replying does.
+    /// status line. Times are local (today's as HH:MM, others with the
+    /// date), their zone in the header; --utc shows UTC. Reading a message
+    /// request from USER here accepts it (read receipts go from then on),
+    /// as replying does.
     Chat(UserArg),
     /// Who may see whether you are online and when you were last seen, and
     /// what you may see of others.

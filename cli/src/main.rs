@@ -11,6 +11,7 @@ mod exit;
 mod home;
 mod output;
 mod terminal_text;
+mod time;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     init_tracing(cli.global.verbose);
+    time::init(cli.global.utc);
     quiet_panics(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

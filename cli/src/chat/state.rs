@@ -225,6 +225,20 @@ pub struct ChatState {
 }
 
 impl ChatState {
+    /// Now, for showing times as "today" or with their date (unit tests:
+    /// the epoch, in UTC).
+    fn now_ms(&self) -> u64 {
+        #[cfg(test)]
+        {
+            crate::time::utc_for_tests();
+            0
+        }
+        #[cfg(not(test))]
+        {
+            crate::commands::now_ms()
+        }
+    }
+
     /// The screen for `me` talking to `peer`, with the stored history
     /// (oldest first).
     pub fn new(me: &str, peer: &str, history: Vec<HistoryEntry>, trust: Trust) -> Self {
@@ -566,7 +580,10 @@ impl ChatState {
                     Who::Peer => self.peer.as_str(),
                 };
                 let flag = if m.key_changed { " [key changed]" } else { "" };
-                let head = format!("{} {who}{flag}: ", hh_mm(m.at_ms));
+                let head = format!(
+                    "{} {who}{flag}: ",
+                    crate::time::short(m.at_ms, self.now_ms())
+                );
                 let marker = continuation_marker(w);
                 let indent = width(marker);
                 let mut text = m.text.clone();
@@ -671,12 +688,6 @@ fn continuation_marker(w: usize) -> &'static str {
     }
 }
 
-/// `HH:MM` (UTC) of unix milliseconds.
-pub fn hh_mm(ms: u64) -> String {
-    let mins = (ms / 60_000) % (24 * 60);
-    format!("{:02}:{:02}", mins / 60, mins % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,12 +726,6 @@ mod tests {
             Entry::Message(m) if m.local == local => m.mark,
             _ => None,
         })
-    }
-
-    #[test]
-    fn formats_hh_mm_in_utc() {
-        assert_eq!(hh_mm(0), "00:00");
-        assert_eq!(hh_mm(1_764_104_400_000 + 59 * 60_000 + 59_999), "21:59");
     }
 
     #[test]
