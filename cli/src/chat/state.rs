@@ -219,7 +219,8 @@ pub struct ChatState {
     pub status: Option<Status>,
     /// Whether the terminal has focus (assumed until told otherwise).
     pub focused: bool,
-    /// Incoming messages received live and not yet reported read.
+    /// Incoming messages (from the loaded history or live) not yet
+    /// reported read.
     unread: HashSet<MessageId>,
     pub input: LineEditor,
 }
@@ -272,7 +273,18 @@ impl ChatState {
                 continue;
             }
             let (who, mark) = match e.direction {
-                Direction::Incoming => (Who::Peer, None),
+                Direction::Incoming => {
+                    // Stored before this chat opened (by `hush recv`, or a
+                    // chat that never showed it with focus): it counts as
+                    // read once shown here, like a live one. A receipt sent
+                    // again for a message read before is harmless: the
+                    // sender's status only moves forward. None for a key
+                    // not trusted yet (see `take_read`).
+                    if !e.flags.from_changed_key {
+                        st.unread.insert(MessageId(e.message_id.0));
+                    }
+                    (Who::Peer, None)
+                }
                 Direction::Outgoing => (Who::Me, Some(Mark::from_status(e.status))),
             };
             st.push(Entry::Message(ChatMessage {
@@ -638,7 +650,7 @@ impl ChatState {
         all
     }
 
-    /// Ids of live incoming messages now on screen while the terminal has
+    /// Ids of incoming messages now on screen while the terminal has
     /// focus: they count as read (once). Messages received under a changed,
     /// not yet trusted key get no receipt.
     pub fn take_read(&mut self) -> Vec<MessageId> {
@@ -885,7 +897,7 @@ mod tests {
     }
 
     #[test]
-    fn read_receipts_only_for_displayed_live_messages_while_focused() {
+    fn read_receipts_for_displayed_messages_while_focused_history_too() {
         let mut st = ChatState::new(
             "alice",
             "bob",
@@ -906,6 +918,10 @@ mod tests {
         assert!(st.take_read().is_empty(), "once");
         st.scroll_up(1);
         assert_eq!(st.take_read(), vec![id(1)]);
+        // The message from the history, never marked read: once shown.
+        st.scroll_up(1);
+        assert_eq!(st.take_read(), vec![id(99)]);
+        assert!(st.take_read().is_empty(), "once");
     }
 
     #[test]
