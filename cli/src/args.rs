@@ -111,9 +111,11 @@ pub enum Command {
     /// "typing…", "unverified" or "KEY CHANGED") and an
     /// input line. Enter sends; Left/Right, Home/End, Backspace, Delete
     /// edit; Ctrl-U clears the line; PgUp/PgDn and Up/Down scroll, Esc
-    /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /help lists
-    /// the keys. Marks after your messages: (sending) not yet accepted by
-    /// the relay, (sent) queued for USER, (delivered) on USER's device,
+    /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /chat USER
+    /// switches to another conversation; /help lists the keys. The chat
+    /// opens even when the relay is down: the header says "connecting…",
+    /// and messages typed meanwhile wait (sending) until it answers.
+    /// Marks after your messages: (sending) not yet accepted by the relay, (sent) queued for USER, (delivered) on USER's device,
     /// (read) USER displayed it, (failed) not sent (the status line says
     /// why). Messages from other users are stored and announced in the
     /// status line. Times are local (today's as HH:MM, others with the

@@ -131,6 +131,9 @@ pub enum Entry {
 /// The relay connection as the header shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
+    /// Not connected yet since the chat opened: history is shown, typed
+    /// messages wait (`sending`) for the connection.
+    Connecting,
     Connected,
     Reconnecting,
     /// The client stopped (replaced or given up); the chat can only quit.
@@ -226,6 +229,18 @@ pub struct ChatState {
 }
 
 impl ChatState {
+    /// Carries over from the conversation `prev` what belongs to the
+    /// session rather than to a peer (`/chat USER`): the connection state,
+    /// focus, the viewport and the numbering of typed messages (so a late
+    /// result for the previous peer's message matches nothing here).
+    pub fn continue_from(&mut self, prev: &ChatState) {
+        self.link = prev.link.clone();
+        self.focused = prev.focused;
+        self.next_local = prev.next_local;
+        self.width = prev.width;
+        self.height = prev.height;
+    }
+
     /// Now, for showing times as "today" or with their date (unit tests:
     /// the epoch, in UTC).
     fn now_ms(&self) -> u64 {
@@ -411,7 +426,7 @@ impl ChatState {
     pub fn incoming(&mut self, m: &IncomingMessage) -> bool {
         if m.from.as_str() != self.peer {
             self.set_status(
-                format!("new message from {} (`hush chat {}`)", m.from, m.from),
+                format!("new message from {} (/chat {})", m.from, m.from),
                 false,
             );
             return false;
@@ -498,8 +513,22 @@ impl ChatState {
             ConnectionState::Connected => {
                 if self.link == Link::Reconnecting {
                     self.set_status("connected again", false);
+                } else if self.link == Link::Connecting
+                    && self.status.as_ref().is_some_and(|s| s.error)
+                {
+                    self.set_status("connected", false);
                 }
                 self.link = Link::Connected;
+            }
+            ConnectionState::Disconnected { reason, retry_in } if self.link == Link::Connecting => {
+                self.set_status(
+                    format!(
+                        "relay unreachable ({}); retrying in {}s, messages wait until then",
+                        one_line(reason),
+                        retry_in.as_secs().max(1)
+                    ),
+                    true,
+                );
             }
             ConnectionState::Disconnected { reason, .. } => {
                 // Unknown until the renewed subscription says again.

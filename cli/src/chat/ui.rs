@@ -37,7 +37,8 @@ pub fn help(peer: &str) -> Vec<String> {
              numbers (`hush safety-number {peer}`, then `hush verify {peer}`); \"KEY CHANGED\": \
              sending stops until `hush trust {peer}`."
         ),
-        "Commands: /help, /quit (or Ctrl-C, Ctrl-D). A line starting with // sends text \
+        "Commands: /help, /chat USER (switch conversation), /quit (or Ctrl-C, Ctrl-D). \
+         A line starting with // sends text \
          starting with /. Times are in the zone shown in the header (--utc for UTC)."
             .to_owned(),
     ]
@@ -88,6 +89,7 @@ fn header_line(st: &ChatState) -> Line<'static> {
         bar.add_modifier(Modifier::BOLD),
     )];
     let (link, link_style) = match &st.link {
+        Link::Connecting => ("connecting…".to_owned(), bar.fg(Color::Yellow)),
         Link::Connected => ("connected".to_owned(), bar),
         Link::Reconnecting => ("reconnecting…".to_owned(), bar.fg(Color::Yellow)),
         Link::Stopped(why) => (format!("offline ({why})"), bar.fg(Color::Red)),
