@@ -34,8 +34,10 @@ pub struct Global {
     /// ~/.local/share/hush).
     #[arg(long, env = "HUSH_HOME", hide_env_values = true, global = true)]
     pub home: Option<PathBuf>,
-    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT). With `init`
-    /// (required there): the relay to register with, stored in the profile.
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT; a relay listens on
+    /// 7070 unless told otherwise, a URL without a port means 80 or 443).
+    /// With `init` (required there): the relay to register with, stored in
+    /// the profile. With `settings`: a new relay to store in the profile.
     /// With a command that contacts the relay: used instead of the
     /// profile's relay, for this run only.
     #[arg(long, global = true, value_name = "URL")]
@@ -50,6 +52,10 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub ca_file: Option<PathBuf>,
+    /// Show times in UTC instead of local time (the TZ environment
+    /// variable, else the system's zone). JSON keeps Unix milliseconds.
+    #[arg(long, global = true)]
+    pub utc: bool,
     /// Log to stderr: -v for progress, -vv for debugging.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -118,13 +124,17 @@ pub enum Command {
     /// "typing…", "unverified" or "KEY CHANGED") and an
     /// input line. Enter sends; Left/Right, Home/End, Backspace, Delete
     /// edit; Ctrl-U clears the line; PgUp/PgDn and Up/Down scroll, Esc
-    /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /help lists
-    /// the keys. Marks after your messages: (sending) not yet accepted by
-    /// the relay, (sent) queued for USER, (delivered) on USER's device,
+    /// returns to the newest; Ctrl-C, Ctrl-D or /quit leave; /chat USER
+    /// switches to another conversation; /help lists the keys. The chat
+    /// opens even when the relay is down: the header says "connecting…",
+    /// and messages typed meanwhile wait (sending) until it answers.
+    /// Marks after your messages: (sending) not yet accepted by the relay, (sent) queued for USER, (delivered) on USER's device,
     /// (read) USER displayed it, (failed) not sent (the status line says
     /// why). Messages from other users are stored and announced in the
-    /// status line. Times are UTC. Reading a message request from USER here
-    /// accepts it (read receipts go from then on), as replying does.
+    /// status line. Times are local (today's as HH:MM, others with the
+    /// date), their zone in the header; --utc shows UTC. Reading a message
+    /// request from USER here accepts it (read receipts go from then on),
+    /// as replying does.
     Chat(UserArg),
     /// Who may see whether you are online and when you were last seen, and
     /// what you may see of others.
@@ -140,7 +150,11 @@ pub enum Command {
     ///
     /// `hush settings --read-receipts off` stops `hush chat` from telling
     /// peers that you displayed their messages (delivery receipts are still
-    /// sent); `on` turns them back on.
+    /// sent); `on` turns them back on. `hush settings --relay URL` moves the
+    /// profile to another relay: the URL is checked and stored, and the
+    /// relay identity recorded at the first connection is forgotten, so the
+    /// next connection records the new relay's (and fails with exit 10 if
+    /// the user id is registered to another key there).
     Settings(SettingsArgs),
     /// Load-test a relay: P sender/receiver pairs with throw-away
     /// identities, M messages each; checks exactly-once in-order delivery

@@ -12,6 +12,7 @@ mod exit;
 mod home;
 mod output;
 mod terminal_text;
+mod time;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_tracing(cli.global.verbose);
+    time::init(cli.global.utc);
     quiet_panics(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

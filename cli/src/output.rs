@@ -199,7 +199,7 @@ pub fn presence_line(e: &PresenceEntry) -> String {
         ),
         Some(s) if s.online => format!("{}: online", e.user),
         Some(s) => match s.last_seen_ms {
-            Some(ms) => format!("{}: offline, last seen {} UTC", e.user, format_ms(ms)),
+            Some(ms) => format!("{}: offline, last seen {}", e.user, format_ms(ms)),
             None => format!("{}: offline, last seen unknown", e.user),
         },
     }
@@ -293,32 +293,10 @@ pub fn contact_line(c: &Contact) -> String {
     format!("{}  {trust}{marks}", c.user_id)
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in UTC, from unix milliseconds.
+/// `YYYY-MM-DD HH:MM:SS +HH:MM` from unix milliseconds: local time with
+/// its offset, or UTC with `--utc` ([`crate::time`]).
 pub fn format_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    crate::time::full(ms)
 }
 
 #[cfg(test)]
@@ -343,6 +321,7 @@ mod tests {
 
     #[test]
     fn presence_has_the_same_fields_whether_visible_or_not() {
+        crate::time::utc_for_tests();
         let hidden = PresenceEntry::hidden(bob());
         assert_eq!(
             presence_json(&hidden),
@@ -361,16 +340,17 @@ mod tests {
         );
         assert_eq!(
             presence_line(&seen),
-            "bob: offline, last seen 2000-02-29 00:00:00 UTC"
+            "bob: offline, last seen 2000-02-29 00:00:00 +00:00"
         );
         assert!(presence_line(&hidden).starts_with("bob: not visible"));
     }
 
     #[test]
     fn formats_utc_timestamps() {
-        assert_eq!(format_ms(0), "1970-01-01 00:00:00");
-        assert_eq!(format_ms(1_764_104_400_000), "2025-11-25 21:00:00");
-        assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00:00");
+        crate::time::utc_for_tests();
+        assert_eq!(format_ms(0), "1970-01-01 00:00:00 +00:00");
+        assert_eq!(format_ms(1_764_104_400_000), "2025-11-25 21:00:00 +00:00");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29 00:00:00 +00:00");
     }
 
     /// What the rule shows for [`FORGED`].
@@ -421,11 +401,12 @@ mod tests {
 
     #[test]
     fn history_lines_show_text_display_safe_and_json_exact() {
+        crate::time::utc_for_tests();
         let id = store::MessageId([9; 16]);
         let incoming = HistoryEntry::incoming(id, FORGED, 0, 0);
         assert_eq!(
             history_line("bob", "alice", None, &incoming),
-            format!("1970-01-01 00:00:00 alice: {SHOWN}")
+            format!("1970-01-01 00:00:00 +00:00 alice: {SHOWN}")
         );
         assert_eq!(
             history_json("bob", "alice", None, &incoming)["text"],
@@ -434,7 +415,7 @@ mod tests {
         let outgoing = HistoryEntry::outgoing(id, "a\nb", 0);
         assert_eq!(
             history_line("bob", "alice", None, &outgoing),
-            "1970-01-01 00:00:00 bob: a\n    | b (sent)"
+            "1970-01-01 00:00:00 +00:00 bob: a\n    | b (sent)"
         );
     }
 }

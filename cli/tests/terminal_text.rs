@@ -130,14 +130,15 @@ fn recv_and_history_show_each_forged_text_as_one_message_from_alice() {
 
     // History text: every message once per sending, timestamped, from
     // alice; everything else is a continuation line.
-    let history = ok_stdout(bob, &["history", "alice"]);
+    // (`--utc`: the timestamp is `YYYY-MM-DD HH:MM:SS +00:00 `.)
+    let history = ok_stdout(bob, &["--utc", "history", "alice"]);
     assert_no_controls(&history);
     let entries = messages(&history);
     assert_eq!(entries.len(), 2 * TEXTS.len(), "{history}");
     for (entry, (_, safe)) in entries.iter().zip(TEXTS.iter().chain(TEXTS)) {
-        let (when, rest) = entry.split_at_checked(20).unwrap_or(("", entry));
+        let (when, rest) = entry.split_at_checked(27).unwrap_or(("", entry));
         assert!(
-            when.len() == 20 && when.as_bytes()[4] == b'-' && when.ends_with(' '),
+            when.len() == 27 && when.as_bytes()[4] == b'-' && when.ends_with(" +00:00 "),
             "not a timestamped history line: {entry:?}\n{history}"
         );
         assert_eq!(rest, format!("alice: {safe}"), "{history}");
@@ -145,7 +146,7 @@ fn recv_and_history_show_each_forged_text_as_one_message_from_alice() {
     assert!(
         !history
             .lines()
-            .any(|l| l.starts_with("carol") || l.get(20..).is_some_and(|r| r.starts_with("carol"))),
+            .any(|l| l.starts_with("carol") || l.get(27..).is_some_and(|r| r.starts_with("carol"))),
         "{history}"
     );
 

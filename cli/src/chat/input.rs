@@ -225,6 +225,9 @@ impl LineEditor {
 pub enum Command {
     Quit,
     Help,
+    /// `/chat USER`: switch to the conversation with USER (as typed; may
+    /// be empty or not a user id).
+    Chat(String),
     Unknown(String),
 }
 
@@ -248,10 +251,12 @@ pub fn classify(line: &str) -> Submitted {
         return Submitted::Text(format!("/{rest}"));
     }
     if let Some(cmd) = line.strip_prefix('/') {
-        let name = cmd.split_whitespace().next().unwrap_or("");
+        let mut words = cmd.split_whitespace();
+        let name = words.next().unwrap_or("");
         return Submitted::Command(match name {
             "quit" | "q" | "exit" => Command::Quit,
             "help" | "h" | "?" => Command::Help,
+            "chat" | "c" => Command::Chat(words.next().unwrap_or("").to_owned()),
             other => Command::Unknown(other.to_owned()),
         });
     }
@@ -377,6 +382,14 @@ mod tests {
         assert_eq!(
             classify("/nope x"),
             Submitted::Command(Command::Unknown("nope".into()))
+        );
+        assert_eq!(
+            classify("/chat carol"),
+            Submitted::Command(Command::Chat("carol".into()))
+        );
+        assert_eq!(
+            classify("/chat"),
+            Submitted::Command(Command::Chat("".into()))
         );
         assert_eq!(classify("//shrug"), Submitted::Text("/shrug".into()));
         assert_eq!(classify(" hi "), Submitted::Text(" hi ".into()));

@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
-use hush_client_core::client::{Client, ClientConfig, ClientError, Event, Events, SystemClock};
+use hush_client_core::client::{
+    Client, ClientConfig, ClientError, Event, Events, PresenceEntry, SystemClock,
+};
 use hush_client_core::limits::MAX_RECEIPT_IDS;
 use hush_client_core::payload::{MessageId, TypingState};
 use hush_protocol::UserId;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
@@ -81,6 +83,9 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
     let config = ClientConfig {
         relay_url: g.relay.clone(),
         receive: true,
+        // The chat opens at once with the history; the header says
+        // "connecting…" until the relay answers, and typed messages wait.
+        start_offline: true,
         ca_file: g.ca_file.clone(),
         // The peer's online state, if they let us see it: the snapshot and
         // every change arrive as events, in order. A relay without presence
@@ -91,10 +96,11 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
     let (client, events) =
         Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?;
     let mut st = ChatState::new(&me, peer.as_str(), history, trust);
-    let mut workers = Workers::start(&client, &peer);
+    st.link = Link::Connecting;
+    let mut workers = Workers::start(&client);
     let outcome = match TerminalGuard::enter() {
         Ok(mut guard) => {
-            let outcome = session(&mut guard, &mut st, events, &mut workers).await;
+            let outcome = session(&mut guard, &mut st, events, &mut workers, &client).await;
             drop(guard);
             outcome
         }
@@ -113,6 +119,8 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
 enum Flow {
     Continue,
     Quit,
+    /// `/chat USER`: switch to USER's conversation.
+    Switch(UserId),
 }
 
 async fn session(
@@ -120,6 +128,7 @@ async fn session(
     st: &mut ChatState,
     mut events: Events,
     w: &mut Workers,
+    client: &Client,
 ) -> Result<(), CliError> {
     let term_err = |e: std::io::Error| CliError::new(Failure::Other, format!("terminal: {e}"));
     let sig_err = |e: std::io::Error| CliError::new(Failure::Other, format!("signals: {e}"));
@@ -132,20 +141,23 @@ async fn session(
     loop {
         let now = Instant::now();
         if let Some(s) = st.our_typing.tick(now) {
-            w.typing(s);
+            w.typing(&st.peer, s);
         }
         guard.terminal.draw(|f| ui::draw(f, st)).map_err(term_err)?;
         for ids in st.take_read().chunks(MAX_RECEIPT_IDS) {
             // Best effort: a full outbox drops the receipt, not the UI.
-            let _ = w.out.try_send(Out::Read(ids.to_vec()));
+            let _ = w.out.try_send(Out::Read {
+                peer: st.peer.clone(),
+                ids: ids.to_vec(),
+            });
         }
         tokio::select! {
             ev = term_events.next() => match ev {
-                Some(Ok(ev)) => {
-                    if on_terminal(ev, st, w, guard).map_err(term_err)? == Flow::Quit {
-                        break;
-                    }
-                }
+                Some(Ok(ev)) => match on_terminal(ev, st, w, guard).map_err(term_err)? {
+                    Flow::Continue => {}
+                    Flow::Quit => break,
+                    Flow::Switch(peer) => switch(st, w, client, peer).await,
+                },
                 Some(Err(e)) => return Err(term_err(e)),
                 // The terminal's input ended.
                 None => break,
@@ -161,22 +173,75 @@ async fn session(
                             Err(_) => break,
                         }
                     }
+                    w.set_online(st.link == Link::Connected);
                 }
                 None => {
                     client_open = false;
                     st.link = Link::Stopped("stopped".into());
+                    w.set_online(false);
                 }
             },
             Some(done) = w.done.recv() => on_done(done, st),
+            Some((peer, entries)) = w.presence.recv() => {
+                if peer.as_str() == st.peer {
+                    for e in &entries {
+                        st.presence(e);
+                    }
+                }
+            }
             _ = tick.tick() => {}
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
         }
     }
     if let Some(s) = st.our_typing.stop() {
-        w.typing(s);
+        w.typing(&st.peer, s);
     }
     Ok(())
+}
+
+/// `/chat USER`: the conversation with USER replaces this one on screen
+/// (its stored history, trust and presence); the connection, the
+/// passphrase and messages still being sent to the previous peer stay.
+async fn switch(st: &mut ChatState, w: &mut Workers, client: &Client, peer: UserId) {
+    if peer.as_str() == st.peer {
+        st.set_status(format!("already chatting with {peer}"), false);
+        return;
+    }
+    if peer.as_str() == st.me {
+        st.set_status("you cannot chat with yourself", true);
+        return;
+    }
+    let loaded = client
+        .with_profile({
+            let peer = peer.clone();
+            move |prof| -> Result<_, ClientError> {
+                Ok((prof.history(&peer, Some(HISTORY))?, prof.contact(&peer)?))
+            }
+        })
+        .await;
+    let (history, contact) = match loaded {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) | Err(e) => {
+            st.set_status(format!("cannot open the chat with {peer}: {e}"), true);
+            return;
+        }
+    };
+    if let Some(s) = st.our_typing.stop() {
+        w.typing(&st.peer, s);
+    }
+    let mut next = ChatState::new(&st.me, peer.as_str(), history, Trust::of(contact.as_ref()));
+    next.continue_from(st);
+    *st = next;
+    st.set_status(format!("now chatting with {peer}"), false);
+    // The peer's presence, if they let us see it: the snapshot comes back
+    // on a channel; changes then arrive as events (renewed on reconnect).
+    let (c, tx) = (client.clone(), w.presence_tx.clone());
+    tokio::spawn(async move {
+        if let Ok(entries) = c.subscribe_presence(vec![peer.clone()]).await {
+            let _ = tx.send((peer, entries)).await;
+        }
+    });
 }
 
 fn on_terminal(
@@ -194,7 +259,7 @@ fn on_terminal(
                 if st.input.edit(e)
                     && let Some(s) = st.our_typing.edited(now, st.input.is_empty())
                 {
-                    w.typing(s);
+                    w.typing(&st.peer, s);
                 }
             }
             Action::Move(m) => st.input.move_cursor(m),
@@ -212,7 +277,7 @@ fn on_terminal(
             if st.input.paste(&text)
                 && let Some(s) = st.our_typing.edited(now, st.input.is_empty())
             {
-                w.typing(s);
+                w.typing(&st.peer, s);
             }
         }
         TermEvent::FocusGained => st.focused = true,
@@ -227,7 +292,7 @@ fn on_terminal(
 fn submit(st: &mut ChatState, w: &mut Workers) -> Flow {
     let line = st.input.take();
     if let Some(s) = st.our_typing.stop() {
-        w.typing(s);
+        w.typing(&st.peer, s);
     }
     match classify(&line) {
         Submitted::Nothing => {}
@@ -238,13 +303,24 @@ fn submit(st: &mut ChatState, w: &mut Workers) -> Flow {
             }
             st.scroll_to_bottom();
         }
+        Submitted::Command(Command::Chat(name)) => {
+            if name.is_empty() {
+                st.set_status("/chat USER: which user?", true);
+            } else {
+                match UserId::try_from(name.as_str()) {
+                    Ok(peer) => return Flow::Switch(peer),
+                    Err(e) => st.set_status(format!("{name:?} is not a user id: {e}"), true),
+                }
+            }
+        }
         Submitted::Command(Command::Unknown(c)) => {
             st.set_status(format!("unknown command /{c}: try /help"), true);
         }
         Submitted::Text(text) => {
             st.status = None;
             let local = st.outgoing(&text, now_ms());
-            if w.out.try_send(Out::Text { local, text }).is_err() {
+            let peer = st.peer.clone();
+            if w.out.try_send(Out::Text { peer, local, text }).is_err() {
                 st.failed(local, "too many messages waiting to be sent".into());
             }
         }
@@ -319,8 +395,15 @@ fn send_failure(e: &ClientError, peer: &str) -> String {
 /// Work for the sending task, done in order.
 #[derive(Debug)]
 enum Out {
-    Text { local: u64, text: String },
-    Read(Vec<MessageId>),
+    Text {
+        peer: String,
+        local: u64,
+        text: String,
+    },
+    Read {
+        peer: String,
+        ids: Vec<MessageId>,
+    },
 }
 
 /// What the sending task reports back.
@@ -336,26 +419,44 @@ enum Done {
 /// The tasks that talk to the client on the loop's behalf.
 struct Workers {
     out: mpsc::Sender<Out>,
+    /// Whether the client is connected: the sending task waits for it, so
+    /// what is typed offline stays `sending` until the relay answers.
+    online: watch::Sender<bool>,
     done: mpsc::Receiver<Done>,
-    typing: mpsc::Sender<TypingState>,
+    typing: mpsc::Sender<(String, TypingState)>,
+    /// Presence snapshots of a peer switched to with `/chat`.
+    presence: mpsc::Receiver<(UserId, Vec<PresenceEntry>)>,
+    presence_tx: mpsc::Sender<(UserId, Vec<PresenceEntry>)>,
     out_task: JoinHandle<()>,
     typing_task: JoinHandle<()>,
 }
 
 impl Workers {
-    fn start(client: &Client, peer: &UserId) -> Self {
+    fn start(client: &Client) -> Self {
         let (out, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
         let (done_tx, done) = mpsc::channel(OUTBOX);
-        let (typing, mut typing_rx) = mpsc::channel::<TypingState>(4);
-        let (c, p) = (client.clone(), peer.clone());
+        let (typing, mut typing_rx) = mpsc::channel::<(String, TypingState)>(4);
+        let (presence_tx, presence) = mpsc::channel(4);
+        let (online, mut online_rx) = watch::channel(false);
+        let c = client.clone();
         let out_task = tokio::spawn(async move {
             while let Some(o) = out_rx.recv().await {
+                // Offline: wait (the loop, or `finish`'s deadline, ends it).
+                if online_rx.wait_for(|up| *up).await.is_err() {
+                    break;
+                }
                 let done = match o {
-                    Out::Text { local, text } => Done::Sent {
+                    Out::Text { peer, local, text } => Done::Sent {
                         local,
-                        result: c.send_text(&p, &text).await,
+                        result: match UserId::try_from(peer.as_str()) {
+                            Ok(p) => c.send_text(&p, &text).await,
+                            Err(e) => Err(e.into()),
+                        },
                     },
-                    Out::Read(ids) => {
+                    Out::Read { peer, ids } => {
+                        let Ok(p) = UserId::try_from(peer.as_str()) else {
+                            continue;
+                        };
                         // The user opened this conversation by name and is
                         // reading it: like replying, that accepts a
                         // message request, and read receipts go.
@@ -381,34 +482,52 @@ impl Workers {
                 let _ = done_tx.send(done).await;
             }
         });
-        let (c, p) = (client.clone(), peer.clone());
+        let c = client.clone();
         let typing_task = tokio::spawn(async move {
-            while let Some(s) = typing_rx.recv().await {
+            while let Some((peer, s)) = typing_rx.recv().await {
                 // Best effort: needs a session, dropped for offline peers.
-                let _ = c.send_typing(&p, s).await;
+                if let Ok(p) = UserId::try_from(peer.as_str()) {
+                    let _ = c.send_typing(&p, s).await;
+                }
             }
         });
         Self {
             out,
+            online,
             done,
             typing,
+            presence,
+            presence_tx,
             out_task,
             typing_task,
         }
     }
 
+    fn set_online(&self, up: bool) {
+        self.online.send_if_modified(|was| {
+            let changed = *was != up;
+            *was = up;
+            changed
+        });
+    }
+
     /// Queues a typing indicator unless too many are waiting.
-    fn typing(&self, s: TypingState) {
-        let _ = self.typing.try_send(s);
+    fn typing(&self, peer: &str, s: TypingState) {
+        let _ = self.typing.try_send((peer.to_owned(), s));
     }
 
     /// After the terminal is restored: lets queued sends finish (bounded)
     /// and reports on stderr what did not go out.
     async fn finish(self, st: &ChatState) {
+        // `online` stays alive until the end: a message typed offline is
+        // still sent if the connection comes before the deadline.
         let Workers {
             out,
+            online: _online,
             mut done,
             typing,
+            presence: _,
+            presence_tx: _,
             out_task,
             typing_task,
         } = self;

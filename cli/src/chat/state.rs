@@ -131,6 +131,9 @@ pub enum Entry {
 /// The relay connection as the header shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
+    /// Not connected yet since the chat opened: history is shown, typed
+    /// messages wait (`sending`) for the connection.
+    Connecting,
     Connected,
     Reconnecting,
     /// The client stopped (replaced or given up); the chat can only quit.
@@ -219,12 +222,39 @@ pub struct ChatState {
     pub status: Option<Status>,
     /// Whether the terminal has focus (assumed until told otherwise).
     pub focused: bool,
-    /// Incoming messages received live and not yet reported read.
+    /// Incoming messages (from the loaded history or live) not yet
+    /// reported read.
     unread: HashSet<MessageId>,
     pub input: LineEditor,
 }
 
 impl ChatState {
+    /// Carries over from the conversation `prev` what belongs to the
+    /// session rather than to a peer (`/chat USER`): the connection state,
+    /// focus, the viewport and the numbering of typed messages (so a late
+    /// result for the previous peer's message matches nothing here).
+    pub fn continue_from(&mut self, prev: &ChatState) {
+        self.link = prev.link.clone();
+        self.focused = prev.focused;
+        self.next_local = prev.next_local;
+        self.width = prev.width;
+        self.height = prev.height;
+    }
+
+    /// Now, for showing times as "today" or with their date (unit tests:
+    /// the epoch, in UTC).
+    fn now_ms(&self) -> u64 {
+        #[cfg(test)]
+        {
+            crate::time::utc_for_tests();
+            0
+        }
+        #[cfg(not(test))]
+        {
+            crate::commands::now_ms()
+        }
+    }
+
     /// The screen for `me` talking to `peer`, with the stored history
     /// (oldest first).
     pub fn new(me: &str, peer: &str, history: Vec<HistoryEntry>, trust: Trust) -> Self {
@@ -258,7 +288,18 @@ impl ChatState {
                 continue;
             }
             let (who, mark) = match e.direction {
-                Direction::Incoming => (Who::Peer, None),
+                Direction::Incoming => {
+                    // Stored before this chat opened (by `hush recv`, or a
+                    // chat that never showed it with focus): it counts as
+                    // read once shown here, like a live one. A receipt sent
+                    // again for a message read before is harmless: the
+                    // sender's status only moves forward. None for a key
+                    // not trusted yet (see `take_read`).
+                    if !e.flags.from_changed_key {
+                        st.unread.insert(MessageId(e.message_id.0));
+                    }
+                    (Who::Peer, None)
+                }
                 Direction::Outgoing => (Who::Me, Some(Mark::from_status(e.status))),
             };
             st.push(Entry::Message(ChatMessage {
@@ -385,7 +426,7 @@ impl ChatState {
     pub fn incoming(&mut self, m: &IncomingMessage) -> bool {
         if m.from.as_str() != self.peer {
             self.set_status(
-                format!("new message from {} (`hush chat {}`)", m.from, m.from),
+                format!("new message from {} (/chat {})", m.from, m.from),
                 false,
             );
             return false;
@@ -472,8 +513,22 @@ impl ChatState {
             ConnectionState::Connected => {
                 if self.link == Link::Reconnecting {
                     self.set_status("connected again", false);
+                } else if self.link == Link::Connecting
+                    && self.status.as_ref().is_some_and(|s| s.error)
+                {
+                    self.set_status("connected", false);
                 }
                 self.link = Link::Connected;
+            }
+            ConnectionState::Disconnected { reason, retry_in } if self.link == Link::Connecting => {
+                self.set_status(
+                    format!(
+                        "relay unreachable ({}); retrying in {}s, messages wait until then",
+                        one_line(reason),
+                        retry_in.as_secs().max(1)
+                    ),
+                    true,
+                );
             }
             ConnectionState::Disconnected { reason, .. } => {
                 // Unknown until the renewed subscription says again.
@@ -566,7 +621,10 @@ impl ChatState {
                     Who::Peer => self.peer.as_str(),
                 };
                 let flag = if m.key_changed { " [key changed]" } else { "" };
-                let head = format!("{} {who}{flag}: ", hh_mm(m.at_ms));
+                let head = format!(
+                    "{} {who}{flag}: ",
+                    crate::time::short(m.at_ms, self.now_ms())
+                );
                 let marker = continuation_marker(w);
                 let indent = width(marker);
                 let mut text = m.text.clone();
@@ -621,7 +679,7 @@ impl ChatState {
         all
     }
 
-    /// Ids of live incoming messages now on screen while the terminal has
+    /// Ids of incoming messages now on screen while the terminal has
     /// focus: they count as read (once). Messages received under a changed,
     /// not yet trusted key get no receipt.
     pub fn take_read(&mut self) -> Vec<MessageId> {
@@ -671,12 +729,6 @@ fn continuation_marker(w: usize) -> &'static str {
     }
 }
 
-/// `HH:MM` (UTC) of unix milliseconds.
-pub fn hh_mm(ms: u64) -> String {
-    let mins = (ms / 60_000) % (24 * 60);
-    format!("{:02}:{:02}", mins / 60, mins % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,12 +767,6 @@ mod tests {
             Entry::Message(m) if m.local == local => m.mark,
             _ => None,
         })
-    }
-
-    #[test]
-    fn formats_hh_mm_in_utc() {
-        assert_eq!(hh_mm(0), "00:00");
-        assert_eq!(hh_mm(1_764_104_400_000 + 59 * 60_000 + 59_999), "21:59");
     }
 
     #[test]
@@ -880,7 +926,7 @@ mod tests {
     }
 
     #[test]
-    fn read_receipts_only_for_displayed_live_messages_while_focused() {
+    fn read_receipts_for_displayed_messages_while_focused_history_too() {
         let mut st = ChatState::new(
             "alice",
             "bob",
@@ -901,6 +947,10 @@ mod tests {
         assert!(st.take_read().is_empty(), "once");
         st.scroll_up(1);
         assert_eq!(st.take_read(), vec![id(1)]);
+        // The message from the history, never marked read: once shown.
+        st.scroll_up(1);
+        assert_eq!(st.take_read(), vec![id(99)]);
+        assert!(st.take_read().is_empty(), "once");
     }
 
     #[test]

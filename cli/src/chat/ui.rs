@@ -37,8 +37,9 @@ pub fn help(peer: &str) -> Vec<String> {
              numbers (`hush safety-number {peer}`, then `hush verify {peer}`); \"KEY CHANGED\": \
              sending stops until `hush trust {peer}`."
         ),
-        "Commands: /help, /quit (or Ctrl-C, Ctrl-D). A line starting with // sends text \
-         starting with /. Times are UTC."
+        "Commands: /help, /chat USER (switch conversation), /quit (or Ctrl-C, Ctrl-D). \
+         A line starting with // sends text \
+         starting with /. Times are in the zone shown in the header (--utc for UTC)."
             .to_owned(),
     ]
 }
@@ -88,11 +89,16 @@ fn header_line(st: &ChatState) -> Line<'static> {
         bar.add_modifier(Modifier::BOLD),
     )];
     let (link, link_style) = match &st.link {
+        Link::Connecting => ("connecting…".to_owned(), bar.fg(Color::Yellow)),
         Link::Connected => ("connected".to_owned(), bar),
         Link::Reconnecting => ("reconnecting…".to_owned(), bar.fg(Color::Yellow)),
         Link::Stopped(why) => (format!("offline ({why})"), bar.fg(Color::Red)),
     };
     spans.push(Span::styled(format!("· {link} "), link_style));
+    spans.push(Span::styled(
+        format!("· {} ", crate::time::zone_label(crate::commands::now_ms())),
+        bar,
+    ));
     if let Some(p) = st.presence {
         spans.push(Span::styled(
             format!("· {} ", presence_label(p, crate::commands::now_ms())),
@@ -124,22 +130,18 @@ fn header_line(st: &ChatState) -> Line<'static> {
     Line::from(spans).style(bar)
 }
 
-/// "online", "last seen HH:MM" (today, UTC), "last seen YYYY-MM-DD" or
-/// "offline" (never seen).
+/// "online", "last seen HH:MM" (today), "last seen YYYY-MM-DD" or
+/// "offline" (never seen); in the zone of [`crate::time`].
 pub fn presence_label(p: PresenceState, now_ms: u64) -> String {
-    const DAY_MS: u64 = 86_400_000;
     if p.online {
         return "online".to_owned();
     }
     match p.last_seen_ms {
         None => "offline".to_owned(),
-        Some(ms) if ms / DAY_MS == now_ms / DAY_MS => {
-            format!("last seen {}", super::state::hh_mm(ms))
+        Some(ms) if crate::time::same_day(ms, now_ms) => {
+            format!("last seen {}", crate::time::short(ms, now_ms))
         }
-        Some(ms) => {
-            let day = crate::output::format_ms(ms);
-            format!("last seen {}", day.get(..10).unwrap_or(&day))
-        }
+        Some(ms) => format!("last seen {}", crate::time::day(ms)),
     }
 }
 
@@ -237,6 +239,7 @@ mod tests {
 
     #[test]
     fn presence_label_says_online_or_when_last_seen() {
+        crate::time::utc_for_tests();
         const DAY: u64 = 86_400_000;
         let now = 20_000 * DAY + 15 * 3_600_000;
         let at = |online, last_seen_ms| PresenceState {

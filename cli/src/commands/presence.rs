@@ -84,6 +84,22 @@ pub fn settings(g: &Global, a: SettingsArgs) -> Result<(), CliError> {
     if let Some(on) = a.read_receipts {
         profile.update_settings(|s| s.send_read_receipts = on)?;
     }
+    // For `settings`, the global --relay is the new stored relay (for other
+    // commands it overrides the stored one for that command only).
+    if let Some(url) = g.relay.as_deref() {
+        hush_client_core::client::ws_url(url)?;
+        if url != profile.relay_url() {
+            // The new relay has its own id: the next connection pins it
+            // (and the relay checks there that the user id is ours).
+            profile.update_settings(|s| {
+                s.relay_url = url.to_owned();
+                s.relay_id = None;
+            })?;
+            if !a.json {
+                eprintln!("relay changed; the next connection records the new relay's identity");
+            }
+        }
+    }
     let s = profile.settings();
     let allowed = profile.presence_allowed();
     if a.json {

@@ -230,12 +230,34 @@ pub fn init(dir: &Path, user: &str, relay: &str) -> PathBuf {
 /// status and whether the terminal was left in raw mode, and stays open so
 /// the pane can be read.
 pub fn chat_script(dir: &Path, home: &Path, peer: &str) -> PathBuf {
-    let path = dir.join(format!("chat-{peer}.sh"));
+    chat_script_with(dir, home, peer, &[], &[])
+}
+
+/// [`chat_script`] with environment variables set and global options
+/// (e.g. `--relay URL`) before `chat`.
+pub fn chat_script_with(
+    dir: &Path,
+    home: &Path,
+    peer: &str,
+    env: &[(&str, &str)],
+    options: &[&str],
+) -> PathBuf {
+    let me = home
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(format!("chat-{me}-{peer}.sh"));
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
+    let options: String = options.iter().map(|o| format!(" '{o}'")).collect();
     let script = format!(
         "#!/bin/sh\n\
          export HUSH_PASSPHRASE='{PASSPHRASE}'\n\
          unset RUST_LOG\n\
-         '{HUSH}' --home '{home}' chat {peer}\n\
+         {exports}\
+         '{HUSH}' --home '{home}'{options} chat {peer}\n\
          echo \"hush-exit=$?\"\n\
          case \"$(stty -a)\" in *-icanon*) echo 'raw-mode=on' ;; *) echo 'raw-mode=off' ;; esac\n\
          exec sleep 600\n",

@@ -179,6 +179,81 @@ pub fn ws_url(relay: &str) -> Result<String, ClientError> {
     }
 }
 
+/// The port a relay listens on unless told otherwise (`hush-relay
+/// --listen`), named when a URL without a port was refused.
+pub const DEFAULT_RELAY_PORT: u16 = 7070;
+
+/// Whether `url` (`ws://` or `wss://`) names a port.
+fn has_port(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    // `[v6]:port`, or `host:port`; a bare IPv6 literal has no port.
+    let after_host = match authority.rfind(']') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The host part of `url`'s authority, as written (IPv6 with brackets).
+fn host_of(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Why a WebSocket connection could not be opened, in words a user can act
+/// on: a refused connection to a URL without a port names the port tried
+/// and the relay's default; a `wss://` URL answered by a plain (non-TLS)
+/// relay says so instead of the TLS library's "corrupt message".
+fn connect_failure(url: &str, e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let tls = url.starts_with("wss://");
+    if let WsError::Io(io) = e {
+        if tls && io_is_plain_text_reply(io) {
+            return format!(
+                "the relay does not speak TLS here; use ws://{} ({e})",
+                host_of(url)
+            );
+        }
+        if io.kind() == std::io::ErrorKind::ConnectionRefused && !has_port(url) {
+            let (tried, scheme) = if tls { (443, "wss") } else { (80, "ws") };
+            return format!(
+                "connection refused; no port given, so port {tried} was tried; the relay's \
+                 default is {DEFAULT_RELAY_PORT} ({scheme}://{}:{DEFAULT_RELAY_PORT})",
+                host_of(url)
+            );
+        }
+    }
+    if tls && e.to_string().contains("InvalidContentType") {
+        return format!(
+            "the relay does not speak TLS here; use ws://{} ({e})",
+            host_of(url)
+        );
+    }
+    e.to_string()
+}
+
+/// A TLS handshake answered with something that is not TLS at all (an
+/// HTTP reply from a plain WebSocket server).
+fn io_is_plain_text_reply(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
+        })
+}
+
 /// The system's trusted roots, read once per process.
 fn system_roots() -> &'static [rustls_pki_types::CertificateDer<'static>] {
     static ROOTS: OnceLock<Vec<rustls_pki_types::CertificateDer<'static>>> = OnceLock::new();
@@ -257,7 +332,7 @@ pub(crate) async fn open(
         })?
         .map_err(|e| ClientError::Unreachable {
             url: url.to_owned(),
-            reason: e.to_string(),
+            reason: connect_failure(url, &e),
         })?;
     let (mut sink, mut stream) = ws.split();
 
@@ -455,6 +530,16 @@ mod tests {
         );
         assert_eq!(ws_url("ws://h:1/").unwrap(), "ws://h:1/v1/ws");
         assert_eq!(ws_url("wss://h/custom/ws").unwrap(), "wss://h/custom/ws");
+    }
+
+    #[test]
+    fn a_port_is_seen_in_every_url_form() {
+        assert!(has_port("ws://h:7070/v1/ws"));
+        assert!(has_port("wss://[::1]:443/v1/ws"));
+        assert!(!has_port("ws://h/v1/ws"));
+        assert!(!has_port("ws://[::1]/v1/ws"));
+        assert!(!has_port("ws://h:/v1/ws"));
+        assert_eq!(host_of("ws://h:1/v1/ws"), "h:1");
     }
 
     #[test]

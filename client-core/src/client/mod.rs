@@ -123,6 +123,13 @@ pub struct ClientConfig {
     /// snapshot can race with a renewal's events, nothing is seen twice or
     /// out of order.
     pub presence: Vec<UserId>,
+    /// Return from [`Client::connect`] at once, before any connection:
+    /// the client keeps trying (forever, with backoff) and reports each
+    /// failure as [`ConnectionState::Disconnected`] (or
+    /// [`ConnectionState::Stopped`] for one that retrying cannot fix) and
+    /// success as [`ConnectionState::Connected`]. For an interactive
+    /// client that works offline until the relay answers.
+    pub start_offline: bool,
 }
 
 impl Default for ClientConfig {
@@ -139,6 +146,7 @@ impl Default for ClientConfig {
             ca_file: None,
             typing_timeout: TYPING_TIMEOUT,
             presence: Vec::new(),
+            start_offline: false,
         }
     }
 }
@@ -518,6 +526,7 @@ impl Client {
             presence_subscriptions,
             presence_lock: tokio::sync::Mutex::new(()),
         });
+        let start_offline = shared.config.start_offline;
         let (first_tx, first_rx) = oneshot::channel();
         let supervisor = Supervisor {
             shared: shared.clone(),
@@ -526,7 +535,18 @@ impl Client {
             events: events_tx,
             stop: stop_rx,
         };
-        let task = tokio::spawn(supervisor.run(first_tx));
+        if start_offline {
+            let task = tokio::spawn(supervisor.run(None));
+            drop(first_tx);
+            return Ok((
+                Client {
+                    shared,
+                    task: Arc::new(Mutex::new(Some(task))),
+                },
+                events_rx,
+            ));
+        }
+        let task = tokio::spawn(supervisor.run(Some(first_tx)));
         match first_rx.await {
             Ok(Ok(())) => Ok((
                 Client {
@@ -999,8 +1019,8 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn run(mut self, first: oneshot::Sender<Result<(), ClientError>>) {
-        let mut first = Some(first);
+    async fn run(mut self, first: Option<oneshot::Sender<Result<(), ClientError>>>) {
+        let mut first = first;
         let mut attempt: u32 = 0;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
         loop {
