@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{hush, init, relay};
+use common::{hush, init, init_args, relay};
 
 fn first_stderr_line(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr)
@@ -15,20 +15,6 @@ fn first_stderr_line(out: &Output) -> String {
         .next()
         .unwrap_or("")
         .to_owned()
-}
-
-fn init_args<'a>(relay: &'a str, user: &'a str) -> Vec<&'a str> {
-    vec![
-        "--relay",
-        relay,
-        "init",
-        "--user",
-        user,
-        "--kdf-memory-kib",
-        "8",
-        "--kdf-iterations",
-        "1",
-    ]
 }
 
 #[test]

@@ -202,22 +202,24 @@ pub fn pair() -> Pair {
     }
 }
 
+/// `hush init` arguments for `user` on `relay`, with cheap Argon2id costs.
+pub fn init_args<'a>(relay: &'a str, user: &'a str) -> Vec<&'a str> {
+    vec![
+        "--relay",
+        relay,
+        "init",
+        "--user",
+        user,
+        "--kdf-memory-kib",
+        "8",
+        "--kdf-iterations",
+        "1",
+    ]
+}
+
 pub fn init(dir: &Path, user: &str, relay: &str) -> PathBuf {
     let home = dir.join(user);
-    let out = hush(
-        &home,
-        &[
-            "--relay",
-            relay,
-            "init",
-            "--user",
-            user,
-            "--kdf-memory-kib",
-            "8",
-            "--kdf-iterations",
-            "1",
-        ],
-    );
+    let out = hush(&home, &init_args(relay, user));
     assert!(
         out.status.success(),
         "hush init {user}: {}",

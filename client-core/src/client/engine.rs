@@ -855,6 +855,15 @@ mod tests {
         }
     }
 
+    /// `got` is exactly one message, with `text`.
+    fn assert_one_text(got: &Processed, text: &str) {
+        assert!(
+            matches!(got.events.as_slice(), [Event::Message(m)] if m.text == text),
+            "{:?}",
+            got.events
+        );
+    }
+
     fn text(t: &str) -> PayloadBody {
         PayloadBody::Text { text: t.into() }
     }
@@ -892,11 +901,7 @@ mod tests {
         let got = bob
             .process(&envelope(2, "alice", next.ciphertext), NOW)
             .unwrap();
-        assert!(
-            matches!(got.events.as_slice(), [Event::Message(m)] if m.text == "after"),
-            "{:?}",
-            got.events
-        );
+        assert_one_text(&got, "after");
         // Encrypting alone resumes nothing: only the relay's `accepted` does.
         let still = alice.encrypt(&to_bob, Engine::typing(TypingState::Started), true, NOW);
         assert!(matches!(still, Err(ClientError::TypingPaused { .. })));
@@ -952,11 +957,7 @@ mod tests {
         let got = bob
             .process(&envelope(2, "alice", last.ciphertext), NOW)
             .unwrap();
-        assert!(
-            matches!(got.events.as_slice(), [Event::Message(m)] if m.text == "accepted"),
-            "{:?}",
-            got.events
-        );
+        assert_one_text(&got, "accepted");
     }
 
     /// A relay (or anyone) that completes X3DH with its own identity under
@@ -1025,11 +1026,7 @@ mod tests {
         let got = alice
             .process(&envelope(4, "bob", r2.ciphertext), NOW)
             .unwrap();
-        assert!(
-            matches!(got.events.as_slice(), [Event::Message(m)] if m.text == "still me"),
-            "{:?}",
-            got.events
-        );
+        assert_one_text(&got, "still me");
         let current = alice
             .sessions_for(&to_bob)
             .unwrap()
