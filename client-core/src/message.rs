@@ -126,7 +126,7 @@ pub struct RatchetMessage<'a> {
     /// The decoded header.
     pub header: RatchetHeader,
     /// The exact header bytes (authenticated as AEAD associated data).
-    pub header_bytes: &'a [u8],
+    pub header_bytes: &'a [u8; HEADER_LEN],
     /// Ciphertext without the tag.
     pub ciphertext: &'a [u8],
     /// The Poly1305 tag.
@@ -192,34 +192,48 @@ impl<'a> Message<'a> {
 const MIN_RATCHET_LEN: usize = HEADER_LEN + PADDING_BLOCK + TAG_LEN;
 
 fn decode_ratchet(bytes: &[u8]) -> Result<RatchetMessage<'_>, MessageError> {
+    let truncated = || MessageError::Truncated {
+        needed: MIN_RATCHET_LEN,
+        got: bytes.len(),
+    };
     if bytes.len() < MIN_RATCHET_LEN {
-        return Err(MessageError::Truncated {
-            needed: MIN_RATCHET_LEN,
-            got: bytes.len(),
-        });
+        return Err(truncated());
     }
-    match (bytes[0], bytes[1]) {
+    let (header_bytes, rest) = bytes
+        .split_first_chunk::<HEADER_LEN>()
+        .ok_or_else(truncated)?;
+    // version, type, DH_s (32), PN (4), N (4): the compiler checks the sizes.
+    let [
+        version,
+        kind,
+        ratchet_key @ ..,
+        p0,
+        p1,
+        p2,
+        p3,
+        n0,
+        n1,
+        n2,
+        n3,
+    ] = *header_bytes;
+    match (version, kind) {
         (MESSAGE_VERSION, TYPE_RATCHET) => {}
         (MESSAGE_VERSION, t) => return Err(MessageError::UnknownType(t)),
         (v, _) => return Err(MessageError::UnknownVersion(v)),
     }
-    let (header_bytes, rest) = bytes.split_at(HEADER_LEN);
-    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let (ciphertext, tag) = rest
+        .split_last_chunk::<TAG_LEN>()
+        .ok_or(MessageError::BadCiphertextLength(rest.len()))?;
     if ciphertext.len() % PADDING_BLOCK != 0 {
         return Err(MessageError::BadCiphertextLength(rest.len()));
     }
-    let tag: &[u8; TAG_LEN] = tag
-        .try_into()
-        .map_err(|_| MessageError::BadCiphertextLength(rest.len()))?;
-    let mut ratchet_key = [0u8; 32];
-    ratchet_key.copy_from_slice(&header_bytes[2..34]);
     if !is_canonical_x25519(&ratchet_key) {
         return Err(MessageError::NonCanonicalKey);
     }
     let header = RatchetHeader {
         ratchet_key,
-        previous_chain_length: be32(&header_bytes[34..38]),
-        message_number: be32(&header_bytes[38..42]),
+        previous_chain_length: u32::from_be_bytes([p0, p1, p2, p3]),
+        message_number: u32::from_be_bytes([n0, n1, n2, n3]),
     };
     Ok(RatchetMessage {
         header,
@@ -227,6 +241,13 @@ fn decode_ratchet(bytes: &[u8]) -> Result<RatchetMessage<'_>, MessageError> {
         ciphertext,
         tag,
     })
+}
+
+/// Splits `N` bytes off the front of `input`, or `None` when it is shorter.
+fn take<'a, const N: usize>(input: &mut &'a [u8]) -> Option<&'a [u8; N]> {
+    let (head, tail) = input.split_first_chunk::<N>()?;
+    *input = tail;
+    Some(head)
 }
 
 fn decode_prekey(bytes: &[u8]) -> Result<PrekeyMessage<'_>, MessageError> {
@@ -237,31 +258,27 @@ fn decode_prekey(bytes: &[u8]) -> Result<PrekeyMessage<'_>, MessageError> {
     if bytes.len() < PREKEY_PREFIX_LEN {
         return Err(truncated());
     }
-    let mut id = [0u8; 128];
-    id.copy_from_slice(&bytes[2..130]);
-    let initiator = IdentityPublic::from_bytes(&id);
-    let mut base_key = [0u8; 32];
-    base_key.copy_from_slice(&bytes[130..162]);
+    let mut rest = bytes;
+    // Version and type were checked by `Message::decode`.
+    take::<2>(&mut rest).ok_or_else(truncated)?;
+    let initiator = IdentityPublic::from_bytes(take::<128>(&mut rest).ok_or_else(truncated)?);
+    let base_key = *take::<32>(&mut rest).ok_or_else(truncated)?;
     if !is_canonical_x25519(&base_key) || !is_canonical_x25519(&initiator.dh_pub) {
         return Err(MessageError::NonCanonicalKey);
     }
-    let signed_prekey_id = be32(&bytes[162..166]);
-    let (one_time_prekey_id, inner_start) = match bytes[166] {
-        0 => (None, PREKEY_PREFIX_LEN),
-        1 => {
-            let end = PREKEY_PREFIX_LEN + 4;
-            if bytes.len() < end {
-                return Err(truncated());
-            }
-            (Some(be32(&bytes[PREKEY_PREFIX_LEN..end])), end)
-        }
+    let signed_prekey_id = u32::from_be_bytes(*take::<4>(&mut rest).ok_or_else(truncated)?);
+    let [flag] = *take::<1>(&mut rest).ok_or_else(truncated)?;
+    let one_time_prekey_id = match flag {
+        0 => None,
+        1 => Some(u32::from_be_bytes(
+            *take::<4>(&mut rest).ok_or_else(truncated)?,
+        )),
         f => return Err(MessageError::BadFlag(f)),
     };
-    let inner = &bytes[inner_start..];
-    if inner.len() < MIN_RATCHET_LEN {
+    if rest.len() < MIN_RATCHET_LEN {
         return Err(truncated());
     }
-    let message = decode_ratchet(inner)?;
+    let message = decode_ratchet(rest)?;
     Ok(PrekeyMessage {
         initiator,
         base_key,
@@ -292,10 +309,4 @@ pub(crate) fn encode_prekey_prefix(
         None => out.push(0),
     }
     out
-}
-
-fn be32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_be_bytes(a)
 }

@@ -26,16 +26,11 @@ pub(crate) fn pad(buf: &mut Vec<u8>, start: usize) {
 
 /// Length of the plaintext inside `padded`.
 pub fn unpadded_len(padded: &[u8]) -> Result<usize, BadPadding> {
-    let mut i = padded.len();
-    while i > 0 {
-        i -= 1;
-        match padded[i] {
-            0 => continue,
-            0x80 => return Ok(i),
-            _ => return Err(BadPadding),
-        }
+    // The last non-zero byte must be the 0x80 marker.
+    match padded.iter().enumerate().rev().find(|(_, b)| **b != 0) {
+        Some((i, 0x80)) => Ok(i),
+        _ => Err(BadPadding),
     }
-    Err(BadPadding)
 }
 
 #[cfg(test)]

@@ -197,7 +197,11 @@ impl Payload {
                         max: MAX_TEXT_LEN,
                     });
                 }
-                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                let len = u32::try_from(text.len()).map_err(|_| PayloadError::TextTooLong {
+                    len: text.len(),
+                    max: MAX_TEXT_LEN,
+                })?;
+                out.extend_from_slice(&len.to_be_bytes());
                 out.extend_from_slice(text.as_bytes());
             }
             PayloadBody::Typing { state } => out.push(u8::from(*state == TypingState::Started)),
@@ -212,7 +216,13 @@ impl Payload {
                     ReceiptKind::Delivered => 1,
                     ReceiptKind::Read => 2,
                 });
-                out.extend_from_slice(&(message_ids.len() as u16).to_be_bytes());
+                let count = u16::try_from(message_ids.len()).map_err(|_| {
+                    PayloadError::TooManyReceiptIds {
+                        count: message_ids.len(),
+                        max: MAX_RECEIPT_IDS,
+                    }
+                })?;
+                out.extend_from_slice(&count.to_be_bytes());
                 for id in message_ids {
                     out.extend_from_slice(&id.0);
                 }
@@ -308,16 +318,15 @@ struct Cursor<'a>(&'a [u8]);
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], PayloadError> {
-        if self.0.len() < n {
-            return Err(PayloadError::Truncated);
-        }
-        let (a, b) = self.0.split_at(n);
+        let (a, b) = self.0.split_at_checked(n).ok_or(PayloadError::Truncated)?;
         self.0 = b;
         Ok(a)
     }
 
     fn u8(&mut self) -> Result<u8, PayloadError> {
-        Ok(self.take(1)?[0])
+        let (&b, rest) = self.0.split_first().ok_or(PayloadError::Truncated)?;
+        self.0 = rest;
+        Ok(b)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], PayloadError> {

@@ -367,11 +367,11 @@ impl PeerSessions {
             }
             None => w.bool(false),
         }
-        w.u32(self.previous.len() as u32);
+        w.count(self.previous.len());
         for s in &self.previous {
             put(&mut w, s);
         }
-        w.u32(self.forgotten.len() as u32);
+        w.count(self.forgotten.len());
         for k in &self.forgotten {
             w.bytes(k);
         }

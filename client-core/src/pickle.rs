@@ -104,6 +104,13 @@ impl Writer {
         self.bytes(&v.to_be_bytes());
     }
 
+    /// The number of entries of a collection that follows (`u32be`), read
+    /// back by [`Reader::count`]. Every collection pickled is bounded by a
+    /// constant of `limits.rs`, far below `u32::MAX`.
+    pub(crate) fn count(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+
     /// Length-prefixed (`u32be`) byte string.
     pub(crate) fn var(&mut self, b: &[u8]) {
         // Lengths written here are bounded by MAX_PICKLE_LEN, far below u32::MAX.
@@ -147,10 +154,21 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
-        if self.rest.len() < n {
-            return Err(PickleError::Truncated);
-        }
-        let (head, tail) = self.rest.split_at(n);
+        let (head, tail) = self
+            .rest
+            .split_at_checked(n)
+            .ok_or(PickleError::Truncated)?;
+        self.rest = tail;
+        Ok(head)
+    }
+
+    /// The next `N` bytes in place, without a copy (for secrets, whose
+    /// owner copies them into zeroizing memory).
+    pub(crate) fn array_ref<const N: usize>(&mut self) -> Result<&'a [u8; N], PickleError> {
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(PickleError::Truncated)?;
         self.rest = tail;
         Ok(head)
     }
@@ -178,7 +196,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, PickleError> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array::<1>()?;
+        Ok(b)
     }
 
     pub(crate) fn bool(&mut self) -> Result<bool, PickleError> {

@@ -446,7 +446,7 @@ impl PrekeyStore {
             None => w.bool(false),
         }
         // Bounded by MAX_ONE_TIME_PREKEYS_HELD.
-        w.u32(self.one_time.len() as u32);
+        w.count(self.one_time.len());
         for key in self.one_time.values() {
             w.u32(key.id);
             w.bytes(key.pair.secret_bytes());

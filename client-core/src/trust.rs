@@ -53,7 +53,7 @@ fn half(user_id: &str, identity: &IdentityPublic) -> String {
         digest = s.finalize().to_vec();
     }
     let mut out = String::with_capacity(30);
-    for chunk in digest[..30].chunks(5) {
+    for chunk in digest.chunks(5).take(6) {
         let mut v: u64 = 0;
         for b in chunk {
             v = (v << 8) | u64::from(*b);

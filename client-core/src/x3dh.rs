@@ -82,14 +82,13 @@ pub fn associated_data(initiator: &IdentityPublic, responder: &IdentityPublic) -
 }
 
 fn kdf(dhs: &[&[u8; 32]]) -> SharedKey {
-    let mut ikm = Zeroizing::new([0u8; 32 * 5]);
-    ikm[..32].fill(0xFF);
-    let mut len = 32;
+    // IKM = F || DH1 || ... || DHn, F = 32 bytes of 0xFF (X3DH §2.2).
+    let mut ikm = Zeroizing::new(Vec::with_capacity(32 * 5));
+    ikm.extend_from_slice(&[0xFF; 32]);
     for dh in dhs {
-        ikm[len..len + 32].copy_from_slice(*dh);
-        len += 32;
+        ikm.extend_from_slice(*dh);
     }
-    let hk = Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm[..len]);
+    let hk = Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ikm);
     let mut sk = Box::new([0u8; 32]);
     #[allow(clippy::expect_used)]
     hk.expand(X3DH_INFO, sk.as_mut())

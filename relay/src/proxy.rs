@@ -35,6 +35,9 @@ const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 const V1_PREFIX: &[u8; 6] = b"PROXY ";
 /// Bytes read before deciding the version (the shortest header).
 const FIRST_READ: usize = 15;
+/// The fixed part of a v2 header: signature, version and command, family,
+/// length.
+const V2_FIXED_LEN: usize = 16;
 
 /// Why a connection from a trusted network was refused.
 #[derive(Debug, thiserror::Error)]
@@ -86,20 +89,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
 pub(crate) async fn read_header<R: AsyncRead + Unpin>(
     io: &mut R,
 ) -> Result<Option<SocketAddr>, ProxyHeaderError> {
-    let mut buf = vec![0u8; FIRST_READ];
-    io.read_exact(&mut buf).await?;
-    if buf.starts_with(V2_SIGNATURE) {
-        buf.resize(16, 0);
-        io.read_exact(&mut buf[FIRST_READ..]).await?;
-        let len = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
-        let total = 16 + len;
+    let mut first = [0u8; FIRST_READ];
+    io.read_exact(&mut first).await?;
+    if first.starts_with(V2_SIGNATURE) {
+        // The fixed part: signature (12), version and command, family,
+        // then the length of the addresses that follow (u16, big endian).
+        let mut fixed = [0u8; V2_FIXED_LEN];
+        fixed[..FIRST_READ].copy_from_slice(&first);
+        io.read_exact(&mut fixed[FIRST_READ..]).await?;
+        let [.., len_hi, len_lo] = fixed;
+        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        let total = V2_FIXED_LEN + len;
         if total > PROXY_V2_MAX_BYTES {
             return Err(ProxyHeaderError::TooLong {
                 max: PROXY_V2_MAX_BYTES,
             });
         }
-        buf.resize(total, 0);
-        io.read_exact(&mut buf[16..]).await?;
+        let mut addresses = vec![0u8; len];
+        io.read_exact(&mut addresses).await?;
+        let mut buf = Vec::with_capacity(total);
+        buf.extend_from_slice(&fixed);
+        buf.extend_from_slice(&addresses);
         let header = ppp::v2::Header::try_from(buf.as_slice())
             .map_err(|e| ProxyHeaderError::Malformed(e.to_string()))?;
         return Ok(match (header.command, header.addresses) {
@@ -114,9 +124,10 @@ pub(crate) async fn read_header<R: AsyncRead + Unpin>(
             (_, ppp::v2::Addresses::Unspecified | ppp::v2::Addresses::Unix(_)) => None,
         });
     }
-    if !buf.starts_with(V1_PREFIX) {
+    if !first.starts_with(V1_PREFIX) {
         return Err(ProxyHeaderError::Missing);
     }
+    let mut buf = first.to_vec();
     while !buf.ends_with(b"\r\n") {
         if buf.len() >= PROXY_V1_MAX_BYTES {
             return Err(ProxyHeaderError::TooLong {

@@ -20,7 +20,8 @@ pub const CHAIN_KEY_SEED: u8 = 0x02;
 /// same function, without a fallible length check.
 pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
     let mut block = Zeroizing::new([0u8; 64]);
-    block[..32].copy_from_slice(key);
+    let bytes: &mut [u8; 64] = &mut block;
+    bytes[..32].copy_from_slice(key);
     <Hmac<Sha256> as KeyInit>::new(&(*block).into())
 }
 

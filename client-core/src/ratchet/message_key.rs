@@ -49,9 +49,8 @@ impl MessageKey {
     }
 
     /// Overwrites the key in place (unpickling into a boxed key).
-    pub(crate) fn fill_from(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(32);
-        self.key[..n].copy_from_slice(&bytes[..n]);
+    pub(crate) fn fill_from(&mut self, bytes: &[u8; 32]) {
+        self.key.copy_from_slice(bytes);
     }
 
     /// The ChaCha20-Poly1305 key and nonce this message key expands to.
@@ -75,13 +74,18 @@ impl MessageKey {
     }
 
     /// Encrypts `buf` in place and returns the tag.
-    pub(crate) fn seal(&self, ad: &[u8; AD_LEN], header: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn seal(
+        &self,
+        ad: &[u8; AD_LEN],
+        header: &[u8; HEADER_LEN],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         let okm = self.expand();
         let (cipher, nonce) = Self::cipher(&okm);
         let aad = aad(ad, header);
         #[allow(clippy::expect_used)]
         cipher
-            .encrypt_inout_detached(&nonce, &aad[..AD_LEN + header.len()], buf.into())
+            .encrypt_inout_detached(&nonce, &aad, buf.into())
             .expect("invariant: ChaCha20-Poly1305 only fails beyond 256 GiB; messages are bounded by MAX_PADDED_LEN")
             .into()
     }
@@ -90,7 +94,7 @@ impl MessageKey {
     pub(crate) fn open(
         &self,
         ad: &[u8; AD_LEN],
-        header: &[u8],
+        header: &[u8; HEADER_LEN],
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AuthFailed> {
@@ -99,17 +103,16 @@ impl MessageKey {
         let aad = aad(ad, header);
         let tag = Tag::from(*tag);
         cipher
-            .decrypt_inout_detached(&nonce, &aad[..AD_LEN + header.len()], buf.into(), &tag)
+            .decrypt_inout_detached(&nonce, &aad, buf.into(), &tag)
             .map_err(|_| AuthFailed)
     }
 }
 
 /// `X3DH_AD || header` on the stack.
-fn aad(ad: &[u8; AD_LEN], header: &[u8]) -> [u8; AD_LEN + HEADER_LEN] {
+fn aad(ad: &[u8; AD_LEN], header: &[u8; HEADER_LEN]) -> [u8; AD_LEN + HEADER_LEN] {
     let mut out = [0u8; AD_LEN + HEADER_LEN];
     out[..AD_LEN].copy_from_slice(ad);
-    let n = header.len().min(HEADER_LEN);
-    out[AD_LEN..AD_LEN + n].copy_from_slice(&header[..n]);
+    out[AD_LEN..].copy_from_slice(header);
     out
 }
 

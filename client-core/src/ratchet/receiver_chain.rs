@@ -107,7 +107,7 @@ impl SkippedKeys {
 
     pub(crate) fn write(&self, w: &mut Writer) {
         // Bounded by MAX_SKIPPED_KEYS.
-        w.u32(self.keys.len() as u32);
+        w.count(self.keys.len());
         for k in &self.keys {
             w.bytes(&k.ratchet);
             w.u32(k.key.index());
@@ -122,7 +122,7 @@ impl SkippedKeys {
             let ratchet = r.array()?;
             let index = r.u32()?;
             let mut key = Box::new(MessageKey::new([0u8; 32], index));
-            key.fill_from(r.take(32)?);
+            key.fill_from(r.array_ref::<32>()?);
             keys.push_back(SkippedKey { ratchet, key });
         }
         Ok(Self { keys })

@@ -41,6 +41,7 @@ impl RootKey {
             .expect("invariant: 64 bytes is within HKDF-SHA256's 8160-byte output limit");
         let mut rk = Box::new([0u8; 32]);
         let mut ck = Box::new([0u8; 32]);
+        let okm: &[u8; 64] = &okm;
         rk.copy_from_slice(&okm[..32]);
         ck.copy_from_slice(&okm[32..]);
         (RootKey { key: rk }, ChainKey::new(ck, 0))

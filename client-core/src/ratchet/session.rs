@@ -372,6 +372,8 @@ impl Session {
         let body = out.len();
         out.extend_from_slice(plaintext);
         pad(&mut out, body);
+        // `body` is the length `out` had before the plaintext was appended.
+        #[allow(clippy::indexing_slicing)]
         let tag = mk.seal(&self.ad, &header, &mut out[body..]);
         out.extend_from_slice(&tag);
         Ok(out)
@@ -411,12 +413,12 @@ impl Session {
     ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
         let h = msg.header;
         let n = h.message_number;
-        if let Some(pos) = self
+        if let Some(current) = self
             .receiving
-            .iter()
-            .position(|c| c.ratchet == h.ratchet_key)
+            .iter_mut()
+            .find(|c| c.ratchet == h.ratchet_key)
         {
-            let index = self.receiving[pos].chain.index();
+            let index = current.chain.index();
             if n < index {
                 return self
                     .decrypt_skipped(msg)
@@ -425,17 +427,17 @@ impl Session {
             check_skip(index, n)?;
             let pt = if n == index {
                 // In-order message: no allocation beyond the plaintext.
-                let (mk, next) = self.receiving[pos].chain.peek();
+                let (mk, next) = current.chain.peek();
                 let pt = open(&self.ad, &mk, msg)?;
-                self.receiving[pos].chain.commit(&next);
+                current.chain.commit(&next);
                 pt
             } else {
-                let mut chain = self.receiving[pos].chain.duplicate();
+                let mut chain = current.chain.duplicate();
                 let mut skipped = Vec::with_capacity((n - index) as usize);
                 skip_to(&mut chain, &h.ratchet_key, n, &mut skipped);
                 let mk = chain.step();
                 let pt = open(&self.ad, &mk, msg)?;
-                self.receiving[pos].chain = chain;
+                current.chain = chain;
                 self.skipped.extend(skipped);
                 pt
             };
@@ -565,11 +567,11 @@ impl Session {
             }
             None => w.bool(false),
         }
-        w.u32(self.receiving.len() as u32);
+        w.count(self.receiving.len());
         for c in &self.receiving {
             c.write(w);
         }
-        w.u32(self.retired.len() as u32);
+        w.count(self.retired.len());
         for (k, n) in &self.retired {
             w.bytes(k);
             w.u32(*n);

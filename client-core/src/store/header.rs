@@ -259,15 +259,17 @@ impl Header {
         if version == 0 {
             return Err(StoreError::corrupt("header version 0"));
         }
-        if body[10] != KDF_ARGON2ID_V13 {
-            return Err(StoreError::corrupt(format!(
-                "unknown KDF algorithm {}",
-                body[10]
-            )));
+        let kdf = body
+            .get(10)
+            .copied()
+            .ok_or_else(|| StoreError::corrupt("header too short"))?;
+        if kdf != KDF_ARGON2ID_V13 {
+            return Err(StoreError::corrupt(format!("unknown KDF algorithm {kdf}")));
         }
         let u32_at = |at: usize| -> Result<u32, StoreError> {
-            body.get(at..at + 4)
-                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            body.get(at..)
+                .and_then(|s| s.first_chunk::<4>())
+                .copied()
                 .map(u32::from_be_bytes)
                 .ok_or_else(|| StoreError::corrupt("header field"))
         };
