@@ -303,3 +303,39 @@ async fn redis_keys_are_byte_for_byte_as_pinned() {
     let got = dump_redis(&server.url()).await;
     assert_eq!(got, REDIS_GOLDEN, "\n{got}");
 }
+
+/// The relay id is its 16 random bytes in lower-case hex; with the
+/// randomness injected, every store makes the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_randomness_makes_the_relay_id() {
+    let bytes: [u8; 16] = seq(0xa0);
+    let expected = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
+    let memory = hush_relay::MemoryStore::with_random(|| bytes);
+    assert_eq!(memory.relay_id().await.unwrap(), expected);
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let redb = hush_relay::RedbStore::open_with_random(dir.path(), || bytes).unwrap();
+        assert_eq!(redb.relay_id().await.unwrap(), expected);
+    }
+    let db = redb::Database::open(dir.path().join("hush.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    assert_eq!(meta.get("relay_id").unwrap().unwrap().value(), expected);
+    drop((meta, txn, db));
+    // Kept once made: a later open does not ask for randomness.
+    let redb =
+        hush_relay::RedbStore::open_with_random(dir.path(), || panic!("not needed")).unwrap();
+    assert_eq!(redb.relay_id().await.unwrap(), expected);
+
+    let server = common::redis::RedisServer::start();
+    let mut next = 0xa0u8;
+    let redis = hush_relay::RedisStore::connect_with_random(&server.url(), move || {
+        let b = seq(next);
+        next = 0xb0;
+        b
+    })
+    .await
+    .unwrap();
+    assert_eq!(redis.relay_id().await.unwrap(), expected);
+}
