@@ -62,6 +62,8 @@ mod writer;
 
 pub(crate) use super::codec::decode_member;
 pub(crate) use crate::config::redact_url as redact;
+// Kept at their pre-split paths (`store::redis_store::*`) for the cluster
+// code, whether or not it uses them today.
 #[allow(unused_imports)]
 pub(crate) use schema::{NODE_CHANNEL, PREFIX, PRESENCE_CHANNEL, epoch_key, presence_key};
 pub(crate) use sessions::Refreshed;
