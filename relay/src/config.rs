@@ -130,3 +130,17 @@ impl Config {
         self
     }
 }
+
+/// A Redis URL without its credentials, for messages and logs:
+/// `scheme://***@host...` when it has a user or password, unchanged when it
+/// has none, and `<invalid URL>` when it has no scheme (nothing in it can
+/// then be told apart from a password).
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => "<invalid URL>".to_owned(),
+    }
+}

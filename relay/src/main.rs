@@ -198,7 +198,7 @@ async fn run_admin(admin: &ArgMatches, settings: &Settings) -> anyhow::Result<()
         None => Target::DataDir(&settings.data_dir),
     };
     let place = match target {
-        Target::Redis(url) => format!("Redis {}", redact(url)),
+        Target::Redis(url) => format!("Redis {}", hush_relay::config::redact_url(url)),
         Target::DataDir(dir) => dir.display().to_string(),
     };
     match admin.subcommand() {
@@ -236,14 +236,6 @@ async fn run_admin(admin: &ArgMatches, settings: &Settings) -> anyhow::Result<()
         _ => anyhow::bail!("unknown admin command"),
     }
     Ok(())
-}
-
-/// A Redis URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_owned(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -41,10 +41,20 @@ fn count(n: usize) -> u32 {
 impl MemoryStore {
     /// An empty store with a random relay id.
     pub fn new() -> Result<Self, StoreError> {
-        Ok(Self {
-            relay_id: super::random_relay_id()?,
+        Ok(Self::with_relay_id(super::random_relay_id()?))
+    }
+
+    /// An empty store whose relay id is made of the 16 bytes `random`
+    /// gives (tests), instead of the OS RNG.
+    pub fn with_random(mut random: impl FnMut() -> [u8; 16]) -> Self {
+        Self::with_relay_id(super::relay_id_text(random()))
+    }
+
+    fn with_relay_id(relay_id: String) -> Self {
+        Self {
+            relay_id,
             users: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     fn append_now(

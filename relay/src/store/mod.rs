@@ -21,12 +21,27 @@
 //!   not allow the asker (both: not visible), so no caller can build an
 //!   oracle on them. Nothing else about presence, typing or receipts is
 //!   stored.
+//!
+//! Every time a store records (acceptance, last seen, the sweep's cutoff)
+//! is given by its caller; a store never reads the clock. The only
+//! randomness is the relay id (and Redis's node id), from the OS RNG unless
+//! a `*_with_random` constructor injects it.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | `mod.rs` | the [`Store`] trait, its request and outcome types, [`StoreError`] |
+//! | `codec` | the record codec both durable stores share (every layout, byte for byte) |
+//! | `memory` | [`MemoryStore`] |
+//! | `redb_store` | [`RedbStore`]: `schema`, `writer` (group commit), `directory`, `mailbox`, `presence` |
+//! | `redis_store` | [`RedisStore`]: `schema`, `writer` (append pump), `directory`, `mailbox`, `presence`, `sessions` (cluster presence) |
+//! | `lua/` | the Redis scripts |
 
 use std::future::Future;
 
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 
+pub(crate) mod codec;
 mod memory;
 pub(crate) mod redb_store;
 pub(crate) mod redis_store;
@@ -326,11 +341,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Vec<bool>, Option<u64>), StoreError>> + Send;
 }
 
-/// A fresh random relay id: 16 bytes from the OS RNG, hex.
-pub(crate) fn random_relay_id() -> Result<String, StoreError> {
-    let bytes = crate::random::os_bytes::<16>().map_err(|e| StoreError::Backend {
+/// 16 bytes from the OS RNG: the default source of the random ids.
+pub(crate) fn os_random_id() -> Result<[u8; 16], StoreError> {
+    crate::random::os_bytes::<16>().map_err(|e| StoreError::Backend {
         op: "relay id",
         detail: e.to_string(),
-    })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    })
+}
+
+/// A relay (or node) id as text: its 16 bytes in lower-case hex.
+pub(crate) fn relay_id_text(bytes: [u8; 16]) -> String {
+    hex::encode(bytes)
+}
+
+/// A fresh random relay id: 16 bytes from the OS RNG, hex.
+pub(crate) fn random_relay_id() -> Result<String, StoreError> {
+    os_random_id().map(relay_id_text)
 }
