@@ -344,3 +344,6 @@ impl<S: Store> BusEvents for Hub<S> {
         self.shared.presence.recheck_here(all);
     }
 }
+
+#[cfg(test)]
+mod tests;
