@@ -36,12 +36,9 @@ impl<S: Store> Conn<S> {
         let verified = VerifyingKey::from_bytes(&a.identity_key.0)
             .ok()
             .and_then(|key| {
-                let msg = signing::auth_message(
-                    self.hub.relay_id(),
-                    &self.challenge,
-                    a.user_id.as_str(),
-                )
-                .ok()?;
+                let msg =
+                    signing::auth_message(self.hub.relay_id(), &self.challenge, a.user_id.as_str())
+                        .ok()?;
                 key.verify_strict(&msg, &Signature::from_bytes(&a.signature.0))
                     .ok()
                     .map(|()| key)
