@@ -55,11 +55,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::hub::{Hub, IpGuard, Refused, TaskToken, Tracker};
+use crate::hub::{Hub, IpGuard, Refused};
 use crate::proxy::TrustedProxies;
 use crate::store::Store;
 
@@ -127,7 +129,7 @@ pub(crate) struct Site<S> {
     pub(crate) proxies: TrustedProxies,
     pub(crate) gate: Gate,
     pub(crate) timeout: Duration,
-    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) tasks: TaskTracker,
 }
 
 /// What a connection was admitted as.
@@ -179,13 +181,9 @@ fn spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-/// Accepts on `listener` until `stop` turns true; each connection in a
+/// Accepts on `listener` until `stop` is cancelled; each connection in a
 /// task of its own (tracked, so shutdown waits for it).
-pub(crate) async fn serve<S: Store>(
-    listener: TcpListener,
-    site: Site<S>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve<S: Store>(listener: TcpListener, site: Site<S>, stop: CancellationToken) {
     let site = Arc::new(site);
     let mut reserve = spare();
     // Some(pause) while descriptors are short (one episode).
@@ -193,7 +191,7 @@ pub(crate) async fn serve<S: Store>(
     let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {
@@ -227,7 +225,7 @@ pub(crate) async fn serve<S: Store>(
                     }
                 }
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
+                    () = stop.cancelled() => return,
                     () = tokio::time::sleep(pause) => {}
                 }
                 if reserve.is_none() {
@@ -247,7 +245,7 @@ fn spawn_connection<S: Store>(
     site: &Arc<Site<S>>,
     tcp: TcpStream,
     peer: SocketAddr,
-    stop: &watch::Receiver<bool>,
+    stop: &CancellationToken,
     starved: bool,
 ) {
     if let Err(e) = tcp.set_nodelay(true) {
@@ -256,19 +254,16 @@ fn spawn_connection<S: Store>(
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let site = Arc::clone(site);
-    let token = site.tracker.token();
     let stop = stop.clone();
-    tokio::spawn(async move {
-        handle(site, tcp, peer, stop, token, starved).await;
-    });
+    let tasks = site.tasks.clone();
+    tasks.spawn(handle(site, tcp, peer, stop, starved));
 }
 
 async fn handle<S: Store>(
     site: Arc<Site<S>>,
     mut tcp: TcpStream,
     tcp_peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-    _token: TaskToken,
+    stop: CancellationToken,
     starved: bool,
 ) {
     let deadline = Instant::now() + site.timeout;
@@ -299,14 +294,14 @@ async fn handle<S: Store>(
     };
     let admission = Admission(Arc::new(Mutex::new(slot)));
     match &site.tls {
-        None => drive(&site, tcp, peer, admission, deadline, &mut stop).await,
+        None => drive(&site, tcp, peer, admission, deadline, &stop).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
                 h = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => h,
             };
             match handshake {
-                Ok(Ok(tls)) => drive(&site, tls, peer, admission, deadline, &mut stop).await,
+                Ok(Ok(tls)) => drive(&site, tls, peer, admission, deadline, &stop).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake not done within upgrade_timeout"),
             }
@@ -346,7 +341,7 @@ async fn drive<S: Store, IO>(
     peer: SocketAddr,
     admission: Admission<S>,
     deadline: Instant,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -389,7 +384,7 @@ async fn drive<S: Store, IO>(
             return;
         }
         () = dispatched.notified() => {}
-        _ = stop.wait_for(|s| *s) => return,
+        () = stop.cancelled() => return,
         () = tokio::time::sleep_until(deadline) => {
             tracing::debug!(%peer, "no request within upgrade_timeout; closed");
             return;

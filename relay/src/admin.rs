@@ -5,7 +5,6 @@
 //! read).
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hush_protocol::UserId;
 
@@ -78,10 +77,7 @@ pub async fn purge_expired(
     target: Target<'_>,
     retention: std::time::Duration,
 ) -> Result<u64, StoreError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
+    let now = crate::clock::Clock::system().now_ms();
     let cutoff = now.saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     match open(target).await? {
         Opened::Redb(s) => s.sweep_expired(cutoff).await,

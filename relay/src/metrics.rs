@@ -15,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hush_protocol::{ErrorCode, ServerFrame};
 use metrics::{Counter, Histogram, counter, gauge, histogram};
@@ -210,19 +210,12 @@ fn error_sent(code: ErrorCode) {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// A stored envelope accepted at `accepted_at_ms` was pushed to its
-/// recipient.
-pub(crate) fn envelope_pushed(accepted_at_ms: u64) {
+/// recipient at `now_ms` (both by the relay's [`crate::clock::Clock`]).
+pub(crate) fn envelope_pushed(accepted_at_ms: u64, now_ms: u64) {
     let hot = hot();
     hot.delivered.increment(1);
-    let ms = now_ms().saturating_sub(accepted_at_ms);
+    let ms = now_ms.saturating_sub(accepted_at_ms);
     hot.delivery_latency.record(ms as f64 / 1000.0);
 }
 

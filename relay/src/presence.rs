@@ -1,5 +1,6 @@
-//! Presence: what an asker may see of a subject, the subscriptions of each
-//! connection, last seen, and the fan-out of changes.
+//! Presence, a service over the session table: what an asker may see of a
+//! subject, the subscriptions of each connection, last seen, and the
+//! fan-out of changes.
 //!
 //! ## What a subscriber is told
 //!
@@ -7,7 +8,7 @@
 //! given (in the `presence` reply or a `presence_update`). Whenever
 //! something about a subject may have changed (it came online, went
 //! offline, replaced its allow list; locally or, through
-//! [`crate::cluster`], on another relay), the subject is queued; one worker
+//! the [`crate::bus`], on another relay), the subject is queued; one worker
 //! per relay re-reads the subject's state (allow list and last seen from the
 //! store, online from the sessions or the cluster's presence table) for all
 //! its local subscribers at once and pushes an update to each whose entry
@@ -17,7 +18,7 @@
 //!
 //! ## Subscribe without gaps or stale snapshots
 //!
-//! `presence_subscribe` registers the new set *settling* before reading the
+//! `presence_subscribe` ([`Presence::replace`]) registers the new set *settling* before reading the
 //! snapshot; the worker skips settling connections and marks them dirty. The
 //! reply goes out, then the connection settles, and if it was dirty it is
 //! re-read in full: an update never precedes the reply, and a change during
@@ -45,26 +46,19 @@
 //! cost the relay the same reads.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use hush_protocol::frame::{PresenceEntry, PresenceState};
 use hush_protocol::{ServerFrame, UserId};
+use tokio_util::task::TaskTracker;
 
-use crate::hub::{Hub, Session};
+use crate::bus::Bus;
+use crate::clock::Clock;
+use crate::sessions::{Session, Sessions, lock};
 use crate::store::{Store, StoreError};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections here never panic midway.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+#[cfg(test)]
+mod tests;
 
 /// The ids of `users` without repetition, in the order of first mention.
 pub(crate) fn distinct(users: Vec<UserId>) -> Vec<UserId> {
@@ -75,9 +69,28 @@ pub(crate) fn distinct(users: Vec<UserId>) -> Vec<UserId> {
         .collect()
 }
 
-/// The relay's presence state (part of the hub).
-#[derive(Debug, Default)]
-pub(crate) struct Presence {
+/// The presence service of one relay (cheap to clone).
+pub(crate) struct Presence<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Presence<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: Arc<S>,
+    sessions: Arc<Sessions>,
+    bus: Arc<dyn Bus>,
+    clock: Clock,
+    /// Background work (announcements, last seen, the fan-out worker), so a
+    /// relay shutting down finishes it before it exits.
+    tasks: TaskTracker,
+    // std mutexes: held only for map updates, never across `.await`.
     subs: Mutex<Subs>,
     work: Mutex<Work>,
     /// Users whose last connection here closed and whose last seen is not
@@ -166,34 +179,56 @@ impl Subs {
     }
 }
 
-impl<S: Store> Hub<S> {
+impl<S: Store> Presence<S> {
+    /// Presence over `sessions`, with allow lists and last seen in `store`
+    /// and the other relays behind `bus`.
+    pub(crate) fn new(
+        store: Arc<S>,
+        sessions: Arc<Sessions>,
+        bus: Arc<dyn Bus>,
+        clock: Clock,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                sessions,
+                bus,
+                clock,
+                tasks,
+                subs: Mutex::default(),
+                work: Mutex::default(),
+                leaving: Mutex::default(),
+            }),
+        }
+    }
+
     /// Which of `users` are online: the cluster's presence table, or this
     /// relay's sessions for a single relay.
     async fn online_states(&self, users: &[UserId]) -> Result<Vec<bool>, StoreError> {
-        match self.cluster.online(users).await {
+        match self.inner.bus.online(users).await {
             Some(r) => r,
             None => Ok(users
                 .iter()
                 .map(|u| {
                     // Sessions first: a user removed from them is already
-                    // in `leaving` (see `presence_leaving`).
-                    self.online(u).is_some() || lock(&self.presence.leaving).contains_key(u)
+                    // in `leaving` (see `leaving`).
+                    self.inner.sessions.get(u).is_some()
+                        || lock(&self.inner.leaving).contains_key(u)
                 })
                 .collect()),
         }
     }
 
     /// Called under the sessions lock as `user`'s live connection is
-    /// removed: it stays online to readers until [`Hub::presence_offline`]
-    /// has stored its last seen.
-    pub(crate) fn presence_leaving(&self, user: &UserId) {
-        *lock(&self.presence.leaving)
-            .entry(user.clone())
-            .or_insert(0) += 1;
+    /// removed: it stays online to readers until [`Presence::offline`] has
+    /// stored its last seen.
+    pub(crate) fn leaving(&self, user: &UserId) {
+        *lock(&self.inner.leaving).entry(user.clone()).or_insert(0) += 1;
     }
 
-    fn presence_left(&self, user: &UserId) {
-        let mut m = lock(&self.presence.leaving);
+    fn left(&self, user: &UserId) {
+        let mut m = lock(&self.inner.leaving);
         if let Some(n) = m.get_mut(user) {
             *n -= 1;
             if *n == 0 {
@@ -202,15 +237,25 @@ impl<S: Store> Hub<S> {
         }
     }
 
+    /// Replaces `user`'s allow list (who may see its presence) with
+    /// `users`. The caller announces the change once its reply is queued.
+    pub(crate) async fn set_allow(
+        &self,
+        user: &UserId,
+        users: Vec<UserId>,
+    ) -> Result<(), StoreError> {
+        self.inner.store.set_presence_allow(user, users).await
+    }
+
     /// The entries `asker` may see of `subjects` (same order).
-    pub(crate) async fn presence_entries(
+    pub(crate) async fn entries(
         &self,
         asker: &UserId,
         subjects: &[UserId],
     ) -> Result<Vec<PresenceEntry>, StoreError> {
         // Online before last seen (see the module docs).
         let online = self.online_states(subjects).await?;
-        let views = self.store.presence_view(asker, subjects).await?;
+        let views = self.inner.store.presence_view(asker, subjects).await?;
         Ok(subjects
             .iter()
             .zip(views)
@@ -226,10 +271,10 @@ impl<S: Store> Hub<S> {
     }
 
     /// Replaces the subscriptions of `session`'s connection with `subjects`
-    /// (distinct), settling until [`Hub::presence_settle`].
-    pub(crate) fn presence_replace(&self, session: &Arc<Session>, subjects: &[UserId]) {
+    /// (distinct), settling until [`Presence::settle`].
+    pub(crate) fn replace(&self, session: &Arc<Session>, subjects: &[UserId]) {
         let id = session.conn_id;
-        let mut subs = lock(&self.presence.subs);
+        let mut subs = lock(&self.inner.subs);
         subs.remove_conn(id);
         if subjects.is_empty() {
             return;
@@ -249,8 +294,8 @@ impl<S: Store> Hub<S> {
     }
 
     /// Records the snapshot the connection is about to be given.
-    pub(crate) fn presence_snapshot(&self, conn_id: u64, entries: &[PresenceEntry]) {
-        let mut subs = lock(&self.presence.subs);
+    pub(crate) fn snapshot(&self, conn_id: u64, entries: &[PresenceEntry]) {
+        let mut subs = lock(&self.inner.subs);
         if let Some(c) = subs.conns.get_mut(&conn_id) {
             for e in entries {
                 if let Some(g) = c.given.get_mut(&e.user) {
@@ -262,9 +307,9 @@ impl<S: Store> Hub<S> {
 
     /// The snapshot reply is queued: updates may flow. A change seen while
     /// settling re-reads the connection's subjects.
-    pub(crate) fn presence_settle(&self, conn_id: u64) {
+    pub(crate) fn settle(&self, conn_id: u64) {
         let rerun = {
-            let mut subs = lock(&self.presence.subs);
+            let mut subs = lock(&self.inner.subs);
             match subs.conns.get_mut(&conn_id) {
                 Some(c) => {
                     c.settling = false;
@@ -274,35 +319,35 @@ impl<S: Store> Hub<S> {
             }
         };
         if rerun {
-            lock(&self.presence.work).conns.insert(conn_id);
-            self.presence_kick();
+            lock(&self.inner.work).conns.insert(conn_id);
+            self.kick();
         }
     }
 
     /// The connection closed (or its subscribe failed): drops its
     /// subscriptions.
-    pub(crate) fn presence_forget(&self, conn_id: u64) {
-        lock(&self.presence.subs).remove_conn(conn_id);
+    pub(crate) fn forget(&self, conn_id: u64) {
+        lock(&self.inner.subs).remove_conn(conn_id);
     }
 
     /// `user`'s presence or allow list may have changed: re-read it for the
     /// local subscribers.
-    pub(crate) fn presence_changed_here(&self, user: &UserId) {
+    pub(crate) fn changed_here(&self, user: &UserId) {
         {
-            let subs = lock(&self.presence.subs);
+            let subs = lock(&self.inner.subs);
             if !subs.watchers.contains_key(user) {
                 return;
             }
         }
-        lock(&self.presence.work).subjects.insert(user.clone());
-        self.presence_kick();
+        lock(&self.inner.work).subjects.insert(user.clone());
+        self.kick();
     }
 
     /// Re-reads subscribed subjects: all, or those some connection was
     /// last told are online.
-    pub(crate) fn presence_recheck_here(&self, all: bool) {
+    pub(crate) fn recheck_here(&self, all: bool) {
         let subjects: Vec<UserId> = {
-            let subs = lock(&self.presence.subs);
+            let subs = lock(&self.inner.subs);
             if all {
                 subs.watchers.keys().cloned().collect()
             } else {
@@ -320,25 +365,23 @@ impl<S: Store> Hub<S> {
         if subjects.is_empty() {
             return;
         }
-        lock(&self.presence.work).subjects.extend(subjects);
-        self.presence_kick();
+        lock(&self.inner.work).subjects.extend(subjects);
+        self.kick();
     }
 
     /// Tells local subscribers and the other relays that `user`'s presence
     /// or allow list changed.
-    pub(crate) async fn announce_presence(&self, user: &UserId) {
-        self.presence_changed_here(user);
-        self.cluster.announce_presence(user).await;
+    pub(crate) async fn announce(&self, user: &UserId) {
+        self.changed_here(user);
+        self.inner.bus.announce_presence(user).await;
     }
 
     /// `user` got a live connection here (tracked, in the background).
-    pub(crate) fn presence_online(&self, user: &UserId) {
-        let hub = self.clone();
+    pub(crate) fn online(&self, user: &UserId) {
+        let this = self.clone();
         let user = user.clone();
-        let token = self.tracker.token();
-        tokio::spawn(async move {
-            let _token = token;
-            hub.announce_presence(&user).await;
+        self.inner.tasks.spawn(async move {
+            this.announce(&user).await;
         });
     }
 
@@ -346,42 +389,39 @@ impl<S: Store> Hub<S> {
     /// records last seen, frees the cluster's presence entry, then tells
     /// everyone (tracked, so a relay shutting down does all this before it
     /// exits).
-    pub(crate) fn presence_offline(&self, user: &UserId, epoch: u64) {
-        let hub = self.clone();
+    pub(crate) fn offline(&self, user: &UserId, epoch: u64) {
+        let this = self.clone();
         let user = user.clone();
-        let token = self.tracker.token();
-        tokio::spawn(async move {
-            let _token = token;
-            if let Err(e) = hub.store.set_last_seen(&user, now_ms()).await {
+        self.inner.tasks.spawn(async move {
+            let inner = &this.inner;
+            if let Err(e) = inner.store.set_last_seen(&user, inner.clock.now_ms()).await {
                 tracing::warn!(error = %e, %user, "could not record last seen");
             }
-            hub.cluster.release_now(&user, epoch).await;
-            hub.presence_left(&user);
-            hub.announce_presence(&user).await;
+            inner.bus.release(&user, epoch).await;
+            this.left(&user);
+            this.announce(&user).await;
         });
     }
 
     /// Starts the worker unless it runs or has nothing to do.
-    fn presence_kick(&self) {
+    fn kick(&self) {
         {
-            let mut w = lock(&self.presence.work);
+            let mut w = lock(&self.inner.work);
             if w.running || (w.subjects.is_empty() && w.conns.is_empty()) {
                 return;
             }
             w.running = true;
         }
-        let hub = self.clone();
-        let token = self.tracker.token();
-        tokio::spawn(async move {
-            let _token = token;
-            hub.presence_work().await;
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            this.work().await;
         });
     }
 
-    async fn presence_work(&self) {
+    async fn work(&self) {
         loop {
             let job = {
-                let mut w = lock(&self.presence.work);
+                let mut w = lock(&self.inner.work);
                 if let Some(c) = w.conns.iter().next().copied() {
                     w.conns.remove(&c);
                     Job::Conn(c)
@@ -394,16 +434,16 @@ impl<S: Store> Hub<S> {
                 }
             };
             match job {
-                Job::Subject(s) => self.presence_fanout(&s).await,
-                Job::Conn(c) => self.presence_reread(c).await,
+                Job::Subject(s) => self.fanout(&s).await,
+                Job::Conn(c) => self.reread(c).await,
             }
         }
     }
 
     /// Re-reads one subject for all its local subscribers.
-    async fn presence_fanout(&self, subject: &UserId) {
+    async fn fanout(&self, subject: &UserId) {
         let watchers: Vec<(u64, UserId)> = {
-            let mut guard = lock(&self.presence.subs);
+            let mut guard = lock(&self.inner.subs);
             let Subs { conns, watchers } = &mut *guard;
             let Some(ids) = watchers.get(subject) else {
                 return;
@@ -432,14 +472,15 @@ impl<S: Store> Hub<S> {
                 return;
             }
         };
-        let (allowed, last_seen_ms) = match self.store.presence_watchers(subject, &askers).await {
+        let watched = self.inner.store.presence_watchers(subject, &askers).await;
+        let (allowed, last_seen_ms) = match watched {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "presence fan-out: store failed");
                 return;
             }
         };
-        let mut subs = lock(&self.presence.subs);
+        let mut subs = lock(&self.inner.subs);
         for ((id, _), ok) in watchers.iter().zip(allowed) {
             let state = ok.then_some(PresenceState {
                 online,
@@ -450,9 +491,9 @@ impl<S: Store> Hub<S> {
     }
 
     /// Re-reads every subject of one connection.
-    async fn presence_reread(&self, conn_id: u64) {
+    async fn reread(&self, conn_id: u64) {
         let (asker, subjects) = {
-            let mut subs = lock(&self.presence.subs);
+            let mut subs = lock(&self.inner.subs);
             match subs.conns.get_mut(&conn_id) {
                 None => return,
                 Some(c) if c.settling => {
@@ -465,107 +506,16 @@ impl<S: Store> Hub<S> {
                 ),
             }
         };
-        let entries = match self.presence_entries(&asker, &subjects).await {
+        let entries = match self.entries(&asker, &subjects).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(error = %e, "presence re-read: store failed");
                 return;
             }
         };
-        let mut subs = lock(&self.presence.subs);
+        let mut subs = lock(&self.inner.subs);
         for e in entries {
             subs.give(conn_id, &e.user, e.state);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::sync::{mpsc, watch};
-
-    use super::*;
-    use crate::hub::Outbound;
-
-    fn u(s: &str) -> UserId {
-        UserId::try_from(s).unwrap()
-    }
-
-    fn session(conn_id: u64, name: &str) -> (Arc<Session>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(16);
-        let kill = Arc::new(watch::channel(None).0);
-        (Arc::new(Session::new(conn_id, u(name), 0, tx, kill)), rx)
-    }
-
-    fn pushed(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok(Outbound::Text(t)) = rx.try_recv() {
-            out.push(t.as_str().to_owned());
-        }
-        out
-    }
-
-    #[test]
-    fn updates_only_on_change_and_never_while_settling() {
-        let (s, mut rx) = session(7, "alice");
-        let mut subs = Subs::default();
-        subs.conns.insert(
-            7,
-            ConnSubs {
-                session: s,
-                given: [(u("bob"), None)].into_iter().collect(),
-                settling: true,
-                dirty: false,
-            },
-        );
-        let on = Some(PresenceState {
-            online: true,
-            last_seen_ms: None,
-        });
-        subs.give(7, &u("bob"), on);
-        assert!(pushed(&mut rx).is_empty(), "pushed while settling");
-        assert!(subs.conns[&7].dirty);
-        subs.conns.get_mut(&7).unwrap().settling = false;
-        subs.give(7, &u("bob"), on);
-        subs.give(7, &u("bob"), on);
-        subs.give(7, &u("carol"), on);
-        subs.give(8, &u("bob"), None);
-        assert_eq!(
-            pushed(&mut rx),
-            vec![
-                r#"{"type":"presence_update","user":"bob","visible":true,"online":true,"last_seen_ms":null}"#
-            ]
-        );
-        subs.give(7, &u("bob"), None);
-        assert_eq!(
-            pushed(&mut rx),
-            vec![r#"{"type":"presence_update","user":"bob","visible":false}"#]
-        );
-    }
-
-    #[test]
-    fn last_seen_is_news_only_while_offline() {
-        let st = |online, t| {
-            Some(PresenceState {
-                online,
-                last_seen_ms: Some(t),
-            })
-        };
-        assert!(
-            !is_news(st(true, 1), st(true, 2)),
-            "online: last seen moved"
-        );
-        assert!(is_news(st(false, 1), st(false, 2)));
-        assert!(is_news(st(true, 1), st(false, 2)));
-        assert!(is_news(st(false, 2), st(true, 2)));
-        assert!(is_news(st(true, 2), None));
-        assert!(is_news(None, st(true, 2)));
-        assert!(!is_news(st(false, 2), st(false, 2)));
-        assert!(!is_news(None, None));
-    }
-
-    #[test]
-    fn distinct_keeps_first_mention_order() {
-        let got = distinct(vec![u("b"), u("a"), u("b"), u("c"), u("a")]);
-        assert_eq!(got, vec![u("b"), u("a"), u("c")]);
     }
 }

@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Extension, State};
@@ -26,13 +26,14 @@ use axum::routing::get;
 use axum::{Router, routing::MethodRouter};
 use hush_protocol::frame::{HEALTH_PATH, WS_PATH};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::accept::{Admission, Gate, Peer, Site};
-use crate::cluster::{Cluster, LocalSessions};
+use crate::bus::{Bus, LocalBus, RedisBus};
 use crate::config::{Config, MAX_RELAY_ID_LEN, StoreConfig};
-use crate::hub::{Hub, Tracker};
+use crate::hub::{Env, Hub};
 use crate::metrics::Snapshot;
 use crate::proxy::TrustedProxies;
 use crate::store::{MemoryStore, RedbStore, RedisStore, Store, StoreError};
@@ -61,7 +62,7 @@ pub enum RelayError {
 
 struct App<S> {
     hub: Hub<S>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 }
 
 impl<S> Clone for App<S> {
@@ -96,18 +97,28 @@ pub async fn serve_with_ready(
     match config.store.clone() {
         StoreConfig::Memory => {
             let store = MemoryStore::new()?;
-            serve_inner(store, Cluster::local(), config, listener, shutdown, ready).await
+            serve_inner(store, local_bus(), config, listener, shutdown, ready).await
         }
         StoreConfig::Redb { data_dir } => {
             let store = open_redb(data_dir).await?;
-            serve_inner(store, Cluster::local(), config, listener, shutdown, ready).await
+            serve_inner(store, local_bus(), config, listener, shutdown, ready).await
         }
         StoreConfig::Redis { url } => {
             let store = RedisStore::connect(&url).await?;
-            let cluster = Cluster::redis(store.clone(), config.presence_ttl);
-            serve_inner(store, cluster, config, listener, shutdown, ready).await
+            let bus = redis_bus(&store, &config);
+            serve_inner(store, bus, config, listener, shutdown, ready).await
         }
     }
+}
+
+/// The bus of a relay alone.
+fn local_bus() -> Arc<dyn Bus> {
+    Arc::new(LocalBus)
+}
+
+/// The bus of relays sharing `store`'s Redis.
+fn redis_bus(store: &RedisStore, config: &Config) -> Arc<dyn Bus> {
+    Arc::new(RedisBus::new(store.clone(), config.presence_ttl))
 }
 
 async fn resolve_relay_id<S: Store>(config: &Config, store: &S) -> Result<String, RelayError> {
@@ -132,12 +143,12 @@ pub async fn serve_with_store<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
-    serve_inner(store, Cluster::local(), config, listener, shutdown, |_| {}).await
+    serve_inner(store, local_bus(), config, listener, shutdown, |_| {}).await
 }
 
 async fn serve_inner<S: Store>(
     store: S,
-    cluster: Cluster,
+    bus: Arc<dyn Bus>,
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -169,24 +180,22 @@ async fn serve_inner<S: Store>(
     // The WebSocket layer's own cap is a hard memory bound; frames between
     // max_frame_bytes and it are read and refused with close 1009.
     let ws_cap = limits.max_frame_bytes.saturating_mul(2).max(4096);
-    let tracker = Arc::new(Tracker::default());
-    let hub = Hub::new(store, limits, relay_id, cluster, Arc::clone(&tracker));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let sessions: Arc<dyn LocalSessions> = Arc::new(hub.clone());
-    hub.cluster.spawn(sessions, stop_rx.clone(), &tracker);
+    let env = Env::system();
+    let tasks = env.tasks.clone();
+    let hub = Hub::new(store, limits, relay_id, bus, env);
+    let stop = CancellationToken::new();
+    hub.spawn_bus(stop.clone());
 
     let sweeper = {
         let hub = hub.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop.clone();
         let interval = config.sweep_interval.max(Duration::from_millis(10));
-        let token = tracker.token();
-        tokio::spawn(async move {
-            let _token = token;
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = stop.changed() => return,
+                    () = stop.cancelled() => return,
                     _ = tick.tick() => sweep(&hub).await,
                 }
             }
@@ -195,7 +204,7 @@ async fn serve_inner<S: Store>(
 
     let app = App {
         hub: hub.clone(),
-        shutdown: stop_rx.clone(),
+        shutdown: stop.clone(),
     };
     let ops = Router::new()
         .route(HEALTH_PATH, get(|| async { "ok" }))
@@ -220,13 +229,9 @@ async fn serve_inner<S: Store>(
                 proxies: TrustedProxies::default(),
                 gate: Gate::Slots(Arc::new(Semaphore::new(crate::accept::METRICS_SLOTS))),
                 timeout: upgrade_timeout,
-                tracker: Arc::clone(&tracker),
+                tasks: tasks.clone(),
             };
-            let task = tokio::spawn(crate::accept::serve(
-                metrics_listener,
-                site,
-                stop_rx.clone(),
-            ));
+            let task = tokio::spawn(crate::accept::serve(metrics_listener, site, stop.clone()));
             // The main listener keeps /healthz for load balancers.
             let ws = ws
                 .route(HEALTH_PATH, get(|| async { "ok" }))
@@ -243,33 +248,37 @@ async fn serve_inner<S: Store>(
             refusals: Arc::new(Semaphore::new(crate::accept::REFUSAL_SLOTS)),
         },
         timeout: upgrade_timeout,
-        tracker: Arc::clone(&tracker),
+        tasks: tasks.clone(),
     };
     let local_addr = listener.local_addr()?;
     // `ready` first: on a terminal (stdout and stderr on one screen) the
     // first line shown is then `listening on ADDR`, as documented.
     ready(local_addr);
-    tracing::info!(relay_id = %hub.relay_id, tls = site.tls.is_some(), "relay serving");
+    tracing::info!(relay_id = %hub.relay_id(), tls = site.tls.is_some(), "relay serving");
 
     let shutdown_timeout = config.shutdown_timeout;
-    let mut stopping = stop_rx.clone();
-    let stop_signal = async move {
-        shutdown.await;
-        tracing::info!(
-            timeout_secs = shutdown_timeout.as_secs(),
-            "shutting down: closing connections (1001) after their requests in flight"
-        );
-        let _ = stop_tx.send(true);
+    let stopping = stop.clone();
+    let stop_signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(
+                timeout_secs = shutdown_timeout.as_secs(),
+                "shutting down: closing connections (1001) after their requests in flight"
+            );
+            stop.cancel();
+        }
     };
     tokio::spawn(stop_signal);
     let run = async {
-        crate::accept::serve(listener, site, stop_rx.clone()).await;
-        tracker.wait_idle().await;
+        crate::accept::serve(listener, site, stop.clone()).await;
+        tasks.close();
+        tasks.wait().await;
         Ok::<(), std::io::Error>(())
     };
     tokio::pin!(run);
     let deadline = async {
-        let _ = stopping.wait_for(|s| *s).await;
+        stopping.cancelled().await;
         tokio::time::sleep(shutdown_timeout).await;
     };
     let served = tokio::select! {
@@ -298,19 +307,12 @@ const READY_PATH: &str = "/readyz";
 const METRICS_PATH: &str = "/metrics";
 
 async fn readyz<S: Store>(State(app): State<App<S>>) -> Response {
-    if *app.shutdown.borrow() {
+    if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    // Any cheap read will do: the answer does not matter, only that the
-    // store gave one.
-    let probe = hush_protocol::UserId::try_from("readyz-probe");
-    let answered = match probe {
-        Ok(user) => matches!(
-            tokio::time::timeout(READY_TIMEOUT, app.hub.store.user_exists(&user)).await,
-            Ok(Ok(_))
-        ),
-        Err(_) => false,
-    };
+    let answered = tokio::time::timeout(READY_TIMEOUT, app.hub.store_answers())
+        .await
+        .unwrap_or(false);
     if answered {
         (StatusCode::OK, "ready").into_response()
     } else {
@@ -322,12 +324,12 @@ async fn readyz<S: Store>(State(app): State<App<S>>) -> Response {
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn metrics<S: Store>(State(app): State<App<S>>) -> Response {
-    let store = tokio::time::timeout(crate::metrics::STATS_TIMEOUT, app.hub.store.stats())
+    let store = tokio::time::timeout(crate::metrics::STATS_TIMEOUT, app.hub.store_stats())
         .await
         .ok()
         .and_then(Result::ok);
     let snapshot = Snapshot {
-        users_online: app.hub.live().len(),
+        users_online: app.hub.users_online(),
         store,
     };
     (
@@ -356,7 +358,7 @@ async fn upgrade<S: Store>(
     ws: WebSocketUpgrade,
     ws_cap: usize,
 ) -> Response {
-    if *app.shutdown.borrow() {
+    if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "relay shutting down").into_response();
     }
     // The slot was taken when the connection was accepted (crate::accept).
@@ -378,7 +380,7 @@ async fn upgrade<S: Store>(
         }
     };
     tracing::debug!(%peer, "WebSocket upgrade");
-    let token = app.hub.tracker.token();
+    let token = app.hub.tasks().token();
     let hub = app.hub.clone();
     let shutdown = app.shutdown.clone();
     ws.max_message_size(ws_cap)
@@ -388,13 +390,7 @@ async fn upgrade<S: Store>(
 }
 
 async fn sweep<S: Store>(hub: &Hub<S>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let retention = u64::try_from(hub.limits.retention.as_millis()).unwrap_or(u64::MAX);
-    let cutoff = now.saturating_sub(retention);
-    match hub.store.sweep_expired(cutoff).await {
+    match hub.sweep_expired().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "swept expired envelopes"),
         Err(e) => tracing::error!(error = %e, "retention sweep failed"),
@@ -458,10 +454,10 @@ impl RelayHandle {
             StoreConfig::Redis { url } => {
                 let store = RedisStore::connect(&url).await?;
                 let relay_id = resolve_relay_id(&config, &store).await?;
-                let cluster = Cluster::redis(store.clone(), config.presence_ttl);
+                let bus = redis_bus(&store, &config);
                 let config = config.with_relay_id(relay_id.clone());
                 let task = tokio::spawn(async move {
-                    serve_inner(store, cluster, config, listener, shutdown, |_| {}).await
+                    serve_inner(store, bus, config, listener, shutdown, |_| {}).await
                 });
                 (task, relay_id)
             }

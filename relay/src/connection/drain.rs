@@ -2,14 +2,15 @@
 //! already in flight finish (their commits complete and their replies go
 //! out, so an envelope committed is also answered `accepted`), then the
 //! connection closes with 1001 (going away) behind those replies.
+//! Requests complete through [`Conn::complete`], like everywhere else.
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use hush_protocol::close;
 
-use super::{CLOSE_GRACE, Conn};
-use crate::hub::kill;
+use super::Conn;
+use super::writer::CLOSE_GRACE;
+use crate::sessions::kill;
 use crate::store::Store;
 
 /// Longest wait for one connection's requests in flight. Commits take
@@ -19,18 +20,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 impl<S: Store> Conn<S> {
     pub(super) async fn finish_in_flight_and_close(&mut self) {
         let in_flight = self.pending.len();
-        let drain = async {
-            while let Some(done) = self.pending.next().await {
-                if let Some((to, env)) = &done.deliver {
-                    self.hub.deliver(to, env);
-                }
-                if self.send_now(&done.frame).await.is_break() {
-                    return false;
-                }
-            }
-            true
-        };
-        let drained = matches!(tokio::time::timeout(DRAIN_TIMEOUT, drain).await, Ok(true));
+        let drain = self.complete_all();
+        let drained = matches!(
+            tokio::time::timeout(DRAIN_TIMEOUT, drain).await,
+            Ok(f) if f.is_continue()
+        );
         if in_flight > 0 {
             tracing::debug!(
                 conn = self.conn_id,

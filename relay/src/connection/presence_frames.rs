@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use hush_protocol::frame::{
     Accepted, Presence, PresenceAllow, PresenceAllowed, PresenceQuery, PresenceSubscribe,
     SendEnvelope,
@@ -14,7 +13,7 @@ use hush_protocol::frame::{
 use hush_protocol::{ErrorCode, ServerFrame};
 use tokio::time::Instant;
 
-use super::{Conn, Flow, now_ms};
+use super::{Conn, Flow};
 use crate::presence::distinct;
 use crate::store::Store;
 use crate::wire;
@@ -41,18 +40,6 @@ impl<S: Store> Conn<S> {
         self.error(Some(rid), ErrorCode::LimitExceeded, msg).await
     }
 
-    /// Sends every reply still in flight, so what follows goes out after
-    /// them (used where the order of a reply and later pushes matters).
-    async fn flush_pending(&mut self) -> Flow {
-        while let Some(done) = self.pending.next().await {
-            if let Some((to, env)) = &done.deliver {
-                self.hub.deliver(to, env);
-            }
-            self.send_now(&done.frame).await?;
-        }
-        Flow::Continue(())
-    }
-
     pub(super) async fn presence_allow(&mut self, f: PresenceAllow) -> Flow {
         if let Some(flow) = self.presence_limited(f.rid).await {
             return flow;
@@ -61,14 +48,14 @@ impl<S: Store> Conn<S> {
             return Flow::Break(());
         };
         let users = distinct(f.users);
-        let max = self.hub.limits.max_presence_allow;
+        let max = self.hub.limits().max_presence_allow;
         if users.len() > max {
             return self
                 .over_cap(f.rid, "presence_allow", users.len(), max)
                 .await;
         }
         let count = u32::try_from(users.len()).unwrap_or(u32::MAX);
-        if let Err(e) = self.hub.store.set_presence_allow(&user, users).await {
+        if let Err(e) = self.hub.presence().set_allow(&user, users).await {
             return self.store_error(f.rid, e).await;
         }
         self.send(&ServerFrame::PresenceAllowed(PresenceAllowed {
@@ -76,7 +63,7 @@ impl<S: Store> Conn<S> {
             count,
         }))
         .await?;
-        self.hub.announce_presence(&user).await;
+        self.hub.presence().announce(&user).await;
         Flow::Continue(())
     }
 
@@ -88,13 +75,13 @@ impl<S: Store> Conn<S> {
             return Flow::Break(());
         };
         let users = distinct(f.users);
-        let max = self.hub.limits.max_presence_query;
+        let max = self.hub.limits().max_presence_query;
         if users.len() > max {
             return self
                 .over_cap(f.rid, "presence_query", users.len(), max)
                 .await;
         }
-        match self.hub.presence_entries(&asker, &users).await {
+        match self.hub.presence().entries(&asker, &users).await {
             Ok(entries) => {
                 self.send(&ServerFrame::Presence(Presence {
                     rid: f.rid,
@@ -118,29 +105,29 @@ impl<S: Store> Conn<S> {
             return Flow::Break(());
         };
         let users = distinct(f.users);
-        let max = self.hub.limits.max_presence_subscriptions;
+        let max = self.hub.limits().max_presence_subscriptions;
         if users.len() > max {
             return self
                 .over_cap(f.rid, "presence_subscribe", users.len(), max)
                 .await;
         }
         // The reply must be queued before any update of the new set.
-        self.flush_pending().await?;
-        self.hub.presence_replace(&session, &users);
-        match self.hub.presence_entries(&asker, &users).await {
+        self.complete_all().await?;
+        self.hub.presence().replace(&session, &users);
+        match self.hub.presence().entries(&asker, &users).await {
             Ok(entries) => {
-                self.hub.presence_snapshot(self.conn_id, &entries);
+                self.hub.presence().snapshot(self.conn_id, &entries);
                 let flow = self
                     .send_now(&ServerFrame::Presence(Presence {
                         rid: f.rid,
                         users: entries,
                     }))
                     .await;
-                self.hub.presence_settle(self.conn_id);
+                self.hub.presence().settle(self.conn_id);
                 flow
             }
             Err(e) => {
-                self.hub.presence_forget(self.conn_id);
+                self.hub.presence().forget(self.conn_id);
                 self.store_error(f.rid, e).await
             }
         }
@@ -155,7 +142,7 @@ impl<S: Store> Conn<S> {
         let Some(from) = self.authed.as_ref().map(|a| a.user.clone()) else {
             return Flow::Break(());
         };
-        let max = self.hub.limits.max_envelope_bytes;
+        let max = self.hub.limits().max_envelope_bytes;
         if s.body.len() > max {
             let msg = format!("body is {} bytes; at most {max}", s.body.len());
             return self
@@ -164,7 +151,7 @@ impl<S: Store> Conn<S> {
         }
         // The same store read whether the recipient is online or not, so
         // neither the reply nor its timing tells them apart.
-        match self.hub.store.user_exists(&s.to).await {
+        match self.hub.directory().user_exists(&s.to).await {
             Ok(true) => {}
             Ok(false) => {
                 return self
@@ -173,8 +160,12 @@ impl<S: Store> Conn<S> {
             }
             Err(e) => return self.store_error(s.rid, e).await,
         }
-        let frame = wire::ephemeral_envelope(from.as_str(), now_ms(), s.body.as_bytes());
-        self.hub.push_to(&s.to, frame);
+        let frame = wire::ephemeral_envelope(
+            from.as_str(),
+            self.hub.delivery().now_ms(),
+            s.body.as_bytes(),
+        );
+        self.hub.delivery().push_to(&s.to, frame);
         self.send(&ServerFrame::Accepted(Accepted {
             rid: s.rid,
             id: None,
