@@ -307,7 +307,7 @@ mod tests {
     use hush_client_core::client::{Event, IncomingMessage, PresenceEntry, PresenceState};
     use hush_client_core::payload::MessageId;
     use hush_client_core::store::{self, HistoryEntry};
-    use hush_protocol::UserId;
+    use hush_client_core::UserId;
     use serde_json::json;
 
     /// A newline with a fake sender, a screen clear, an OSC title, a lone

@@ -28,7 +28,7 @@ use hush_client_core::client::{
 };
 use hush_client_core::limits::MAX_RECEIPT_IDS;
 use hush_client_core::payload::{MessageId, TypingState};
-use hush_protocol::UserId;
+use hush_client_core::UserId;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;

@@ -734,7 +734,7 @@ mod tests {
     use super::*;
     use crate::terminal_text::is_escaped;
     use hush_client_core::store::MessageFlags;
-    use hush_protocol::UserId;
+    use hush_client_core::UserId;
 
     fn id(n: u8) -> MessageId {
         MessageId([n; 16])

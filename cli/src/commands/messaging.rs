@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock, SystemRandom};
 use hush_client_core::limits::MAX_TEXT_LEN;
-use hush_protocol::UserId;
+use hush_client_core::UserId;
 
 use super::offline::user_id;
 use crate::args::{Global, RecvArgs, SendArgs};

@@ -2,7 +2,7 @@
 //! `hush settings`.
 
 use hush_client_core::client::PresenceEntry;
-use hush_protocol::UserId;
+use hush_client_core::UserId;
 
 use super::messaging::connect;
 use super::offline::user_id;
