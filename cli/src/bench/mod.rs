@@ -571,9 +571,9 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
 
     // Close politely (outside the measured window).
     for mut p in done_pairs {
-        let _ = p.sender.close(None).await;
+        p.sender.close().await;
         if let Some(r) = p.receiver.as_mut() {
-            let _ = r.close(None).await;
+            r.close().await;
         }
     }
     drop(idle);

@@ -342,7 +342,7 @@ impl Connection {
     }
 
     /// Closes the connection normally (close code 1000).
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         let _ = self.ws.close(None).await;
     }
 

@@ -5,8 +5,13 @@ use hush_protocol::Body;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use hush_protocol::frame::Envelope;
+
 use super::*;
-use crate::limits::MAX_SKIP;
+use crate::limits::{MAX_EPHEMERAL_GAP, MAX_MESSAGE_REQUESTS, MAX_SKIP, MAX_UNCONFIRMED_KEYS};
+use crate::payload::{PayloadBody, ReceiptKind, TypingState};
+use crate::prekey::PrekeyBundle;
+use crate::profile::keys_of;
 
 const NOW: u64 = 1_700_000_000_000;
 
