@@ -33,7 +33,7 @@ pub use disk::{DiskBackend, PROFILE_FILE};
 pub use error::StoreError;
 pub use header::{FORMAT_VERSION, KdfParams};
 pub use memory::MemoryBackend;
-pub use profile::{PROCESSED_ENVELOPES_KEPT, ProfileStore};
+pub use profile::{PROCESSED_ENVELOPES_KEPT, ProfileStore, StoreRng};
 pub use records::{
     Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys, KeyChange, MessageFlags,
     MessageId, ProfileSettings, SecretBlob,

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::path::Path;
 
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::StoreError;
@@ -20,7 +21,8 @@ use super::header::{Header, KdfParams};
 use super::records::{self, Contact, HistoryEntry, MessageId, ProfileSettings, SecretBlob};
 use super::rekey;
 use super::sealed::{DataKey, StoreKeys};
-use super::stage::Stage;
+use super::stage::{self, Stage};
+use crate::random::SystemRandom;
 
 /// How many processed relay envelope ids are remembered (the most recent
 /// ones, by the order they were marked); older ones are forgotten.
@@ -42,7 +44,13 @@ pub(super) const DEDUP_BY_ORDER: u8 = 2;
 pub struct ProfileStore {
     pub(super) backend: Box<dyn Backend>,
     pub(super) keys: StoreKeys,
+    /// Nonces, data keys and salts: injected so tests can make a store's
+    /// bytes reproducible; [`SystemRandom`] by default.
+    rng: StoreRng,
 }
+
+/// The randomness a [`ProfileStore`] seals with.
+pub type StoreRng = Box<dyn CryptoRng + Send>;
 
 impl fmt::Debug for ProfileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,18 +83,36 @@ impl ProfileStore {
     /// Creates a profile on `backend`: a random data key wrapped under
     /// `passphrase`, the header and `settings`, written in one commit.
     pub fn create(
+        backend: Box<dyn Backend>,
+        passphrase: &[u8],
+        params: KdfParams,
+        settings: &ProfileSettings,
+    ) -> Result<ProfileStore, StoreError> {
+        Self::create_with_rng(
+            backend,
+            passphrase,
+            params,
+            settings,
+            Box::new(SystemRandom),
+        )
+    }
+
+    /// [`ProfileStore::create`] with the randomness given (the store keeps
+    /// it for every later write).
+    pub fn create_with_rng(
         mut backend: Box<dyn Backend>,
         passphrase: &[u8],
         params: KdfParams,
         settings: &ProfileSettings,
+        mut rng: StoreRng,
     ) -> Result<ProfileStore, StoreError> {
         if backend.get(Table::Meta, HEADER)?.is_some() {
             return Err(StoreError::ProfileExists {
                 path: backend.location(),
             });
         }
-        let data_key = DataKey::random();
-        let header = Header::seal(&data_key, passphrase, params)?;
+        let data_key = DataKey::random(&mut *rng);
+        let header = Header::seal(&data_key, passphrase, params, &mut *rng)?;
         let keys = StoreKeys::derive(data_key)?;
         let settings_plain = records::to_json("settings", settings)?;
         let batch = RawBatch {
@@ -99,12 +125,12 @@ impl ProfileStore {
                 RawOp::Put {
                     table: Table::Meta,
                     key: SETTINGS.to_vec(),
-                    value: keys.seal(Table::Meta, SETTINGS, &settings_plain)?,
+                    value: keys.seal(&mut *rng, Table::Meta, SETTINGS, &settings_plain)?,
                 },
             ],
         };
         backend.apply(batch)?;
-        Ok(ProfileStore { backend, keys })
+        Ok(ProfileStore { backend, keys, rng })
     }
 
     /// Opens the profile on `backend` with `passphrase`.
@@ -113,6 +139,15 @@ impl ProfileStore {
     /// or settings damaged), [`StoreError::UnsupportedVersion`] (written by a
     /// newer Hush), [`StoreError::ProfileMissing`] (no header).
     pub fn open(backend: Box<dyn Backend>, passphrase: &[u8]) -> Result<ProfileStore, StoreError> {
+        Self::open_with_rng(backend, passphrase, Box::new(SystemRandom))
+    }
+
+    /// [`ProfileStore::open`] with the randomness later writes seal with.
+    pub fn open_with_rng(
+        backend: Box<dyn Backend>,
+        passphrase: &[u8],
+        rng: StoreRng,
+    ) -> Result<ProfileStore, StoreError> {
         let Some(raw) = backend.get(Table::Meta, HEADER)? else {
             return Err(StoreError::ProfileMissing {
                 path: backend.location(),
@@ -123,6 +158,7 @@ impl ProfileStore {
         let store = ProfileStore {
             backend,
             keys: StoreKeys::derive(data_key)?,
+            rng,
         };
         // Format version 1 is the only one so far: no migration step exists.
         // A future version N+1 adds `migrate_from_N` here, run inside one
@@ -173,9 +209,15 @@ impl ProfileStore {
             ));
         }
         drop(check);
-        let new_keys = StoreKeys::derive(DataKey::random())?;
-        let header = Header::seal(new_keys.data_key(), new, params)?;
-        let batch = rekey::rekey_batch(&*self.backend, &self.keys, &new_keys, header.encode())?;
+        let new_keys = StoreKeys::derive(DataKey::random(&mut *self.rng))?;
+        let header = Header::seal(new_keys.data_key(), new, params, &mut *self.rng)?;
+        let batch = rekey::rekey_batch(
+            &*self.backend,
+            &self.keys,
+            &new_keys,
+            header.encode(),
+            &mut *self.rng,
+        )?;
         self.backend.apply(batch)?;
         // The commit is durable: from here on only the new keys open the
         // profile. Replacing `keys` drops the old ones, which zeroizes them.
@@ -340,7 +382,8 @@ impl ProfileStore {
         for op in batch.ops {
             stage.apply(op, &mut outcome)?;
         }
-        let raw = stage.seal()?;
+        let writes = stage.finish();
+        let raw = stage::seal(&self.keys, &mut *self.rng, writes)?;
         if !raw.ops.is_empty() {
             self.backend.apply(raw)?;
         }

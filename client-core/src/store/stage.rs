@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::StoreError;
@@ -13,9 +14,10 @@ use super::profile::{
     IDENTITY, NEXT_SEQ, PREKEYS, PROCESSED_ENVELOPES_KEPT, PROCESSED_SEQ, ProfileStore, SETTINGS,
 };
 use super::records::{self, DeliveryStatus, Direction, HistoryEntry, MessageId};
+use super::sealed::StoreKeys;
 
 /// Pending plaintext writes of a batch, by (table, key); `None` is a delete.
-type Writes = BTreeMap<(Table, Vec<u8>), Option<Zeroizing<Vec<u8>>>>;
+pub(super) type Writes = BTreeMap<(Table, Vec<u8>), Option<Zeroizing<Vec<u8>>>>;
 
 /// Plaintext view of the store plus the batch's pending writes.
 pub(super) struct Stage<'s> {
@@ -216,21 +218,32 @@ impl<'s> Stage<'s> {
         Ok(())
     }
 
-    pub(super) fn seal(self) -> Result<RawBatch, StoreError> {
-        let mut ops = Vec::with_capacity(self.writes.len());
-        for ((table, key), value) in self.writes {
-            match value {
-                Some(plain) => {
-                    let sealed = self.store.keys.seal(table, &key, &plain)?;
-                    ops.push(RawOp::Put {
-                        table,
-                        key,
-                        value: sealed,
-                    });
-                }
-                None => ops.push(RawOp::Delete { table, key }),
-            }
-        }
-        Ok(RawBatch { ops })
+    /// The batch's pending writes, resolved.
+    pub(super) fn finish(self) -> Writes {
+        self.writes
     }
+}
+
+/// Seals resolved writes into the raw batch the backend applies (a fresh
+/// nonce from `rng` per value).
+pub(super) fn seal(
+    keys: &StoreKeys,
+    rng: &mut (dyn CryptoRng + Send),
+    writes: Writes,
+) -> Result<RawBatch, StoreError> {
+    let mut ops = Vec::with_capacity(writes.len());
+    for ((table, key), value) in writes {
+        match value {
+            Some(plain) => {
+                let sealed = keys.seal(rng, table, &key, &plain)?;
+                ops.push(RawOp::Put {
+                    table,
+                    key,
+                    value: sealed,
+                });
+            }
+            None => ops.push(RawOp::Delete { table, key }),
+        }
+    }
+    Ok(RawBatch { ops })
 }
