@@ -1,12 +1,14 @@
 //! [`ClientConfig`]: how a client behaves on the network, and the fixed
 //! intervals of its background task.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use hush_protocol::UserId;
 
 use super::Backoff;
 use super::typing::TYPING_TIMEOUT;
+use crate::error::ClientError;
 
 /// How long [`Client::close`] waits for queued delivery receipts.
 pub(super) const RECEIPT_GRACE: Duration = Duration::from_secs(2);
@@ -84,4 +86,17 @@ impl Default for ClientConfig {
             start_offline: false,
         }
     }
+}
+
+/// Refuses a request the relay would refuse: more than `max` distinct ids.
+pub(super) fn check_presence_request(
+    users: &[UserId],
+    what: &'static str,
+    max: usize,
+) -> Result<(), ClientError> {
+    let distinct: HashSet<&UserId> = users.iter().collect();
+    if distinct.len() > max {
+        return Err(ClientError::LimitExceeded { what, max });
+    }
+    Ok(())
 }

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::config::{KEY_CHECK_INTERVAL, RECEIPT_FLUSH_EVERY};
-use super::handle::with_engine;
 use super::link::{Inbound, Link};
 use super::presence::{Renewal, renewal_reply};
+use super::state::with_engine;
 use super::supervisor::{End, Supervisor};
 use super::typing::TypingTimers;
 use crate::engine::ONE_TIME_PREKEY_TARGET;

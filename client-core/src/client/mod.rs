@@ -20,8 +20,9 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | `config` | [`ClientConfig`] and the background task's intervals |
-//! | `handle` | [`Client`]: connect, the shared state, profile access, close |
+//! | `config` | [`ClientConfig`], the background task's intervals, request caps |
+//! | `state` | what the handle's clones and the supervisor share; engine calls on the blocking pool |
+//! | `handle` | [`Client`]: connect, profile access, close |
 //! | `send` | text and typing payloads, session setup from a fetched bundle |
 //! | `supervisor` | the background task: connect, reconnect with backoff |
 //! | `inbox` | the serve loop of one connection: envelopes, acks, timers |
@@ -41,6 +42,7 @@ mod link;
 mod presence;
 mod receipts;
 mod send;
+mod state;
 mod supervisor;
 mod tls;
 mod typing;

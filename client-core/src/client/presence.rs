@@ -10,8 +10,10 @@ use hush_protocol::frame::{PresenceAllow, PresenceEntry, PresenceQuery, Presence
 use hush_protocol::{ClientFrame, ServerFrame, UserId};
 use tracing::warn;
 
-use super::handle::{Client, with_engine};
+use super::config::check_presence_request;
+use super::handle::Client;
 use super::link::Link;
+use super::state::with_engine;
 use super::supervisor::Supervisor;
 use crate::error::ClientError;
 use crate::events::Event;
@@ -209,19 +211,6 @@ pub(super) fn normalise_allow_list(list: Vec<UserId>, me: &UserId) -> Vec<UserId
     list.into_iter()
         .filter(|u| u != me && seen.insert(u.clone()))
         .collect()
-}
-
-/// Refuses a request the relay would refuse: more than `max` distinct ids.
-pub(super) fn check_presence_request(
-    users: &[UserId],
-    what: &'static str,
-    max: usize,
-) -> Result<(), ClientError> {
-    let distinct: HashSet<&UserId> = users.iter().collect();
-    if distinct.len() > max {
-        return Err(ClientError::LimitExceeded { what, max });
-    }
-    Ok(())
 }
 
 pub(super) async fn publish_allow_list(link: &Link, users: Vec<UserId>) -> Result<(), ClientError> {

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use hush_protocol::UserId;
 use tracing::{debug, warn};
 
-use super::handle::{Client, with_engine};
+use super::handle::Client;
 use super::link::Link;
+use super::state::with_engine;
 use super::supervisor::Supervisor;
 use crate::engine::Engine;
 use crate::error::ClientError;

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::connection::Credentials;
-use super::handle::{Shared, with_engine};
 use super::link::{self, Inbound, Link};
+use super::state::{Shared, with_engine};
 use crate::error::ClientError;
 use crate::events::{ConnectionState, Event};
 
