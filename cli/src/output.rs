@@ -304,10 +304,10 @@ mod tests {
     use super::{
         event_json, event_line, format_ms, history_json, history_line, presence_json, presence_line,
     };
+    use hush_client_core::UserId;
     use hush_client_core::client::{Event, IncomingMessage, PresenceEntry, PresenceState};
     use hush_client_core::payload::MessageId;
     use hush_client_core::store::{self, HistoryEntry};
-    use hush_protocol::UserId;
     use serde_json::json;
 
     /// A newline with a fake sender, a screen clear, an OSC title, a lone

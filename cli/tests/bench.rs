@@ -110,7 +110,7 @@ async fn queued_backlog_is_drained_after_reconnect() {
 async fn backlog_larger_than_a_read_batch_is_delivered_whole() {
     // The relay pushes a backlog back to back, so the bench reads hundreds
     // of frames per wake-up: none may be dropped between batches.
-    let mut limits = hush_protocol::Limits::default();
+    let mut limits = hush_client_core::Limits::default();
     limits.rate_per_sec = 1_000_000;
     limits.rate_burst = 1_000_000;
     let relay = RelayHandle::start(Config::memory().with_limits(limits))

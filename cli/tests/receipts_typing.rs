@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use hush_client_core::UserId;
 use hush_client_core::client::{Client, ClientConfig, Event, Events, Profile, SystemClock};
 use hush_client_core::payload::{MessageId, TypingState};
-use hush_protocol::UserId;
 use hush_relay::{Config, RelayHandle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -68,7 +68,7 @@ fn trust_on_a_terminal_shows_the_new_number_and_trusts_only_on_yes() {
     // The operator frees "bob"; a new key registers it and writes.
     rt.block_on(relay.shutdown())
         .unwrap_or_else(|e| panic!("{e}"));
-    let bob_id = hush_protocol::UserId::try_from("bob").unwrap_or_else(|e| panic!("{e}"));
+    let bob_id = hush_client_core::UserId::try_from("bob").unwrap_or_else(|e| panic!("{e}"));
     assert!(
         rt.block_on(hush_relay::admin::reset_user(data.path(), &bob_id))
             .unwrap_or_else(|e| panic!("{e}"))

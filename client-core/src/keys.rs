@@ -84,11 +84,7 @@ impl fmt::Debug for DhKeyPair {
 
 /// First 8 bytes of a public value in hex, for logs and Debug output.
 pub(crate) fn short_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(17);
-    for b in bytes.iter().take(8) {
-        let _ = write!(s, "{b:02x}");
-    }
+    let mut s = hex::encode(bytes.get(..8).unwrap_or(bytes));
     if bytes.len() > 8 {
         s.push('…');
     }

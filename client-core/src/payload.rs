@@ -18,6 +18,7 @@
 use std::fmt;
 
 use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::limits::{MAX_RECEIPT_IDS, MAX_TEXT_LEN};
@@ -74,8 +75,10 @@ pub enum PayloadError {
     TrailingData(usize),
 }
 
-/// 16 random bytes naming a message (receipts refer to it).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// 16 random bytes naming a message (receipts refer to it), chosen by the
+/// sender and carried inside the ciphertext; the store keeps it too (as a
+/// JSON array of 16 numbers, through serde).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MessageId(pub [u8; 16]);
 
 impl MessageId {
@@ -88,7 +91,7 @@ impl MessageId {
 
     /// 32 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Parses 32 hex digits.

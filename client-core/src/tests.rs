@@ -59,7 +59,7 @@ impl TryRng for Script {
 impl TryCryptoRng for Script {}
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 /// A fixed 32-byte secret: `SHA-256("hush-kat " || label)`.

@@ -30,8 +30,9 @@ pub fn fingerprint(identity: &IdentityPublic) -> [u8; 32] {
 /// The fingerprint as 16 groups of 4 hex digits.
 pub fn fingerprint_hex(identity: &IdentityPublic) -> String {
     let fp = fingerprint(identity);
-    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
-    hex.as_bytes()
+    let digits = hex::encode(fp);
+    digits
+        .as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()

@@ -318,6 +318,9 @@ async fn a_typing_peer_that_never_says_stopped_is_cleared_by_the_timeout() {
         next_typing(&mut be).await,
         (uid("alice"), TypingState::Started)
     );
+    // From here on the test's clock only moves when every task waits: the
+    // timeout fires without the test sleeping through it.
+    tokio::time::pause();
     // alice never says Stopped (as if she crashed while typing).
     assert_eq!(
         next_typing(&mut be).await,

@@ -101,8 +101,8 @@ fn receive_batch(peer: &str, session: &[u8], entry: HistoryEntry, envelope: u64)
 #[test]
 fn created_profile_reopens_with_everything_written() {
     for place in Place::both() {
-        let id1 = MessageId::random();
-        let id2 = MessageId::random();
+        let id1 = MessageId::random(&mut rand::rng());
+        let id2 = MessageId::random(&mut rand::rng());
         {
             let mut s = place.create();
             let mut b = Batch::new();
@@ -212,7 +212,7 @@ fn opening_a_missing_profile_is_profile_missing() {
 fn failing_batch_writes_nothing() {
     for place in Place::both() {
         let mut s = place.create();
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         s.commit(receive_batch(
             "bob",
             b"session-1",
@@ -225,7 +225,7 @@ fn failing_batch_writes_nothing() {
         let mut b = receive_batch(
             "bob",
             b"session-2",
-            HistoryEntry::incoming(MessageId::random(), "x", 2, 2),
+            HistoryEntry::incoming(MessageId::random(&mut rand::rng()), "x", 2, 2),
             2,
         );
         b.put_contact(Contact::pinned("bob", keys(1), 2));
@@ -255,7 +255,7 @@ fn failing_batch_writes_nothing() {
 fn same_message_id_from_two_peers_is_not_a_duplicate() {
     for place in Place::both() {
         let mut s = place.create();
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         s.commit(receive_batch(
             "bob",
             b"b",
@@ -284,11 +284,20 @@ fn history_is_in_stored_order_and_limit_keeps_the_newest() {
             let mut b = Batch::new();
             b.append_message(
                 "bob",
-                HistoryEntry::incoming(MessageId::random(), format!("bob {i}"), 1000 - i, i),
+                HistoryEntry::incoming(
+                    MessageId::random(&mut rand::rng()),
+                    format!("bob {i}"),
+                    1000 - i,
+                    i,
+                ),
             );
             b.append_message(
                 "carol",
-                HistoryEntry::outgoing(MessageId::random(), format!("carol {i}"), i),
+                HistoryEntry::outgoing(
+                    MessageId::random(&mut rand::rng()),
+                    format!("carol {i}"),
+                    i,
+                ),
             );
             s.commit(b).unwrap();
         }
@@ -320,7 +329,7 @@ fn history_is_in_stored_order_and_limit_keeps_the_newest() {
 fn status_only_moves_forward() {
     for place in Place::both() {
         let mut s = place.create();
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         let mut b = Batch::new();
         b.append_message("bob", HistoryEntry::outgoing(id, "hello", 1));
         s.commit(b).unwrap();
@@ -369,7 +378,7 @@ fn status_only_moves_forward() {
 fn status_steps_sent_delivered_read_within_one_batch() {
     for place in Place::both() {
         let mut s = place.create();
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         let mut b = Batch::new();
         b.append_message("bob", HistoryEntry::outgoing(id, "hello", 1));
         b.update_status("bob", id, DeliveryStatus::Delivered);
@@ -396,8 +405,8 @@ fn status_steps_sent_delivered_read_within_one_batch() {
 fn receipts_for_unknown_incoming_or_other_peers_messages_change_nothing() {
     for place in Place::both() {
         let mut s = place.create();
-        let out_id = MessageId::random();
-        let in_id = MessageId::random();
+        let out_id = MessageId::random(&mut rand::rng());
+        let in_id = MessageId::random(&mut rand::rng());
         let mut b = Batch::new();
         b.append_message("bob", HistoryEntry::outgoing(out_id, "to bob", 1));
         b.append_message("bob", HistoryEntry::incoming(in_id, "from bob", 1, 2));
@@ -405,7 +414,11 @@ fn receipts_for_unknown_incoming_or_other_peers_messages_change_nothing() {
         let mut b = Batch::new();
         b.update_status("carol", out_id, DeliveryStatus::Read); // carol cannot mark bob's message
         b.update_status("bob", in_id, DeliveryStatus::Read); // incoming has no status
-        b.update_status("bob", MessageId::random(), DeliveryStatus::Read);
+        b.update_status(
+            "bob",
+            MessageId::random(&mut rand::rng()),
+            DeliveryStatus::Read,
+        );
         b.put_session("bob", blob(b"still committed"));
         let out = s.commit(b).unwrap();
         assert!(
@@ -588,7 +601,7 @@ fn flipped_byte_in_a_sealed_value_is_corrupt_not_garbage() {
         s.commit(receive_batch(
             "bob",
             b"session",
-            HistoryEntry::incoming(MessageId::random(), "m", 1, 1),
+            HistoryEntry::incoming(MessageId::random(&mut rand::rng()), "m", 1, 1),
             1,
         ))
         .unwrap();
@@ -810,7 +823,7 @@ fn peer_ids_and_texts_never_appear_in_plaintext_on_disk() {
             .put_identity(blob(marker_secret.as_bytes()))
             .append_message(
                 &marker_peer,
-                HistoryEntry::outgoing(MessageId::random(), marker_text.clone(), 1),
+                HistoryEntry::outgoing(MessageId::random(&mut rand::rng()), marker_text.clone(), 1),
             )
             .mark_processed(77);
         s.commit(b).unwrap();
@@ -837,7 +850,7 @@ fn peer_ids_and_texts_never_appear_in_plaintext_on_disk() {
 }
 
 fn rand_u128() -> u128 {
-    u128::from_be_bytes(MessageId::random().0)
+    u128::from_be_bytes(MessageId::random(&mut rand::rng()).0)
 }
 
 #[test]
@@ -916,7 +929,7 @@ fn populate(s: &mut ProfileStore, n: usize) -> Populated {
         incoming: Vec::new(),
     };
     for i in 0..n {
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         let envelope = u64::try_from(i).unwrap() + 1;
         if i % 2 == 0 {
             let mut b = receive_batch(
@@ -943,7 +956,7 @@ fn populate(s: &mut ProfileStore, n: usize) -> Populated {
     let mut b = Batch::new();
     b.append_message(
         "carol",
-        HistoryEntry::outgoing(MessageId::random(), "hi carol", 5),
+        HistoryEntry::outgoing(MessageId::random(&mut rand::rng()), "hi carol", 5),
     );
     s.commit(b).unwrap();
     p
@@ -1059,7 +1072,7 @@ fn passphrase_change_reseals_every_record_under_a_new_key() {
         assert_populated(&s, &written, N);
         // ...and for writes: appends, receipts (through the rebuilt message
         // index), duplicates, envelope ids.
-        let id = MessageId::random();
+        let id = MessageId::random(&mut rand::rng());
         let mut b = Batch::new();
         b.append_message("bob", HistoryEntry::outgoing(id, "after the change", 20))
             .mark_processed(1000);
@@ -1144,7 +1157,10 @@ fn history_of_an_unknown_peer_blocks_the_change_and_changes_nothing() {
         let mut s = place.create();
         let mut b = Batch::new();
         b.put_contact(Contact::pinned("erin", keys(4), 1))
-            .append_message("erin", HistoryEntry::outgoing(MessageId::random(), "hi", 1));
+            .append_message(
+                "erin",
+                HistoryEntry::outgoing(MessageId::random(&mut rand::rng()), "hi", 1),
+            );
         s.commit(b).unwrap();
         let mut b = Batch::new();
         b.delete_contact("erin");

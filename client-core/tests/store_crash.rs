@@ -33,7 +33,7 @@ fn receive(store: &mut ProfileStore, n: u64) {
         .append_message(
             "bob",
             HistoryEntry::incoming(
-                MessageId::random(),
+                MessageId::random(&mut rand::rng()),
                 format!("message {n} {}", "x".repeat(2000)),
                 n,
                 n,

@@ -40,7 +40,12 @@ fn measure_store_costs() {
         b.put_session("bob", session.clone())
             .append_message(
                 "bob",
-                HistoryEntry::incoming(MessageId::random(), "a typical short message", i, i),
+                HistoryEntry::incoming(
+                    MessageId::random(&mut rand::rng()),
+                    "a typical short message",
+                    i,
+                    i,
+                ),
             )
             .mark_processed(i);
         s.commit(b).unwrap();

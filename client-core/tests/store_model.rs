@@ -75,7 +75,7 @@ proptest! {
                     let name = PEERS[peer];
                     let id = match dup_of.and_then(|i| model.ids.get(i).copied()) {
                         Some((_, id)) => id,
-                        None => MessageId::random(),
+                        None => MessageId::random(&mut rand::rng()),
                     };
                     let entry = if outgoing {
                         HistoryEntry::outgoing(id, format!("m{counter}"), counter)

@@ -15,6 +15,7 @@
 //! The full specification is `docs/protocol.md`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod backoff;
 pub mod bytes;
 mod decode;
 pub mod error_code;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod signing;
 pub mod user_id;
 
+pub use backoff::Backoff;
 pub use bytes::{Body, BytesError, ChallengeBytes, PublicKeyBytes, SignatureBytes};
 pub use decode::FrameError;
 pub use error_code::{ErrorCode, close};

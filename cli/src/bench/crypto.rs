@@ -8,17 +8,13 @@
 //! initiates a session; every message is encrypted by the sender and
 //! decrypted by the receiver.
 
-use hush_client_core::{
-    DecryptError, IdentityKeyPair, IdentityPublic, OneTimePrekeyPublic, PeerSessions, PrekeyBundle,
-    PrekeyStore, SignedPrekeyPublic,
-};
-use hush_protocol::frame::{FetchBundle, OneTimePrekey, PublishKeys, SignedPrekey};
-use hush_protocol::{ClientFrame, PublicKeyBytes, ServerFrame, SignatureBytes, UserId};
+use hush_client_core::client::connection::publish_keys_frame;
+use hush_client_core::{DecryptError, IdentityKeyPair, PeerSessions, PrekeyStore, UserId};
 use rand::rngs::StdRng;
 
 use super::BenchError;
 use super::pair::{Header, parse_header};
-use super::wire::{Ws, next_frame, send_frame};
+use super::wire::{Ws, within};
 
 /// The receiving end of a pair's session.
 pub(crate) struct ReceiverCrypto {
@@ -68,34 +64,12 @@ impl ReceiverCrypto {
             .generate_one_time(rng, 1)
             .map_err(|e| BenchError::Crypto(e.to_string()))?;
         let spk = prekeys.signed_prekey();
-        let public = identity.public();
-        let frame = ClientFrame::PublishKeys(PublishKeys {
-            rid: 1,
-            identity_dh: PublicKeyBytes(public.dh_pub),
-            identity_dh_sig: SignatureBytes(public.dh_sig),
-            signed_prekey: SignedPrekey {
-                id: spk.id,
-                key: PublicKeyBytes(spk.public),
-                signature: SignatureBytes(spk.signature),
-            },
-            one_time_prekeys: opks
-                .iter()
-                .map(|o| OneTimePrekey {
-                    id: o.id,
-                    key: PublicKeyBytes(o.public),
-                })
-                .collect(),
-        });
-        send_frame(ws, &frame).await?;
-        match next_frame(ws).await? {
-            ServerFrame::KeysPublished(_) => Ok(Self {
-                prekeys,
-                sessions: PeerSessions::new(me.as_str(), sender.as_str()),
-            }),
-            other => Err(BenchError::Relay(format!(
-                "unexpected reply to publish_keys: {other:?}"
-            ))),
-        }
+        let keys = publish_keys_frame(1, &identity.public(), &spk, &opks);
+        within("publish_keys", ws.publish_keys(keys)).await?;
+        Ok(Self {
+            prekeys,
+            sessions: PeerSessions::new(me.as_str(), sender.as_str()),
+        })
     }
 
     /// Decrypts one envelope body.
@@ -120,38 +94,7 @@ impl SenderCrypto {
         receiver: &UserId,
         identity: &IdentityKeyPair,
     ) -> Result<Self, BenchError> {
-        send_frame(
-            ws,
-            &ClientFrame::FetchBundle(FetchBundle {
-                rid: 2,
-                user_id: receiver.clone(),
-            }),
-        )
-        .await?;
-        let b = match next_frame(ws).await? {
-            ServerFrame::Bundle(b) => b,
-            other => {
-                return Err(BenchError::Relay(format!(
-                    "unexpected reply to fetch_bundle: {other:?}"
-                )));
-            }
-        };
-        let bundle = PrekeyBundle {
-            identity: IdentityPublic {
-                sig_pub: b.identity_key.0,
-                dh_pub: b.identity_dh.0,
-                dh_sig: b.identity_dh_sig.0,
-            },
-            signed_prekey: SignedPrekeyPublic {
-                id: b.signed_prekey.id,
-                public: b.signed_prekey.key.0,
-                signature: b.signed_prekey.signature.0,
-            },
-            one_time_prekey: b.one_time_prekey.map(|o| OneTimePrekeyPublic {
-                id: o.id,
-                public: o.key.0,
-            }),
-        };
+        let bundle = within("fetch_bundle", ws.fetch_bundle(2, receiver)).await?;
         let mut sessions = PeerSessions::new(me.as_str(), receiver.as_str());
         sessions
             .initiate(&mut rng, identity, &bundle)

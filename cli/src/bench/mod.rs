@@ -36,8 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hush_client_core::IdentityKeyPair;
-use hush_protocol::UserId;
+use hush_client_core::{IdentityKeyPair, UserId};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 use tokio::sync::{Barrier, Semaphore};
@@ -62,6 +61,9 @@ pub(crate) enum BenchError {
         what: &'static str,
         source: std::io::Error,
     },
+    /// No connection to the relay could be made.
+    #[error("connect: {0}")]
+    Unreachable(String),
     /// The relay refused or broke a connection.
     #[error("relay: {0}")]
     Relay(String),
@@ -82,7 +84,8 @@ impl From<BenchError> for CliError {
             BenchError::Usage(_) => Failure::Usage,
             BenchError::Io {
                 what: "connect", ..
-            } => Failure::Unreachable,
+            }
+            | BenchError::Unreachable(_) => Failure::Unreachable,
             _ => Failure::Other,
         };
         CliError::new(failure, e.to_string())
@@ -318,7 +321,7 @@ async fn setup_pair(opts: Arc<Options>, tag: String, i: usize) -> Result<SetupOu
         None => None,
     };
     let receiver = if opts.queued {
-        let _ = receiver.close(None).await;
+        receiver.close().await;
         None
     } else {
         Some(receiver)
@@ -568,9 +571,9 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
 
     // Close politely (outside the measured window).
     for mut p in done_pairs {
-        let _ = p.sender.close(None).await;
+        p.sender.close().await;
         if let Some(r) = p.receiver.as_mut() {
-            let _ = r.close(None).await;
+            r.close().await;
         }
     }
     drop(idle);

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use hush_client_core::IdentityKeyPair;
-use hush_protocol::UserId;
-use tokio_tungstenite::tungstenite::Message;
+use futures_util::FutureExt as _;
+use hush_client_core::client::connection::Received;
+use hush_client_core::{IdentityKeyPair, UserId};
 
 use super::BenchError;
 use super::crypto::{Opened, ReceiverCrypto, SenderCrypto};
@@ -238,7 +237,7 @@ impl Pair {
             *slot = now;
         }
         self.sender
-            .feed(Message::text(std::mem::take(out)))
+            .feed_text(std::mem::take(out))
             .await
             .map_err(|e| BenchError::Relay(format!("write: {e}")))?;
         ph.next += 1;
@@ -372,7 +371,7 @@ impl Pair {
         };
         for chunk in ph.acks.chunks(ACK_CHUNK) {
             wire::format_ack(out, 0, chunk);
-            rx.feed(Message::text(std::mem::take(out)))
+            rx.feed_text(std::mem::take(out))
                 .await
                 .map_err(|e| BenchError::Relay(format!("write: {e}")))?;
         }
@@ -451,33 +450,31 @@ impl Pair {
             let receiver = self.receiver.as_mut();
             let has_receiver = receiver.is_some();
             tokio::select! {
-                m = self.sender.next() => {
+                m = self.sender.recv() => {
                     let mut m = m;
                     for i in 1..=DRAIN_BATCH {
                         match m {
-                            Some(Ok(Message::Text(t))) => self.on_sender_frame(plan, &mut ph, res, t.as_str())?,
-                            Some(Ok(Message::Close(c))) => return Err(BenchError::Relay(format!("relay closed the sender's connection: {c:?}"))),
-                            Some(Ok(_)) => {}
+                            Some(Ok(Received::Text(t))) => self.on_sender_frame(plan, &mut ph, res, t.as_str())?,
+                            Some(Ok(Received::Closed(c))) => return Err(BenchError::Relay(format!("relay closed the sender's connection: {c:?}"))),
                             Some(Err(e)) => return Err(BenchError::Relay(format!("read: {e}"))),
                             None => return Err(BenchError::Relay("sender's connection closed".into())),
                         }
                         if i == DRAIN_BATCH {
                             break; // fetch no frame that would not be handled
                         }
-                        match self.sender.next().now_or_never() {
+                        match self.sender.recv().now_or_never() {
                             Some(next) => m = next,
                             None => break,
                         }
                     }
                     ph.last_progress = Instant::now();
                 }
-                m = async { match receiver { Some(r) => r.next().await, None => std::future::pending().await } }, if has_receiver => {
+                m = async { match receiver { Some(r) => r.recv().await, None => std::future::pending().await } }, if has_receiver => {
                     let mut m = m;
                     for i in 1..=DRAIN_BATCH {
                         match m {
-                            Some(Ok(Message::Text(t))) => self.on_receiver_frame(plan, &mut ph, res, t.as_str(), &mut body)?,
-                            Some(Ok(Message::Close(c))) => return Err(BenchError::Relay(format!("relay closed the receiver's connection: {c:?}"))),
-                            Some(Ok(_)) => {}
+                            Some(Ok(Received::Text(t))) => self.on_receiver_frame(plan, &mut ph, res, t.as_str(), &mut body)?,
+                            Some(Ok(Received::Closed(c))) => return Err(BenchError::Relay(format!("relay closed the receiver's connection: {c:?}"))),
                             Some(Err(e)) => return Err(BenchError::Relay(format!("read: {e}"))),
                             None => return Err(BenchError::Relay("receiver's connection closed".into())),
                         }
@@ -485,7 +482,7 @@ impl Pair {
                             break; // fetch no frame that would not be handled
                         }
                         let Some(rx) = self.receiver.as_mut() else { break };
-                        match rx.next().now_or_never() {
+                        match rx.recv().now_or_never() {
                             Some(next) => m = next,
                             None => break,
                         }

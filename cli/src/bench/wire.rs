@@ -13,20 +13,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use futures_util::{SinkExt, StreamExt};
-use hush_client_core::IdentityKeyPair;
-use hush_protocol::frame::Auth;
-use hush_protocol::{ClientFrame, PublicKeyBytes, ServerFrame, SignatureBytes, UserId, signing};
+use hush_client_core::client::connection::{ConnectOptions, Connection, Credentials};
+use hush_client_core::{ClientError, IdentityKeyPair, UserId};
 use serde::Deserialize;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::BenchError;
 
-/// One client connection.
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+/// One client connection: client-core's low-level relay connection.
+pub(crate) type Ws = Connection;
 
 /// How long connecting and authenticating may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,69 +54,25 @@ impl Endpoint {
 /// Opens a WebSocket to `ep`, from `source` if given (to spread many
 /// connections over several loopback addresses).
 pub(crate) async fn open(ep: &Endpoint, source: Option<IpAddr>) -> Result<Ws, BenchError> {
-    let fut = async {
-        let socket = if ep.addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| BenchError::io("socket", e))?;
-        if let Some(ip) = source {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .map_err(|e| BenchError::io("bind source address", e))?;
-        }
-        let tcp = socket
-            .connect(ep.addr)
-            .await
-            .map_err(|e| BenchError::io("connect", e))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| BenchError::io("nodelay", e))?;
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(1 << 20);
-        config.max_frame_size = Some(1 << 20);
+    let options = ConnectOptions {
+        timeout: CONNECT_TIMEOUT,
+        max_frame_bytes: 1 << 20,
+        connect_to: Some(ep.addr),
+        source,
         // tungstenite zero-fills the free read buffer before every read;
         // the default 128 KiB would dominate the load generator's CPU.
-        config.read_buffer_size = 4096;
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(ep.url.as_str(), tcp, Some(config))
-                .await
-                .map_err(|e| BenchError::Relay(format!("WebSocket handshake: {e}")))?;
-        Ok(ws)
+        read_buffer_size: Some(4096),
+        ..ConnectOptions::default()
     };
-    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+    Connection::open(&ep.url, &options)
         .await
-        .map_err(|_| BenchError::Relay(format!("connecting to {} timed out", ep.url)))?
-}
-
-/// Reads the next server frame (skipping control frames).
-pub(crate) async fn next_frame(ws: &mut Ws) -> Result<ServerFrame, BenchError> {
-    loop {
-        let msg = tokio::time::timeout(CONNECT_TIMEOUT, ws.next())
-            .await
-            .map_err(|_| BenchError::Relay("relay did not answer in time".into()))?;
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                return ServerFrame::decode(t.as_str())
-                    .map_err(|e| BenchError::Relay(format!("bad frame from relay: {e}")));
+        .map_err(|e| match e {
+            ClientError::Unreachable { reason, .. } if reason == "connection timed out" => {
+                BenchError::Relay(format!("connecting to {} timed out", ep.url))
             }
-            Some(Ok(Message::Close(c))) => {
-                return Err(BenchError::Relay(format!(
-                    "relay closed the connection: {c:?}"
-                )));
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(BenchError::Relay(format!("read: {e}"))),
-            None => return Err(BenchError::Relay("connection closed".into())),
-        }
-    }
-}
-
-/// Sends a full frame (setup only; the hot path formats its own).
-pub(crate) async fn send_frame(ws: &mut Ws, frame: &ClientFrame) -> Result<(), BenchError> {
-    ws.send(Message::text(frame.encode()))
-        .await
-        .map_err(|e| BenchError::Relay(format!("write: {e}")))
+            ClientError::Unreachable { reason, .. } => BenchError::Unreachable(reason),
+            e => BenchError::Relay(format!("WebSocket handshake: {e}")),
+        })
 }
 
 /// Opens a connection and authenticates as `user` (registering it on first
@@ -134,29 +84,40 @@ pub(crate) async fn connect_auth(
     identity: &IdentityKeyPair,
 ) -> Result<Ws, BenchError> {
     let mut ws = open(ep, source).await?;
-    let ServerFrame::Challenge(ch) = next_frame(&mut ws).await? else {
-        return Err(BenchError::Relay("first frame was not a challenge".into()));
+    let sign = |m: &[u8]| identity.sign(m);
+    let creds = Credentials {
+        user_id: user,
+        identity_key: identity.public().sig_pub,
+        sign: &sign,
+        relay_id: None,
     };
-    let msg = signing::auth_message(&ch.relay_id, &ch.challenge.0, user.as_str())
-        .map_err(|e| BenchError::Relay(format!("relay id: {e}")))?;
-    let auth = ClientFrame::Auth(Auth {
-        rid: 0,
-        user_id: user.clone(),
-        identity_key: PublicKeyBytes(identity.public().sig_pub),
-        signature: SignatureBytes(identity.sign(&msg)),
-    });
-    send_frame(&mut ws, &auth).await?;
-    match next_frame(&mut ws).await? {
-        ServerFrame::AuthOk(_) => Ok(ws),
-        ServerFrame::Error(e) => Err(BenchError::Relay(format!(
-            "authentication of {user} refused: {} ({})",
-            e.code.as_str(),
-            e.message
+    match ws.authenticate(&creds, CONNECT_TIMEOUT).await {
+        Ok(_) => Ok(ws),
+        Err(ClientError::AuthRejected { message }) => Err(BenchError::Relay(format!(
+            "authentication of {user} refused: {message}"
         ))),
-        other => Err(BenchError::Relay(format!(
-            "unexpected reply to auth: {other:?}"
-        ))),
+        Err(ClientError::Timeout) => Err(BenchError::Relay("relay did not answer in time".into())),
+        Err(e) => Err(BenchError::Relay(format!("authentication of {user}: {e}"))),
     }
+}
+
+/// A setup request's outcome as a bench error, with what was asked.
+pub(crate) fn setup_error(what: &str) -> impl Fn(ClientError) -> BenchError + '_ {
+    move |e| match e {
+        ClientError::Timeout => BenchError::Relay("relay did not answer in time".into()),
+        e => BenchError::Relay(format!("{what}: {e}")),
+    }
+}
+
+/// Runs a setup request under the connect timeout.
+pub(crate) async fn within<T>(
+    what: &str,
+    fut: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, BenchError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+        .await
+        .map_err(|_| BenchError::Relay("relay did not answer in time".into()))?
+        .map_err(setup_error(what))
 }
 
 /// Writes `{"type":"send","rid":R,"to":"TO","body":"B64"}` into `out`.
@@ -215,7 +176,7 @@ pub(crate) fn decode_body(b64: &str, out: &mut Vec<u8>) -> Result<(), BenchError
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-    use hush_protocol::ClientFrame;
+    use hush_client_core::client::connection::ClientFrame;
 
     #[test]
     fn formatted_frames_decode_as_protocol_frames() {

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
+use hush_client_core::UserId;
 use hush_client_core::client::{
     Client, ClientConfig, ClientError, Event, Events, PresenceEntry, SystemClock,
 };
 use hush_client_core::limits::MAX_RECEIPT_IDS;
 use hush_client_core::payload::{MessageId, TypingState};
-use hush_protocol::UserId;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;

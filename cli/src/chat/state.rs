@@ -733,8 +733,8 @@ fn continuation_marker(w: usize) -> &'static str {
 mod tests {
     use super::*;
     use crate::terminal_text::is_escaped;
+    use hush_client_core::UserId;
     use hush_client_core::store::MessageFlags;
-    use hush_protocol::UserId;
 
     fn id(n: u8) -> MessageId {
         MessageId([n; 16])

@@ -3,9 +3,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use hush_client_core::UserId;
 use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock, SystemRandom};
 use hush_client_core::limits::MAX_TEXT_LEN;
-use hush_protocol::UserId;
 
 use super::offline::user_id;
 use crate::args::{Global, RecvArgs, SendArgs};

@@ -2,9 +2,9 @@
 
 use std::io::IsTerminal;
 
+use hush_client_core::UserId;
 use hush_client_core::client::{ClientError, Profile};
 use hush_client_core::store::Contact;
-use hush_protocol::UserId;
 
 use crate::args::{Global, HistoryArgs, JsonArg, SafetyNumberArgs, TrustArgs, UserArg};
 use crate::exit::{CliError, Failure};

@@ -1,8 +1,8 @@
 //! `hush presence` (the allow list, and asking for others' presence) and
 //! `hush settings`.
 
+use hush_client_core::UserId;
 use hush_client_core::client::PresenceEntry;
-use hush_protocol::UserId;
 
 use super::messaging::connect;
 use super::offline::user_id;

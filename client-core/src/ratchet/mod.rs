@@ -4,9 +4,11 @@
 //! * `KDF_CK`: [`chain_key`] — `HMAC-SHA256(CK, 0x01)` / `HMAC-SHA256(CK, 0x02)`.
 //! * message keys to ChaCha20-Poly1305 key and nonce: [`message_key`].
 //! * receiving chains and skipped keys, bounded: `receiver_chain`.
-//! * the session state machine: [`session`].
+//! * the session state machine: [`session`]; why it refuses a message:
+//!   `error` ([`DecryptError`], [`EncryptError`]).
 
 pub mod chain_key;
+mod error;
 pub mod message_key;
 pub(crate) mod receiver_chain;
 pub mod root_key;

@@ -32,6 +32,7 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -139,15 +140,16 @@ pub(crate) struct Header {
 impl Header {
     /// Wraps `data_key` under a key derived from `passphrase` with fresh salt
     /// and nonce.
-    pub(crate) fn seal(
+    pub(crate) fn seal<R: CryptoRng + ?Sized>(
         data_key: &DataKey,
         passphrase: &[u8],
         params: KdfParams,
+        rng: &mut R,
     ) -> Result<Header, StoreError> {
         let mut salt = [0u8; SALT_LEN];
-        rand::fill(&mut salt);
+        rng.fill_bytes(&mut salt);
         let mut nonce = [0u8; NONCE_LEN];
-        rand::fill(&mut nonce);
+        rng.fill_bytes(&mut nonce);
         let mut header = Header {
             version: FORMAT_VERSION,
             params,
@@ -318,10 +320,17 @@ fn derive_kek(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::random::SystemRandom;
 
     fn header() -> (DataKey, Header) {
-        let key = DataKey::random();
-        let h = Header::seal(&key, b"pw", KdfParams::insecure_for_tests()).unwrap();
+        let key = DataKey::random(&mut SystemRandom);
+        let h = Header::seal(
+            &key,
+            b"pw",
+            KdfParams::insecure_for_tests(),
+            &mut SystemRandom,
+        )
+        .unwrap();
         (key, h)
     }
 
@@ -396,7 +405,12 @@ mod tests {
             p_cost: 1,
         };
         assert!(matches!(
-            Header::seal(&DataKey::random(), b"pw", p),
+            Header::seal(
+                &DataKey::random(&mut SystemRandom),
+                b"pw",
+                p,
+                &mut SystemRandom
+            ),
             Err(StoreError::InvalidKdfParams { .. })
         ));
     }

@@ -16,6 +16,7 @@
 //! The on-disk format and its rules are described in `docs/store.md`.
 
 mod backend;
+mod batch;
 mod disk;
 mod error;
 mod header;
@@ -24,13 +25,15 @@ mod profile;
 mod records;
 mod rekey;
 mod sealed;
+mod stage;
 
 pub use backend::{Backend, Pairs, RawBatch, RawOp, ScanOrder, Table};
+pub use batch::{Batch, CommitOutcome, StatusChange};
 pub use disk::{DiskBackend, PROFILE_FILE};
 pub use error::StoreError;
 pub use header::{FORMAT_VERSION, KdfParams};
 pub use memory::MemoryBackend;
-pub use profile::{Batch, CommitOutcome, PROCESSED_ENVELOPES_KEPT, ProfileStore, StatusChange};
+pub use profile::{PROCESSED_ENVELOPES_KEPT, ProfileStore, StoreRng};
 pub use records::{
     Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys, KeyChange, MessageFlags,
     MessageId, ProfileSettings, SecretBlob,

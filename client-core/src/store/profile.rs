@@ -1,4 +1,5 @@
-//! The typed layer: [`ProfileStore`] and its all-or-nothing [`Batch`].
+//! The typed layer: [`ProfileStore`], read directly and written through
+//! an all-or-nothing [`Batch`] (`batch.rs`), staged in `stage.rs`.
 //!
 //! Every write goes through [`ProfileStore::commit`]: the batch's typed ops
 //! are resolved against the current state (plus the batch's own earlier ops),
@@ -6,21 +7,22 @@
 //! transaction. A batch that fails anywhere (a duplicate message id, a
 //! corrupt record, an I/O error) writes nothing.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::StoreError;
 use super::backend::{Backend, RawBatch, RawOp, ScanOrder, Table};
+use super::batch::{Batch, CommitOutcome};
 use super::disk::DiskBackend;
 use super::header::{Header, KdfParams};
-use super::records::{
-    self, Contact, DeliveryStatus, Direction, HistoryEntry, MessageId, ProfileSettings, SecretBlob,
-};
+use super::records::{self, Contact, HistoryEntry, MessageId, ProfileSettings, SecretBlob};
 use super::rekey;
 use super::sealed::{DataKey, StoreKeys};
+use super::stage::{self, Stage};
+use crate::random::SystemRandom;
 
 /// How many processed relay envelope ids are remembered (the most recent
 /// ones, by the order they were marked); older ones are forgotten.
@@ -28,211 +30,27 @@ pub const PROCESSED_ENVELOPES_KEPT: u64 = 10_000;
 
 pub(super) const HEADER: &[u8] = b"header";
 pub(super) const SETTINGS: &[u8] = b"settings";
-const NEXT_SEQ: &[u8] = b"next_seq";
-const PROCESSED_SEQ: &[u8] = b"processed_seq";
-const IDENTITY: &[u8] = b"identity";
-const PREKEYS: &[u8] = b"prekeys";
+pub(super) const NEXT_SEQ: &[u8] = b"next_seq";
+pub(super) const PROCESSED_SEQ: &[u8] = b"processed_seq";
+pub(super) const IDENTITY: &[u8] = b"identity";
+pub(super) const PREKEYS: &[u8] = b"prekeys";
 // Domain bytes inside the Processed table's HMAC keys.
 pub(super) const DEDUP_BY_ID: u8 = 1;
 pub(super) const DEDUP_BY_ORDER: u8 = 2;
-
-#[derive(Debug)]
-enum Op {
-    Settings(ProfileSettings),
-    Identity(SecretBlob),
-    Prekeys(SecretBlob),
-    Session {
-        peer: String,
-        blob: SecretBlob,
-    },
-    DeleteSession {
-        peer: String,
-    },
-    Contact(Contact),
-    DeleteContact {
-        peer: String,
-    },
-    Append {
-        peer: String,
-        entry: HistoryEntry,
-    },
-    Status {
-        peer: String,
-        message_id: MessageId,
-        status: DeliveryStatus,
-    },
-    Processed(u64),
-    ForgetProcessed,
-    ForgetPeer {
-        peer: String,
-    },
-}
-
-/// Writes to commit together with [`ProfileStore::commit`]: all of them or
-/// none. Ops apply in the order they were added.
-///
-/// Receiving a message is one batch: the advanced session, the history
-/// entry, the processed envelope id (and any contact update). Sending is one
-/// batch: the advanced session and the outgoing entry.
-#[derive(Debug, Default)]
-pub struct Batch {
-    ops: Vec<Op>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// Whether no op was added.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    /// Replaces the profile settings.
-    pub fn set_settings(&mut self, settings: ProfileSettings) -> &mut Self {
-        self.ops.push(Op::Settings(settings));
-        self
-    }
-
-    /// Stores the identity secret blob (replacing any previous one).
-    pub fn put_identity(&mut self, blob: SecretBlob) -> &mut Self {
-        self.ops.push(Op::Identity(blob));
-        self
-    }
-
-    /// Stores the prekey-state secret blob (replacing any previous one).
-    pub fn put_prekeys(&mut self, blob: SecretBlob) -> &mut Self {
-        self.ops.push(Op::Prekeys(blob));
-        self
-    }
-
-    /// Stores the sessions blob for `peer`.
-    pub fn put_session(&mut self, peer: &str, blob: SecretBlob) -> &mut Self {
-        self.ops.push(Op::Session {
-            peer: peer.to_owned(),
-            blob,
-        });
-        self
-    }
-
-    /// Deletes the sessions blob for `peer`.
-    pub fn delete_session(&mut self, peer: &str) -> &mut Self {
-        self.ops.push(Op::DeleteSession {
-            peer: peer.to_owned(),
-        });
-        self
-    }
-
-    /// Inserts or replaces the contact `contact.user_id`.
-    pub fn put_contact(&mut self, contact: Contact) -> &mut Self {
-        self.ops.push(Op::Contact(contact));
-        self
-    }
-
-    /// Deletes the contact `peer` (its history and session stay).
-    pub fn delete_contact(&mut self, peer: &str) -> &mut Self {
-        self.ops.push(Op::DeleteContact {
-            peer: peer.to_owned(),
-        });
-        self
-    }
-
-    /// Appends `entry` to the history with `peer`. The commit fails with
-    /// [`StoreError::DuplicateMessage`] if that peer's history already holds
-    /// the message id.
-    pub fn append_message(&mut self, peer: &str, entry: HistoryEntry) -> &mut Self {
-        self.ops.push(Op::Append {
-            peer: peer.to_owned(),
-            entry,
-        });
-        self
-    }
-
-    /// Moves the status of our message `message_id` to `peer` forward to
-    /// `status` (never backward). The result is reported in
-    /// [`CommitOutcome::status_changes`]; an unknown id is not an error.
-    pub fn update_status(
-        &mut self,
-        peer: &str,
-        message_id: MessageId,
-        status: DeliveryStatus,
-    ) -> &mut Self {
-        self.ops.push(Op::Status {
-            peer: peer.to_owned(),
-            message_id,
-            status,
-        });
-        self
-    }
-
-    /// Deletes everything kept about `peer`: contact, sessions and the
-    /// whole history with them (an evicted message request).
-    pub fn forget_peer(&mut self, peer: &str) -> &mut Self {
-        self.ops.push(Op::ForgetPeer {
-            peer: peer.to_owned(),
-        });
-        self
-    }
-
-    /// Records relay envelope `envelope_id` as processed.
-    pub fn mark_processed(&mut self, envelope_id: u64) -> &mut Self {
-        self.ops.push(Op::Processed(envelope_id));
-        self
-    }
-
-    /// Forgets every processed envelope id. For a mailbox the relay created
-    /// anew (it registered our user id again after a reset or a restart of
-    /// a memory relay): its ids start from 1 again and must not be mistaken
-    /// for envelopes processed before.
-    pub fn forget_processed(&mut self) -> &mut Self {
-        self.ops.push(Op::ForgetProcessed);
-        self
-    }
-}
-
-/// What a status update did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusChange {
-    /// The status moved forward.
-    Advanced {
-        /// The message concerned.
-        message_id: MessageId,
-        /// Status before.
-        from: DeliveryStatus,
-        /// Status after.
-        to: DeliveryStatus,
-    },
-    /// The message already had this status or a later one; nothing changed.
-    Unchanged {
-        /// The message concerned.
-        message_id: MessageId,
-        /// Its (kept) status.
-        current: DeliveryStatus,
-    },
-    /// No outgoing message with this id exists in that peer's history (or it
-    /// is an incoming one); nothing changed.
-    UnknownMessage {
-        /// The id the update named.
-        message_id: MessageId,
-    },
-}
-
-/// The result of a successful commit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CommitOutcome {
-    /// One entry per `update_status` op, in batch order.
-    pub status_changes: Vec<StatusChange>,
-}
 
 /// An open, unlocked profile. All reads and writes of client state go
 /// through it. Blocking (file I/O, and Argon2id on create/open): call it from
 /// `spawn_blocking` or a dedicated thread in async code.
 pub struct ProfileStore {
-    backend: Box<dyn Backend>,
-    keys: StoreKeys,
+    pub(super) backend: Box<dyn Backend>,
+    pub(super) keys: StoreKeys,
+    /// Nonces, data keys and salts: injected so tests can make a store's
+    /// bytes reproducible; [`SystemRandom`] by default.
+    rng: StoreRng,
 }
+
+/// The randomness a [`ProfileStore`] seals with.
+pub type StoreRng = Box<dyn CryptoRng + Send>;
 
 impl fmt::Debug for ProfileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -265,18 +83,36 @@ impl ProfileStore {
     /// Creates a profile on `backend`: a random data key wrapped under
     /// `passphrase`, the header and `settings`, written in one commit.
     pub fn create(
+        backend: Box<dyn Backend>,
+        passphrase: &[u8],
+        params: KdfParams,
+        settings: &ProfileSettings,
+    ) -> Result<ProfileStore, StoreError> {
+        Self::create_with_rng(
+            backend,
+            passphrase,
+            params,
+            settings,
+            Box::new(SystemRandom),
+        )
+    }
+
+    /// [`ProfileStore::create`] with the randomness given (the store keeps
+    /// it for every later write).
+    pub fn create_with_rng(
         mut backend: Box<dyn Backend>,
         passphrase: &[u8],
         params: KdfParams,
         settings: &ProfileSettings,
+        mut rng: StoreRng,
     ) -> Result<ProfileStore, StoreError> {
         if backend.get(Table::Meta, HEADER)?.is_some() {
             return Err(StoreError::ProfileExists {
                 path: backend.location(),
             });
         }
-        let data_key = DataKey::random();
-        let header = Header::seal(&data_key, passphrase, params)?;
+        let data_key = DataKey::random(&mut *rng);
+        let header = Header::seal(&data_key, passphrase, params, &mut *rng)?;
         let keys = StoreKeys::derive(data_key)?;
         let settings_plain = records::to_json("settings", settings)?;
         let batch = RawBatch {
@@ -289,12 +125,12 @@ impl ProfileStore {
                 RawOp::Put {
                     table: Table::Meta,
                     key: SETTINGS.to_vec(),
-                    value: keys.seal(Table::Meta, SETTINGS, &settings_plain)?,
+                    value: keys.seal(&mut *rng, Table::Meta, SETTINGS, &settings_plain)?,
                 },
             ],
         };
         backend.apply(batch)?;
-        Ok(ProfileStore { backend, keys })
+        Ok(ProfileStore { backend, keys, rng })
     }
 
     /// Opens the profile on `backend` with `passphrase`.
@@ -303,6 +139,15 @@ impl ProfileStore {
     /// or settings damaged), [`StoreError::UnsupportedVersion`] (written by a
     /// newer Hush), [`StoreError::ProfileMissing`] (no header).
     pub fn open(backend: Box<dyn Backend>, passphrase: &[u8]) -> Result<ProfileStore, StoreError> {
+        Self::open_with_rng(backend, passphrase, Box::new(SystemRandom))
+    }
+
+    /// [`ProfileStore::open`] with the randomness later writes seal with.
+    pub fn open_with_rng(
+        backend: Box<dyn Backend>,
+        passphrase: &[u8],
+        rng: StoreRng,
+    ) -> Result<ProfileStore, StoreError> {
         let Some(raw) = backend.get(Table::Meta, HEADER)? else {
             return Err(StoreError::ProfileMissing {
                 path: backend.location(),
@@ -313,6 +158,7 @@ impl ProfileStore {
         let store = ProfileStore {
             backend,
             keys: StoreKeys::derive(data_key)?,
+            rng,
         };
         // Format version 1 is the only one so far: no migration step exists.
         // A future version N+1 adds `migrate_from_N` here, run inside one
@@ -363,9 +209,15 @@ impl ProfileStore {
             ));
         }
         drop(check);
-        let new_keys = StoreKeys::derive(DataKey::random())?;
-        let header = Header::seal(new_keys.data_key(), new, params)?;
-        let batch = rekey::rekey_batch(&*self.backend, &self.keys, &new_keys, header.encode())?;
+        let new_keys = StoreKeys::derive(DataKey::random(&mut *self.rng))?;
+        let header = Header::seal(new_keys.data_key(), new, params, &mut *self.rng)?;
+        let batch = rekey::rekey_batch(
+            &*self.backend,
+            &self.keys,
+            &new_keys,
+            header.encode(),
+            &mut *self.rng,
+        )?;
         self.backend.apply(batch)?;
         // The commit is durable: from here on only the new keys open the
         // profile. Replacing `keys` drops the old ones, which zeroizes them.
@@ -393,7 +245,11 @@ impl ProfileStore {
         Ok(Header::decode(&raw)?.params)
     }
 
-    fn read(&self, table: Table, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    pub(super) fn read(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         match self.backend.get(table, key)? {
             Some(sealed) => Ok(Some(self.keys.open(table, key, &sealed)?)),
             None => Ok(None),
@@ -511,11 +367,11 @@ impl ProfileStore {
         Ok(u64::try_from(pairs.len() / 2).unwrap_or(u64::MAX))
     }
 
-    fn processed_id_key(&self, envelope_id: u64) -> Vec<u8> {
+    pub(super) fn processed_id_key(&self, envelope_id: u64) -> Vec<u8> {
         self.keys.dedup_key(DEDUP_BY_ID, envelope_id).to_vec()
     }
 
-    fn processed_order_key(&self, seq: u64) -> Vec<u8> {
+    pub(super) fn processed_order_key(&self, seq: u64) -> Vec<u8> {
         self.keys.dedup_key(DEDUP_BY_ORDER, seq).to_vec()
     }
 
@@ -526,231 +382,11 @@ impl ProfileStore {
         for op in batch.ops {
             stage.apply(op, &mut outcome)?;
         }
-        let raw = stage.seal()?;
+        let writes = stage.finish();
+        let raw = stage::seal(&self.keys, &mut *self.rng, writes)?;
         if !raw.ops.is_empty() {
             self.backend.apply(raw)?;
         }
         Ok(outcome)
-    }
-}
-
-/// Pending plaintext writes of a batch, by (table, key); `None` is a delete.
-type Writes = BTreeMap<(Table, Vec<u8>), Option<Zeroizing<Vec<u8>>>>;
-
-/// Plaintext view of the store plus the batch's pending writes.
-struct Stage<'s> {
-    store: &'s ProfileStore,
-    writes: Writes,
-}
-
-impl<'s> Stage<'s> {
-    fn new(store: &'s ProfileStore) -> Self {
-        Stage {
-            store,
-            writes: BTreeMap::new(),
-        }
-    }
-
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        match self.writes.get(&(table, key.to_vec())) {
-            Some(Some(v)) => Ok(Some(v.clone())),
-            Some(None) => Ok(None),
-            None => self.store.read(table, key),
-        }
-    }
-
-    fn put(&mut self, table: Table, key: Vec<u8>, value: Zeroizing<Vec<u8>>) {
-        self.writes.insert((table, key), Some(value));
-    }
-
-    fn delete(&mut self, table: Table, key: Vec<u8>) {
-        self.writes.insert((table, key), None);
-    }
-
-    fn get_u64(&self, key: &[u8], what: &'static str) -> Result<u64, StoreError> {
-        match self.get(Table::Meta, key)? {
-            Some(v) => records::decode_u64(what, &v),
-            None => Ok(0),
-        }
-    }
-
-    fn find_message(
-        &mut self,
-        peer: &str,
-        id: MessageId,
-    ) -> Result<Option<(Vec<u8>, HistoryEntry)>, StoreError> {
-        let index_key = self.store.keys.message_key(peer, &id.0);
-        let Some(history_key) = self.get(Table::MessageIndex, &index_key)? else {
-            return Ok(None);
-        };
-        let history_key = history_key.to_vec();
-        let plain = self.get(Table::History, &history_key)?.ok_or_else(|| {
-            StoreError::corrupt("message index points at a missing history entry")
-        })?;
-        let entry: HistoryEntry = records::from_json("history entry", &plain)?;
-        if entry.message_id != id || !history_key.starts_with(&self.store.keys.peer_key(peer)) {
-            return Err(StoreError::corrupt(
-                "message index points at another message",
-            ));
-        }
-        Ok(Some((history_key, entry)))
-    }
-
-    fn apply(&mut self, op: Op, outcome: &mut CommitOutcome) -> Result<(), StoreError> {
-        let keys = &self.store.keys;
-        match op {
-            Op::Settings(s) => {
-                let v = records::to_json("settings", &s)?;
-                self.put(Table::Meta, SETTINGS.to_vec(), v);
-            }
-            Op::Identity(blob) => self.put(Table::Secrets, IDENTITY.to_vec(), blob),
-            Op::Prekeys(blob) => self.put(Table::Secrets, PREKEYS.to_vec(), blob),
-            Op::Session { peer, blob } => {
-                let v = records::encode_session(&peer, &blob)?;
-                self.put(Table::Sessions, keys.peer_key(&peer).to_vec(), v);
-            }
-            Op::DeleteSession { peer } => {
-                self.delete(Table::Sessions, keys.peer_key(&peer).to_vec())
-            }
-            Op::Contact(c) => {
-                let key = keys.peer_key(&c.user_id).to_vec();
-                let v = records::to_json("contact", &c)?;
-                self.put(Table::Contacts, key, v);
-            }
-            Op::DeleteContact { peer } => {
-                self.delete(Table::Contacts, keys.peer_key(&peer).to_vec())
-            }
-            Op::Append { peer, entry } => {
-                let index_key = keys.message_key(&peer, &entry.message_id.0).to_vec();
-                if self.get(Table::MessageIndex, &index_key)?.is_some() {
-                    return Err(StoreError::DuplicateMessage {
-                        message_id: entry.message_id.to_hex(),
-                    });
-                }
-                let seq = self.get_u64(NEXT_SEQ, "history sequence")?;
-                let mut history_key = keys.peer_key(&peer).to_vec();
-                history_key.extend_from_slice(&seq.to_be_bytes());
-                let v = records::to_json("history entry", &entry)?;
-                self.put(Table::History, history_key.clone(), v);
-                self.put(Table::MessageIndex, index_key, Zeroizing::new(history_key));
-                let next = seq
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::corrupt("history sequence overflow"))?;
-                self.put(
-                    Table::Meta,
-                    NEXT_SEQ.to_vec(),
-                    Zeroizing::new(next.to_be_bytes().to_vec()),
-                );
-            }
-            Op::Status {
-                peer,
-                message_id,
-                status,
-            } => {
-                let change = match self.find_message(&peer, message_id)? {
-                    Some((key, mut entry)) if entry.direction == Direction::Outgoing => {
-                        let current = entry.status.unwrap_or(DeliveryStatus::Sent);
-                        if status > current {
-                            entry.status = Some(status);
-                            let v = records::to_json("history entry", &entry)?;
-                            self.put(Table::History, key, v);
-                            StatusChange::Advanced {
-                                message_id,
-                                from: current,
-                                to: status,
-                            }
-                        } else {
-                            StatusChange::Unchanged {
-                                message_id,
-                                current,
-                            }
-                        }
-                    }
-                    _ => StatusChange::UnknownMessage { message_id },
-                };
-                outcome.status_changes.push(change);
-            }
-            Op::ForgetPeer { peer } => {
-                let prefix = keys.peer_key(&peer).to_vec();
-                self.delete(Table::Contacts, prefix.clone());
-                self.delete(Table::Sessions, prefix.clone());
-                let rows = self.store.backend.scan_prefix(
-                    Table::History,
-                    &prefix,
-                    ScanOrder::Ascending,
-                    None,
-                )?;
-                for (key, sealed) in rows {
-                    let plain = keys.open(Table::History, &key, &sealed)?;
-                    let entry: HistoryEntry = records::from_json("history entry", &plain)?;
-                    let index_key = keys.message_key(&peer, &entry.message_id.0).to_vec();
-                    self.delete(Table::MessageIndex, index_key);
-                    self.delete(Table::History, key);
-                }
-            }
-            Op::ForgetProcessed => {
-                let rows = self.store.backend.scan_prefix(
-                    Table::Processed,
-                    &[],
-                    ScanOrder::Ascending,
-                    None,
-                )?;
-                for (key, _) in rows {
-                    self.delete(Table::Processed, key);
-                }
-            }
-            Op::Processed(id) => {
-                let id_key = self.store.processed_id_key(id);
-                if self.get(Table::Processed, &id_key)?.is_some() {
-                    return Ok(());
-                }
-                let seq = self.get_u64(PROCESSED_SEQ, "processed sequence")?;
-                self.put(
-                    Table::Processed,
-                    id_key,
-                    Zeroizing::new(seq.to_be_bytes().to_vec()),
-                );
-                self.put(
-                    Table::Processed,
-                    self.store.processed_order_key(seq),
-                    Zeroizing::new(id.to_be_bytes().to_vec()),
-                );
-                if let Some(evict) = seq.checked_sub(PROCESSED_ENVELOPES_KEPT) {
-                    let order_key = self.store.processed_order_key(evict);
-                    if let Some(old) = self.get(Table::Processed, &order_key)? {
-                        let old_id = records::decode_u64("processed envelope id", &old)?;
-                        self.delete(Table::Processed, self.store.processed_id_key(old_id));
-                    }
-                    self.delete(Table::Processed, order_key);
-                }
-                let next = seq
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::corrupt("processed sequence overflow"))?;
-                self.put(
-                    Table::Meta,
-                    PROCESSED_SEQ.to_vec(),
-                    Zeroizing::new(next.to_be_bytes().to_vec()),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn seal(self) -> Result<RawBatch, StoreError> {
-        let mut ops = Vec::with_capacity(self.writes.len());
-        for ((table, key), value) in self.writes {
-            match value {
-                Some(plain) => {
-                    let sealed = self.store.keys.seal(table, &key, &plain)?;
-                    ops.push(RawOp::Put {
-                        table,
-                        key,
-                        value: sealed,
-                    });
-                }
-                None => ops.push(RawOp::Delete { table, key }),
-            }
-        }
-        Ok(RawBatch { ops })
     }
 }

@@ -6,8 +6,6 @@
 //! Secret blobs are stored as raw bytes, never through serde, so no
 //! non-zeroized copy is made on the way.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -233,35 +231,7 @@ impl Contact {
     }
 }
 
-/// A 16-byte message id chosen by the sender, carried inside the ciphertext.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MessageId(pub [u8; 16]);
-
-impl MessageId {
-    /// A fresh random id.
-    pub fn random() -> MessageId {
-        let mut b = [0u8; 16];
-        rand::fill(&mut b);
-        MessageId(b)
-    }
-
-    /// Lower-case hex.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Debug for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageId({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
+pub use crate::payload::MessageId;
 
 /// Whether a history entry was received or sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,18 +382,6 @@ pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreE
         .try_into()
         .map_err(|_| StoreError::corrupt(format!("{what} length")))?;
     Ok(u64::from_be_bytes(a))
-}
-
-impl From<crate::payload::MessageId> for MessageId {
-    fn from(id: crate::payload::MessageId) -> Self {
-        MessageId(id.0)
-    }
-}
-
-impl From<MessageId> for crate::payload::MessageId {
-    fn from(id: MessageId) -> Self {
-        crate::payload::MessageId(id.0)
-    }
 }
 
 impl From<&crate::identity::IdentityPublic> for IdentityKeys {

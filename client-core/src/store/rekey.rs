@@ -22,6 +22,8 @@
 
 use std::collections::HashMap;
 
+use rand_core::CryptoRng;
+
 use super::StoreError;
 use super::backend::{Backend, RawBatch, RawOp, ScanOrder, Table};
 use super::profile::{DEDUP_BY_ID, DEDUP_BY_ORDER, HEADER, SETTINGS};
@@ -62,6 +64,7 @@ pub(super) fn rekey_batch(
     old: &StoreKeys,
     new: &StoreKeys,
     header: Vec<u8>,
+    rng: &mut (dyn CryptoRng + Send),
 ) -> Result<RawBatch, StoreError> {
     let mut deletes = Vec::new();
     let mut puts = vec![RawOp::Put {
@@ -84,7 +87,7 @@ pub(super) fn rekey_batch(
                     if table == Table::Meta && key == SETTINGS {
                         settings = Some(records::from_json::<ProfileSettings>("settings", &plain)?);
                     }
-                    let value = new.seal(table, &key, &plain)?;
+                    let value = new.seal(rng, table, &key, &plain)?;
                     puts.push(RawOp::Put { table, key, value });
                 }
             }
@@ -104,7 +107,7 @@ pub(super) fn rekey_batch(
                         )));
                     }
                     let new_key = new.peer_key(&peer).to_vec();
-                    let value = new.seal(table, &new_key, &plain)?;
+                    let value = new.seal(rng, table, &new_key, &plain)?;
                     peers.insert(old_key, peer);
                     deletes.push(RawOp::Delete { table, key });
                     puts.push(RawOp::Put {
@@ -137,7 +140,7 @@ pub(super) fn rekey_batch(
                     let entry: HistoryEntry = records::from_json("history entry", &plain)?;
                     let mut new_key = new.peer_key(peer).to_vec();
                     new_key.extend_from_slice(seq);
-                    let value = new.seal(table, &new_key, &plain)?;
+                    let value = new.seal(rng, table, &new_key, &plain)?;
                     puts.push(RawOp::Put {
                         table,
                         key: new_key.clone(),
@@ -174,7 +177,7 @@ pub(super) fn rekey_batch(
                         ));
                     }
                     let new_key = new.message_key(&moved.peer, &moved.message_id.0).to_vec();
-                    let value = new.seal(table, &new_key, &moved.new_key)?;
+                    let value = new.seal(rng, table, &new_key, &moved.new_key)?;
                     deletes.push(RawOp::Delete { table, key });
                     puts.push(RawOp::Put {
                         table,
@@ -215,7 +218,7 @@ pub(super) fn rekey_batch(
                         (new.dedup_key(DEDUP_BY_ID, id), order),
                         (new.dedup_key(DEDUP_BY_ORDER, order), id),
                     ] {
-                        let value = new.seal(table, &key, &value.to_be_bytes())?;
+                        let value = new.seal(rng, table, &key, &value.to_be_bytes())?;
                         puts.push(RawOp::Put {
                             table,
                             key: key.to_vec(),

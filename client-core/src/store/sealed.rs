@@ -20,6 +20,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand_core::CryptoRng;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -35,9 +36,9 @@ const TAG_LEN: usize = 16;
 pub(crate) struct DataKey(Box<[u8; 32]>);
 
 impl DataKey {
-    pub(crate) fn random() -> DataKey {
+    pub(crate) fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> DataKey {
         let mut k = Box::new([0u8; 32]);
-        rand::fill(k.as_mut_slice());
+        rng.fill_bytes(k.as_mut_slice());
         DataKey(k)
     }
 
@@ -126,14 +127,15 @@ impl StoreKeys {
     }
 
     /// Seals `plaintext` for storage under (`table`, `key`).
-    pub(crate) fn seal(
+    pub(crate) fn seal<R: CryptoRng + ?Sized>(
         &self,
+        rng: &mut R,
         table: Table,
         key: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
-        rand::fill(&mut nonce);
+        rng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new(&(*self.value).into());
         let aad = aad(table, key);
         let ct = cipher
@@ -211,11 +213,14 @@ fn aad(table: Table, key: &[u8]) -> Vec<u8> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::random::SystemRandom;
 
     #[test]
     fn value_sealed_for_one_key_does_not_open_under_another() {
-        let keys = StoreKeys::derive(DataKey::random()).unwrap();
-        let s = keys.seal(Table::Sessions, b"a", b"secret").unwrap();
+        let keys = StoreKeys::derive(DataKey::random(&mut SystemRandom)).unwrap();
+        let s = keys
+            .seal(&mut SystemRandom, Table::Sessions, b"a", b"secret")
+            .unwrap();
         assert_eq!(&*keys.open(Table::Sessions, b"a", &s).unwrap(), b"secret");
         assert!(keys.open(Table::Sessions, b"b", &s).is_err());
         assert!(keys.open(Table::Contacts, b"a", &s).is_err());
@@ -230,16 +235,18 @@ mod tests {
 
     #[test]
     fn two_seals_of_the_same_value_differ() {
-        let keys = StoreKeys::derive(DataKey::random()).unwrap();
+        let keys = StoreKeys::derive(DataKey::random(&mut SystemRandom)).unwrap();
         assert_ne!(
-            keys.seal(Table::Meta, b"k", b"v").unwrap(),
-            keys.seal(Table::Meta, b"k", b"v").unwrap()
+            keys.seal(&mut SystemRandom, Table::Meta, b"k", b"v")
+                .unwrap(),
+            keys.seal(&mut SystemRandom, Table::Meta, b"k", b"v")
+                .unwrap()
         );
     }
 
     #[test]
     fn debug_prints_no_key_bytes() {
-        let keys = StoreKeys::derive(DataKey::random()).unwrap();
+        let keys = StoreKeys::derive(DataKey::random(&mut SystemRandom)).unwrap();
         assert_eq!(format!("{keys:?}"), "StoreKeys(<redacted>)");
     }
 }

@@ -1,7 +1,7 @@
 //! A user's profile: the sealed store opened, with the identity and prekey
 //! secrets decoded from it. Everything a client does offline (who am I,
 //! contacts, history, safety numbers, re-trusting a changed key) is here;
-//! [`Client`](super::Client) takes a `Profile` to go online.
+//! the async `Client` takes a `Profile` to go online.
 
 use std::fmt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use hush_protocol::UserId;
 use rand_core::CryptoRng;
 
-use super::ClientError;
+use crate::error::ClientError;
 use crate::identity::{IdentityKeyPair, IdentityPublic};
 use crate::peer_sessions::PeerSessions;
 use crate::prekey::PrekeyStore;
@@ -172,8 +172,8 @@ impl Profile {
     }
 
     /// Stores the presence allow list (publishing it is the
-    /// [`Client`](super::Client)'s job: on the next connection, or at once
-    /// through [`Client::set_presence_allowed`](super::Client::set_presence_allowed)).
+    /// the async `Client`'s job: on the next connection, or at once
+    /// through `Client::set_presence_allowed`).
     pub fn set_presence_allowed(&mut self, users: &[UserId]) -> Result<(), ClientError> {
         let list: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
         self.update_settings(move |s| s.presence_allow = list)
