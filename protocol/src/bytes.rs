@@ -81,7 +81,7 @@ macro_rules! fixed_bytes {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 // Public values; print a short prefix so logs stay readable.
                 write!(f, "{}(", stringify!($name))?;
-                for b in &self.0[..4] {
+                for b in self.0.iter().take(4) {
                     write!(f, "{b:02x}")?;
                 }
                 f.write_str("..)")
