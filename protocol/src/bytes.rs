@@ -80,7 +80,7 @@ macro_rules! fixed_bytes {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 // Public values; print a short prefix so logs stay readable.
-                write!(f, "{}({}..)", stringify!($name), hex::encode(&self.0[..4]))
+                write!(f, "{}({}..)", stringify!($name), hex::encode(self.0.get(..4).unwrap_or(&self.0)))
             }
         }
 

@@ -168,7 +168,8 @@ fn truncated(s: &str) -> String {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    // `end` is a char boundary within `s` now, so this is never the default.
+    s.get(..end).unwrap_or_default().to_owned()
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,21 @@
 //! - [`signing`]: the exact bytes signed by identity keys.
 //!
 //! The full specification is `docs/protocol.md`.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(
+    missing_docs,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod backoff;
 pub mod bytes;

@@ -341,35 +341,41 @@ fn snapshot_histogram(
     let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}\n");
 }
 
-/// Clock ticks per second of `/proc/self/stat` (`USER_HZ`, 100 on every
-/// Linux architecture).
-const CLK_TCK: f64 = 100.0;
-
-/// CPU seconds (user + system, all threads) from `/proc/self/stat`.
-fn cpu_seconds(stat: &str) -> Option<f64> {
-    // Fields after the parenthesised command name (which may hold spaces);
-    // utime and stime are fields 14 and 15 of the whole line.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / CLK_TCK)
+/// CPU seconds (user + system, all threads) of a `/proc/PID/stat`: its
+/// `utime` and `stime` in clock ticks (`USER_HZ`, 100 a second).
+#[cfg(target_os = "linux")]
+fn cpu_seconds(stat: &procfs::process::Stat) -> f64 {
+    (stat.utime + stat.stime) as f64 / procfs::ticks_per_second().max(1) as f64
 }
 
-/// Resident memory in bytes from `/proc/self/status` (`VmRSS`, in kB).
-fn rss_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// Resident memory in bytes of a `/proc/PID/status` (`VmRSS`, in kB).
+#[cfg(target_os = "linux")]
+fn rss_bytes(status: &procfs::process::Status) -> Option<u64> {
+    Some(status.vmrss? * 1024)
+}
+
+/// The process's CPU time and resident memory from `/proc/self`.
+#[cfg(target_os = "linux")]
+fn process_cpu_and_rss() -> (Option<f64>, Option<u64>) {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return (None, None);
+    };
+    (
+        me.stat().ok().map(|s| cpu_seconds(&s)),
+        me.status().ok().as_ref().and_then(rss_bytes),
+    )
+}
+
+/// Without `/proc`: neither is known.
+#[cfg(not(target_os = "linux"))]
+fn process_cpu_and_rss() -> (Option<f64>, Option<u64>) {
+    (None, None)
 }
 
 fn process_metrics(out: &mut String) {
     use std::fmt::Write as _;
-    if let Some(cpu) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .as_deref()
-        .and_then(cpu_seconds)
-    {
+    let (cpu, rss) = process_cpu_and_rss();
+    if let Some(cpu) = cpu {
         let _ = writeln!(
             out,
             "# HELP hush_relay_process_cpu_seconds_total User and system CPU time of the relay process.\n\
@@ -377,11 +383,7 @@ fn process_metrics(out: &mut String) {
              hush_relay_process_cpu_seconds_total {cpu}\n"
         );
     }
-    if let Some(rss) = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .as_deref()
-        .and_then(rss_bytes)
-    {
+    if let Some(rss) = rss {
         let _ = writeln!(
             out,
             "# HELP hush_relay_process_resident_memory_bytes Resident set size of the relay process.\n\
@@ -408,12 +410,20 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn proc_parsers_read_the_kernel_layout() {
-        let stat = "1234 (hush relay) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0 100 0 0";
-        assert_eq!(cpu_seconds(stat), Some(3.0));
-        let status = "Name:\thush-relay\nVmRSS:\t   2048 kB\nThreads:\t9\n";
-        assert_eq!(rss_bytes(status), Some(2 * 1024 * 1024));
-        assert_eq!(cpu_seconds("garbage"), None);
+        use procfs::FromRead as _;
+        use procfs::process::{Stat, Status};
+        // Whole files of the kernel's layout (the crate wants every field of
+        // the stat line up to `cnswap`, and the status from Name to CapEff):
+        // utime 250, stime 50 ticks; VmRSS 2048 kB.
+        let stat = "1234 (hush relay) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let stat = Stat::from_read(stat.as_bytes()).map(|s| cpu_seconds(&s));
+        assert_eq!(stat.ok(), Some(3.0));
+        let status = "Name:\thush-relay\nState:\tS (sleeping)\nTgid:\t1234\nPid:\t1234\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nVmRSS:\t   2048 kB\nThreads:\t9\nSigQ:\t0/127431\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000100000440\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n";
+        let status = Status::from_read(status.as_bytes()).ok();
+        assert_eq!(status.as_ref().and_then(rss_bytes), Some(2 * 1024 * 1024));
+        assert!(Stat::from_read("garbage".as_bytes()).is_err());
     }
 
     #[test]

@@ -1,13 +1,10 @@
-//! The relay's own CPU time and resident memory, read from `/proc` (Linux
-//! only), the way the reference harness reads them: `utime + stime` of
-//! `/proc/PID/stat` (all threads, in clock ticks of 1/100 s) and `VmRSS` of
-//! `/proc/PID/status`.
+//! The relay's own CPU time and resident memory, read from `/proc` with the
+//! `procfs` crate (Linux only), the way the reference harness reads them:
+//! `utime + stime` of `/proc/PID/stat` (all threads, in clock ticks, 100 a
+//! second) and `VmRSS` of `/proc/PID/status`; and the machine's busy time
+//! from `/proc/stat`.
 
 use super::BenchError;
-
-/// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`, 100 on every
-/// Linux architecture Hush targets).
-const CLK_TCK: u64 = 100;
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,18 +16,33 @@ pub(crate) struct ProcSample {
 }
 
 /// Reads CPU time and RSS of `pid`.
+#[cfg(target_os = "linux")]
 pub(crate) fn sample(pid: u32) -> Result<ProcSample, BenchError> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| BenchError::io("read /proc/PID/stat (Linux only)", e))?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| BenchError::io("read /proc/PID/status", e))?;
+    let pid_i32 = i32::try_from(pid)
+        .map_err(|_| BenchError::Relay(format!("process id {pid} out of range")))?;
+    let process = ::procfs::process::Process::new(pid_i32)
+        .map_err(|e| proc_error("read /proc/PID (Linux only)", e))?;
+    let stat = process
+        .stat()
+        .map_err(|e| proc_error("read /proc/PID/stat (Linux only)", e))?;
+    let status = process
+        .status()
+        .map_err(|e| proc_error("read /proc/PID/status", e))?;
     Ok(ProcSample {
-        cpu_us: parse_stat_cpu_ticks(&stat)
-            .ok_or_else(|| BenchError::Relay(format!("unexpected /proc/{pid}/stat layout")))?
-            * (1_000_000 / CLK_TCK),
-        rss_kib: parse_vm_rss_kib(&status)
+        cpu_us: cpu_us(&stat),
+        rss_kib: status
+            .vmrss
             .ok_or_else(|| BenchError::Relay(format!("no VmRSS in /proc/{pid}/status")))?,
     })
+}
+
+/// Reads CPU time and RSS of `pid`: without `/proc`, an error.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn sample(_pid: u32) -> Result<ProcSample, BenchError> {
+    Err(BenchError::io(
+        "read /proc/PID/stat (Linux only)",
+        std::io::ErrorKind::Unsupported.into(),
+    ))
 }
 
 /// Sums several processes (a cluster): CPU adds up, RSS adds up.
@@ -50,54 +62,80 @@ pub(crate) fn sample_all(pids: &[u32]) -> Result<Option<ProcSample>, BenchError>
 /// Busy CPU time of the whole machine (all but idle and iowait) from
 /// `/proc/stat`, microseconds; used to tell how much of the machine other
 /// processes took during the window.
+#[cfg(target_os = "linux")]
 pub(crate) fn machine_busy_us() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal [guest guest_nice]
-    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
-    Some(busy * (1_000_000 / CLK_TCK))
+    use ::procfs::CurrentSI as _;
+    let t = ::procfs::KernelStats::current().ok()?.total;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]:
+    // the first eight but idle and iowait (guest time is in user already).
+    let busy = t.user
+        + t.nice
+        + t.system
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
+    Some(busy * micros_per_tick())
 }
 
-/// `utime + stime` (fields 14 and 15) in ticks. The command name (field 2)
-/// may contain spaces and parentheses, so fields are counted after the last
-/// `)`.
-fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    // After ')': field 3 (state) is index 0, so utime (14) is index 11.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+/// Busy CPU time of the whole machine: unknown without `/proc`.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn machine_busy_us() -> Option<u64> {
+    None
 }
 
-fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Microseconds in one clock tick of `/proc` (`USER_HZ`, 100 a second on
+/// every Linux architecture Hush targets).
+#[cfg(target_os = "linux")]
+fn micros_per_tick() -> u64 {
+    1_000_000 / ::procfs::ticks_per_second().max(1)
 }
 
-#[cfg(test)]
+/// `utime + stime` of a `/proc/PID/stat`, microseconds.
+#[cfg(target_os = "linux")]
+fn cpu_us(stat: &::procfs::process::Stat) -> u64 {
+    (stat.utime + stat.stime) * micros_per_tick()
+}
+
+/// A failed `/proc` read: an I/O error where it was one (the process is
+/// gone, not allowed), otherwise a layout the crate could not parse.
+#[cfg(target_os = "linux")]
+fn proc_error(what: &'static str, e: ::procfs::ProcError) -> BenchError {
+    use ::procfs::ProcError;
+    use std::io::{Error, ErrorKind};
+    match e {
+        ProcError::Io(source, _) => BenchError::io(what, source),
+        ProcError::NotFound(_) => BenchError::io(what, Error::from(ErrorKind::NotFound)),
+        ProcError::PermissionDenied(_) => {
+            BenchError::io(what, Error::from(ErrorKind::PermissionDenied))
+        }
+        other => BenchError::Relay(format!("{what}: unexpected layout ({other})")),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use ::procfs::FromRead as _;
+    use ::procfs::process::{Stat, Status};
 
     #[test]
     fn parses_stat_and_status() {
-        let stat = "1234 (hush relay) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 30 0 0 20 0 3 0 100 1000 200 18446744073709551615";
-        assert_eq!(parse_stat_cpu_ticks(stat), Some(280));
-        let status = "Name:\thush-relay\nVmPeak:\t  10000 kB\nVmRSS:\t   5120 kB\nThreads:\t3\n";
-        assert_eq!(parse_vm_rss_kib(status), Some(5120));
+        // Whole files of the kernel's layout (the crate wants every field of
+        // the stat line up to `cnswap`, and the status from Name to CapEff):
+        // utime 250, stime 30 ticks; VmRSS 5120 kB.
+        let stat = "1234 (hush relay) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 30 0 0 20 0 3 0 100 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let stat = Stat::from_read(stat.as_bytes()).unwrap();
+        assert_eq!(stat.utime + stat.stime, 280);
+        assert_eq!(cpu_us(&stat), 280 * micros_per_tick());
+        let status = "Name:\thush-relay\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1234\nNgid:\t0\nPid:\t1234\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nVmPeak:\t  10000 kB\nVmRSS:\t   5120 kB\nThreads:\t3\nSigQ:\t0/127431\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000100000440\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n";
+        let status = Status::from_read(status.as_bytes()).unwrap();
+        assert_eq!(status.vmrss, Some(5120));
     }
 
     #[test]
     fn reads_this_process() {
-        if cfg!(target_os = "linux") {
-            let s = sample(std::process::id()).unwrap();
-            assert!(s.rss_kib > 0);
-        }
+        let s = sample(std::process::id()).unwrap();
+        assert!(s.rss_kib > 0);
     }
 }

@@ -136,21 +136,24 @@ impl LineEditor {
                 true
             }
             Edit::DeleteWordBack => {
-                let mut start = self.cursor;
-                while start > 0 && self.chars[start - 1] == ' ' {
-                    start -= 1;
-                }
-                while start > 0 && self.chars[start - 1] != ' ' {
-                    start -= 1;
-                }
+                // The spaces just before the cursor, then the word before them.
+                let before = self.chars.get(..self.cursor).unwrap_or_default();
+                let spaces = before.iter().rev().take_while(|&&c| c == ' ').count();
+                let word = before
+                    .iter()
+                    .rev()
+                    .skip(spaces)
+                    .take_while(|&&c| c != ' ')
+                    .count();
+                let start = self.cursor - spaces - word;
                 if start == self.cursor {
                     return false;
                 }
-                let removed: usize = self.chars[start..self.cursor]
-                    .iter()
+                let removed: usize = self
+                    .chars
+                    .drain(start..self.cursor)
                     .map(|c| c.len_utf8())
                     .sum();
-                self.chars.drain(start..self.cursor);
                 self.bytes -= removed;
                 self.cursor = start;
                 true
@@ -198,7 +201,8 @@ impl LineEditor {
     pub fn view(&self, cols: usize) -> (String, usize) {
         let cols = cols.max(1);
         // Keep one column for the cursor itself.
-        let start = tail_fitting(&self.chars[..self.cursor], cols - 1);
+        let before = self.chars.get(..self.cursor).unwrap_or_default();
+        let start = tail_fitting(before, cols - 1);
         let mut shown = String::new();
         let mut used = 0;
         let mut cursor_col = 0;

@@ -64,8 +64,8 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
 pub fn tail_fitting(s: &[char], cols: usize) -> usize {
     let mut used = 0;
     let mut start = s.len();
-    while start > 0 {
-        let w = char_width(s[start - 1]);
+    for &c in s.iter().rev() {
+        let w = char_width(c);
         if used + w > cols {
             break;
         }
