@@ -3,11 +3,10 @@
 //! ([`Random`], used for auth challenges) that tests can make
 //! deterministic.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use rand::TryRng as _;
-use rand::rngs::SysRng;
+use rand::rngs::{StdRng, SysRng};
+use rand::{Rng as _, SeedableRng as _, TryRng as _};
 
 /// `N` bytes straight from the OS RNG.
 pub(crate) fn os_bytes<const N: usize>() -> Result<[u8; N], rand::rngs::SysError> {
@@ -20,9 +19,9 @@ pub(crate) fn os_bytes<const N: usize>() -> Result<[u8; N], rand::rngs::SysError
 /// deterministic sequence for tests ([`Random::seeded`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Random {
-    /// `None`: the OS RNG; `Some`: the state of a SplitMix64 sequence
-    /// (shared by clones). Never for production: it is predictable.
-    seeded: Option<Arc<AtomicU64>>,
+    /// `None`: the OS RNG; `Some`: a seeded generator shared by clones.
+    /// Never for production: it is predictable.
+    seeded: Option<Arc<Mutex<StdRng>>>,
 }
 
 impl Random {
@@ -35,27 +34,19 @@ impl Random {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn seeded(seed: u64) -> Self {
         Self {
-            seeded: Some(Arc::new(AtomicU64::new(seed))),
+            seeded: Some(Arc::new(Mutex::new(StdRng::seed_from_u64(seed)))),
         }
     }
 
     /// `N` random bytes.
     pub(crate) fn bytes<const N: usize>(&self) -> Result<[u8; N], rand::rngs::SysError> {
-        let Some(state) = &self.seeded else {
+        let Some(rng) = &self.seeded else {
             return os_bytes();
         };
         let mut out = [0u8; N];
-        for chunk in out.chunks_mut(8) {
-            // SplitMix64: one step per 8 bytes.
-            let mut z = state
-                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-                .wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let b = z.to_le_bytes();
-            chunk.copy_from_slice(b.get(..chunk.len()).unwrap_or(&b));
-        }
+        rng.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fill_bytes(&mut out);
         Ok(out)
     }
 }

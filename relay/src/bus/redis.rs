@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
-use hush_protocol::UserId;
+use hush_protocol::{Backoff, UserId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,9 +47,12 @@ mod messages;
 
 /// Health check of the pub/sub connection.
 const PING_EVERY: Duration = Duration::from_secs(5);
-/// Backoff bounds for reconnecting the subscriber.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Delays between attempts to reconnect the subscriber (full jitter, so
+/// that the relays of a cluster do not all come back in the same instant).
+const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 /// Longest wait for a release or an announcement (both best effort).
 const BEST_EFFORT: Duration = Duration::from_secs(2);
 
@@ -127,8 +130,11 @@ impl Bus for RedisBus {
     }
 }
 
-/// Returns true when `stop` fired during the pause.
-async fn pause(d: Duration, stop: &CancellationToken) -> bool {
+/// Waits [`BACKOFF`]'s delay for `attempt` and counts it; returns true
+/// when `stop` fired during the pause.
+async fn pause(attempt: &mut u32, stop: &CancellationToken) -> bool {
+    let d = BACKOFF.delay(*attempt, &mut rand::rng());
+    *attempt = attempt.saturating_add(1);
     tokio::select! {
         () = stop.cancelled() => true,
         () = tokio::time::sleep(d) => stop.is_cancelled(),
@@ -142,7 +148,7 @@ async fn subscriber(
     ttl: Duration,
 ) {
     let channel = format!("{NODE_CHANNEL}{}", store.node());
-    let mut backoff = BACKOFF_MIN;
+    let mut attempt = 0u32;
     let mut lost = false;
     loop {
         if stop.is_cancelled() {
@@ -160,18 +166,16 @@ async fn subscriber(
                     tracing::error!(redis = store.target(), error = %e, "Redis pub/sub unavailable; retrying");
                 }
                 lost = true;
-                if pause(backoff, &stop).await {
+                if pause(&mut attempt, &stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
             Err(_) => {
                 lost = true;
-                if pause(backoff, &stop).await {
+                if pause(&mut attempt, &stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
@@ -179,13 +183,12 @@ async fn subscriber(
         if let Err(e) = sink.subscribe(&[channel.as_str(), PRESENCE_CHANNEL]).await {
             tracing::error!(error = %e, "cannot subscribe to the cluster channel; retrying");
             lost = true;
-            if pause(backoff, &stop).await {
+            if pause(&mut attempt, &stop).await {
                 return;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
             continue;
         }
-        backoff = BACKOFF_MIN;
+        attempt = 0;
         if lost {
             tracing::info!(
                 redis = store.target(),

@@ -230,8 +230,8 @@ impl ChatState {
 mod tests {
     use super::super::test_support::{from, id, mark_of, state};
     use super::*;
-    use hush_client_core::client::PresenceState;
     use hush_client_core::UserId;
+    use hush_client_core::client::PresenceState;
 
     #[test]
     fn marks_only_move_forward() {

@@ -1,10 +1,10 @@
 //! Builders shared by the state's unit tests: message ids, a chat of alice
 //! with bob in a 40x5 view, incoming messages, the mark of one of ours.
 
+use hush_client_core::UserId;
 use hush_client_core::client::IncomingMessage;
 use hush_client_core::payload::MessageId;
 use hush_client_core::store::MessageFlags;
-use hush_client_core::UserId;
 
 use super::message::{Entry, Mark};
 use super::{ChatState, Trust};
