@@ -1,6 +1,12 @@
 //! `hush bench` against an in-process relay: tiny runs must deliver every
 //! message exactly once and print a parseable JSON summary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_relay::{Config, RelayHandle};
 

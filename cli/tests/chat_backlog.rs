@@ -2,7 +2,13 @@
 //! the history (stored by `hush recv`), never shown with focus, become
 //! `read` at the sender once the chat shows them; the footer line is whole
 //! at 80x24.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -2,7 +2,13 @@
 //! "connecting…", a message typed meanwhile waits as `sending` and goes
 //! once the relay answers. The relay is reached through a TCP forwarder
 //! that starts listening only when the test says so.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -3,6 +3,13 @@
 //! read receipts end up as `status: read` in `hush history --json`. Runs
 //! both chats in 80x24 tmux panes against an in-process relay (see
 //! `common`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! The passphrase rule at `hush init` and `hush passphrase`, and changing
 //! the passphrase of a profile that has a history.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -3,7 +3,13 @@
 //! init` profile doing what `hush chat` does (typing, read receipts), both
 //! against an in-process relay. `hush recv --json` reports bob's typing and
 //! receipts, and `hush history --json` shows the status they set.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,7 +1,13 @@
 //! Relay URLs as a new user gets them wrong: no port, `wss://` against a
 //! plain relay, and moving a profile to another relay with `hush settings
 //! --relay URL`. Runs the real binary against in-process relays.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

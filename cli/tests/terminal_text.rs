@@ -4,6 +4,13 @@
 //! an in-process relay). Bob's `hush recv` and `hush history alice` text
 //! output shows each as one message from alice, with no control byte; the
 //! `--json` forms carry the exact original texts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! Times in the text output: local time with its offset (TZ honoured),
 //! UTC with --utc; JSON keeps Unix milliseconds.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

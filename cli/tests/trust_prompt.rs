@@ -2,6 +2,13 @@
 //! and asks; only "y" trusts, and what it trusts is that very key. A key
 //! change is made for real: the relay (redb, in process) is stopped, the
 //! operator frees "bob", and a new key registers the id.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! Cost of the cryptographic core beside the bare primitives it is made of.
 //! `cargo bench -p hush-client-core --bench crypto` (about a minute).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -34,6 +34,7 @@
 //! [`PresenceEntry`]) are re-exported, so users need not depend on
 //! `hush-protocol`.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
 pub mod store;
 
 pub mod clock;

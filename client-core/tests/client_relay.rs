@@ -1,7 +1,13 @@
 //! Two `Client`s talking through a real `hush-relay` started in the test:
 //! online, offline then online, across a relay restart, identity changes
 //! and delivery receipts.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,13 @@
 //! sends the relay refused. However hard they try, the client keeps
 //! connecting, keeps its prekey state bounded, and its next accepted
 //! message is one the receiver decrypts.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "common/mitm.rs"]
 mod mitm;

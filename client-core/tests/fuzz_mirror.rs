@@ -2,7 +2,13 @@
 //! demand, under nightly flags): the same checkers from
 //! `hush_client_core::fuzzing`, fed arbitrary bytes, mutations of the
 //! committed seed corpus, and generated interaction scripts, on every CI run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::PathBuf;
 

@@ -11,7 +11,13 @@
 //!
 //! The same man in the middle also serves one overload case: a burst of
 //! envelopes larger than the relay's `max_ack_ids` released at once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "common/mitm.rs"]
 mod mitm;

@@ -1,5 +1,11 @@
 //! Payload codec: round trips, bounds, and total decoding of junk.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_client_core::limits::{MAX_RECEIPT_IDS, MAX_TEXT_LEN};
 use hush_client_core::{MessageId, Payload, PayloadBody, PayloadError, ReceiptKind, TypingState};

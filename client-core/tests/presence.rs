@@ -1,6 +1,12 @@
 //! Presence, typing indicators and receipts between `Client`s through a real
 //! `hush-relay` started in the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Forward secrecy and post-compromise security, seen from outside: what a
 //! copy of a party's whole state (its pickles) can and cannot decrypt.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

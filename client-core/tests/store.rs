@@ -1,6 +1,12 @@
 //! Behaviour of the sealed profile store, run against both backends where it
 //! applies (the disk backend through a real profile directory).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::{Path, PathBuf};
 

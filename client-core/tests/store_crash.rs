@@ -1,6 +1,12 @@
 //! Crash safety of the disk profile: whatever happens mid-write, the profile
 //! opens with the last committed state.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -5,7 +5,13 @@
 //! Regenerate only when deliberately starting a new fixture (never to make a
 //! failing test pass):
 //! `HUSH_WRITE_STORE_FIXTURE=1 cargo test -p hush-client-core --test store_fixture -- --ignored write_fixture_v1`
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::{Path, PathBuf};
 

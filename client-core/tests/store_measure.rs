@@ -1,7 +1,13 @@
 //! Figures quoted in docs/store.md. Ignored by default (timing, not
 //! behaviour); run with
 //! `cargo test --release -p hush-client-core --test store_measure -- --ignored --nocapture`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Instant;
 

@@ -1,7 +1,13 @@
 //! Model test: random sequences of batches (appends, duplicate appends,
 //! receipts in any order, session writes, envelope ids, reopen) applied to
 //! the store and to a plain in-memory model must agree after every step.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,13 @@
 //! generator write the same bytes (header salt and nonce, data key, value
 //! nonces), and different seeds different ones.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_client_core::store::{
     Backend, KdfParams, MemoryBackend, ProfileSettings, ProfileStore, Table,

@@ -1,7 +1,13 @@
 //! Proptest mirror of the `relay_frame` fuzz target in `fuzz/`: the same
 //! checker (`fuzz/frame_check.rs`, included verbatim) on arbitrary text,
 //! text shaped like frames, and mutations of the committed seed frames.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,12 @@
 //! The presence frames' exact wire shapes (docs/protocol.md, "Presence"),
 //! the no-oracle rule at the encoding level, and their decoding errors.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_protocol::frame::{
     Presence, PresenceAllow, PresenceAllowed, PresenceEntry, PresenceQuery, PresenceState,

@@ -11,7 +11,14 @@
 //! tests run it).
 //!
 //! `cargo bench -p hush-relay --bench mailbox`
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -3,7 +3,14 @@
 //! (base64 of the body + JSON), every `ack` is decoded.
 //!
 //! `cargo bench -p hush-relay --bench protocol`
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::hint::black_box;
 

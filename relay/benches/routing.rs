@@ -6,7 +6,14 @@
 //! client costs are included).
 //!
 //! `cargo bench -p hush-relay --bench routing`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::time::{Duration, Instant};
 

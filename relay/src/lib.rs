@@ -33,7 +33,16 @@
 //!
 //! The protocol is specified in `docs/protocol.md`; the wire types live in
 //! `hush-protocol`.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation
+    )
+)]
 
 mod accept;
 pub mod admin;

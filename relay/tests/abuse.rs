@@ -2,7 +2,13 @@
 //! connection, hostile JSON shapes and bytes that are not UTF-8. Each must
 //! end in the documented error or close, and the relay must keep serving
 //! everyone else.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -3,7 +3,13 @@
 //! the TCP accept, and a swarm of them cannot starve a relay of file
 //! descriptors (the relay binary under a low `ulimit -n`). Also PROXY
 //! protocol headers from trusted load balancers (and from anyone else).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,7 +1,13 @@
 //! `acked` means what docs/protocol.md says: the deletion is durable. The
 //! relay binary (redb) is SIGKILLed right after it answered `acked`; on
 //! restart nothing acknowledged is pushed again.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

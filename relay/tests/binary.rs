@@ -1,6 +1,12 @@
 //! The `hush-relay` binary itself: its first stdout line, flags and
 //! environment, `--help`, and `admin reset-user` against a live data dir.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -4,7 +4,13 @@
 //! figures are printed for `docs/benchmarks.md` (never asserted: timing is
 //! the machine's); what is asserted is the mechanism: the flooding address
 //! gets no more bytes through than its byte budget allows, and no error.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! RFC 6455 closing handshake, client first: the relay echoes a valid close
 //! code and answers an invalid or reserved one with 1002.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,7 +1,13 @@
 //! Cluster mode: several relays on one real `redis-server` (AOF on,
 //! `appendfsync always`). Relays run in-process, except where a relay is
 //! SIGKILLed: there it is the `hush-relay` binary as a child process.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

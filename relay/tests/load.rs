@@ -2,7 +2,13 @@
 //! hush-relay --test load -- --ignored --nocapture`. Pairs of clients; each
 //! sender sends sequentially (waiting for `accepted`), each receiver acks in
 //! batches. Prints delivered messages per second per backend.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

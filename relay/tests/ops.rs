@@ -2,7 +2,13 @@
 //! `/metrics`, `/readyz` against a Redis that goes away, graceful shutdown
 //! on SIGTERM under traffic (the binary), and the options table of
 //! `docs/operations.md` against the code.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -1,7 +1,13 @@
 //! Presence, last seen and ephemeral envelopes, end to end (docs/protocol.md
 //! sections 14 and 15). Every scenario runs against every store backend
 //! (see the bottom); cluster mode across two relays is at the end.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -2,7 +2,13 @@
 //! driven over real WebSockets with real Ed25519 keys. Every scenario runs
 //! against every store backend (see `backends!` at the bottom: adding a
 //! backend is one line).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

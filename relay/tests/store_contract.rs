@@ -2,7 +2,13 @@
 //! backend is one line at the bottom): id allocation, mailbox bounds and
 //! byte accounting, one-time prekey popping, publish caps, reset and
 //! retention sweep.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

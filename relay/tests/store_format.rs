@@ -4,7 +4,13 @@
 //! The golden bytes were computed by the stores as they were before their
 //! codecs were merged into one (`store/codec.rs`); any change to what is on
 //! disk or in Redis fails here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

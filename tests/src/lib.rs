@@ -20,6 +20,13 @@
 //!
 //! The API is synchronous, for plain `#[test]` functions; child processes
 //! and the proxy live on one shared tokio runtime ([`process::runtime`]).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 pub mod bins;
 pub mod http;

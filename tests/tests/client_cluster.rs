@@ -3,7 +3,13 @@
 //! `hush_client_core::Client`s. Presence subscribed through
 //! `ClientConfig::presence` and typing indicators cross the relays, and a
 //! sender that vanishes mid-"typing" is cleared by the receiver's timeout.
-#![allow(clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

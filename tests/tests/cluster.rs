@@ -1,6 +1,13 @@
 //! Cluster mode across real processes: three `hush-relay --redis` processes
 //! on one real `redis-server`, and users running the `hush` CLI (end-to-end
 //! encrypted) against different relays.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_tests::{Hush, Redis, Relay, RelayOptions, temp_dir};
 use serde_json::Value;

@@ -1,6 +1,13 @@
 //! Durability across relay crashes: what the relay accepted (a `hush send`
 //! that printed an id) is delivered after SIGKILLs and restarts, exactly
 //! once and in order.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Duration;
 

@@ -1,5 +1,12 @@
 //! Every failure a script can meet ends `hush` with its documented exit
 //! code and one line on stderr (`hush: ...`), never a panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Duration;
 

@@ -3,6 +3,13 @@
 //! with exit code 5 until the user runs `hush trust` with the new key's
 //! safety number (or `hush reject`s it). Messages under the new key are
 //! never shown as the contact's until then.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_tests::{Hush, Relay, temp_dir};
 use serde_json::Value;

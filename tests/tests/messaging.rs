@@ -1,6 +1,13 @@
 //! Sending and receiving through real `hush` processes and a real relay:
 //! the text arrives exactly, the history keeps it, the `--json` forms carry
 //! their documented fields, and `recv` stops by itself once drained.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

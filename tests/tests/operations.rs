@@ -2,6 +2,13 @@
 //! `wss://` to a relay with a certificate generated here, `/metrics` as
 //! Prometheus text whose counters follow a conversation, `/readyz` while
 //! Redis is down, configuration errors, JSON logs, and the admin commands.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -3,7 +3,13 @@
 //! an allowed user with online / last seen and anyone else exactly as for a
 //! user who does not exist, `hush recv --presence` reports changes, and
 //! `hush settings` switches read receipts.
-#![allow(clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

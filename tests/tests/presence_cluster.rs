@@ -3,7 +3,13 @@
 //! the other. alice's allow list, online state and last seen reach bob
 //! across relays; carol still gets the answer for a user who does not
 //! exist.
-#![allow(clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -3,6 +3,13 @@
 //! read it: not in the bytes on its sockets (either direction, raw and with
 //! the WebSocket masking removed), not in its data directory, not in its
 //! debug logs. Client profiles on disk are sealed too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::Path;
 

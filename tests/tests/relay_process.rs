@@ -1,6 +1,13 @@
 //! The relay binary as an operator runs it: its first stdout line, its
 //! health endpoint, its logs, its shutdown on SIGTERM, and the admin
 //! command that frees a user id.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::Duration;
 

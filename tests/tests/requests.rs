@@ -2,6 +2,13 @@
 //! message is marked as a request (in `recv`, `recv --json` and
 //! `contacts`) until the user replies or accepts; `hush block` drops
 //! everything from a user unread; `hush unblock` undoes it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use hush_tests::{Hush, Relay, temp_dir};
 use serde_json::Value;

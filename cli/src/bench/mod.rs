@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use hush_client_core::{IdentityKeyPair, UserId};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
+use rand::seq::IndexedRandom as _;
 use tokio::sync::{Barrier, Semaphore};
 use tokio::task::JoinSet;
 
@@ -249,12 +250,21 @@ fn idle_source(ep: &Endpoint, i: usize) -> Option<IpAddr> {
     }
 }
 
+impl Options {
+    /// The relay for connection `i`: connections go round the `--relay` list.
+    fn endpoint(&self, i: usize) -> Result<&Endpoint, BenchError> {
+        i.checked_rem(self.endpoints.len())
+            .and_then(|at| self.endpoints.get(at))
+            .ok_or_else(|| BenchError::Usage("--relay names no relay".to_owned()))
+    }
+}
+
 async fn open_idle(opts: &Options, tag: &str) -> Result<Vec<wire::Ws>, BenchError> {
     let identity = Arc::new(IdentityKeyPair::generate(&mut bench_rng()));
     let sem = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
     let mut set = JoinSet::new();
     for i in 0..opts.idle {
-        let ep = opts.endpoints[i % opts.endpoints.len()].clone();
+        let ep = opts.endpoint(i)?.clone();
         let id = user(tag, 'i', i)?;
         let identity = Arc::clone(&identity);
         let sem = Arc::clone(&sem);
@@ -276,9 +286,8 @@ struct SetupOut {
 }
 
 async fn setup_pair(opts: Arc<Options>, tag: String, i: usize) -> Result<SetupOut, BenchError> {
-    let n = opts.endpoints.len();
-    let sender_ep = opts.endpoints[(2 * i) % n].clone();
-    let receiver_ep = opts.endpoints[(2 * i + 1) % n].clone();
+    let sender_ep = opts.endpoint(2 * i)?.clone();
+    let receiver_ep = opts.endpoint(2 * i + 1)?.clone();
     let mut rng: StdRng = bench_rng();
     let sender_id = user(&tag, 's', i)?;
     let receiver_id = user(&tag, 'r', i)?;
@@ -353,7 +362,8 @@ async fn bench(opts: Options) -> Result<Summary, BenchError> {
     let tag: String = {
         let mut rng = bench_rng();
         (0..6)
-            .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
+            .filter_map(|_| b"0123456789abcdefghijklmnopqrstuvwxyz".choose(&mut rng))
+            .map(|&b| char::from(b))
             .collect()
     };
     let pids = opts.relay_pids.clone();

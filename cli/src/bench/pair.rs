@@ -37,16 +37,23 @@ pub(crate) struct Header {
     pub sent_us: u64,
 }
 
-pub(crate) fn write_header(buf: &mut [u8], h: Header) {
-    buf[0..4].copy_from_slice(&h.pair.to_le_bytes());
-    buf[4..12].copy_from_slice(&h.seq.to_le_bytes());
-    buf[12..20].copy_from_slice(&h.sent_us.to_le_bytes());
+pub(crate) fn write_header(buf: &mut [u8; HEADER_LEN], h: Header) {
+    let (pair, rest) = buf.split_at_mut(4);
+    let (seq, sent_us) = rest.split_at_mut(8);
+    pair.copy_from_slice(&h.pair.to_le_bytes());
+    seq.copy_from_slice(&h.seq.to_le_bytes());
+    sent_us.copy_from_slice(&h.sent_us.to_le_bytes());
 }
 
 pub(crate) fn parse_header(buf: &[u8]) -> Option<Header> {
-    let pair = u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?);
-    let seq = u64::from_le_bytes(buf.get(4..12)?.try_into().ok()?);
-    let sent_us = u64::from_le_bytes(buf.get(12..20)?.try_into().ok()?);
+    let (pair, rest) = buf.split_first_chunk::<4>()?;
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (sent_us, _) = rest.split_first_chunk::<8>()?;
+    let (pair, seq, sent_us) = (
+        u32::from_le_bytes(*pair),
+        u64::from_le_bytes(*seq),
+        u64::from_le_bytes(*sent_us),
+    );
     Some(Header { pair, seq, sent_us })
 }
 
@@ -215,8 +222,11 @@ impl Pair {
     ) -> Result<(), BenchError> {
         let seq = ph.next;
         let now = plan.now_us();
+        let head = self.filler.first_chunk_mut::<HEADER_LEN>().ok_or_else(|| {
+            BenchError::Usage(format!("--size must be at least {HEADER_LEN} bytes"))
+        })?;
         write_header(
-            &mut self.filler,
+            head,
             Header {
                 pair: self.index,
                 seq,

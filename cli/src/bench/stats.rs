@@ -9,9 +9,11 @@ pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     }
     // Nearest rank, ceil(p/100 * n), computed as p * n / 100 so that e.g.
     // 99.9 % of 1,000 is exactly 999 (0.999 * 1000 rounds up to 1000).
+    // The float-to-int cast saturates; the clamp keeps the rank in 1..=n.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let rank = (p * sorted_us.len() as f64 / 100.0).ceil() as usize;
     let i = rank.clamp(1, sorted_us.len()) - 1;
-    f64::from(sorted_us[i]) / 1000.0
+    sorted_us.get(i).map_or(0.0, |&us| f64::from(us) / 1000.0)
 }
 
 /// Latency distribution of one kind (send to delivery, or send to

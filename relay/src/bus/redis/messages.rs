@@ -32,9 +32,9 @@ pub(super) fn dispatch(payload: &[u8], events: &dyn BusEvents) {
         let (&kind, rest) = payload.split_first()?;
         let (&len, rest) = rest.split_first()?;
         let len = usize::from(len);
-        let user = std::str::from_utf8(rest.get(..len)?).ok()?;
-        let user = UserId::try_from(user).ok()?;
-        Some((kind, user, &rest[len..]))
+        let (user, rest) = rest.split_at_checked(len)?;
+        let user = UserId::try_from(std::str::from_utf8(user).ok()?).ok()?;
+        Some((kind, user, rest))
     })();
     let Some((kind, user, rest)) = parsed else {
         tracing::warn!(len = payload.len(), "malformed cluster message dropped");
@@ -65,13 +65,12 @@ fn dispatch_new_mail(mut records: &[u8], events: &dyn BusEvents) {
         let parsed = (|| {
             let (&len, rest) = records.split_first()?;
             let len = usize::from(len);
-            let user = std::str::from_utf8(rest.get(..len)?).ok()?;
-            let user = UserId::try_from(user).ok()?;
-            let rest = &rest[len..];
-            let mlen: [u8; 4] = rest.get(..4)?.try_into().ok()?;
-            let mlen = usize::try_from(u32::from_be_bytes(mlen)).ok()?;
-            let member = rest.get(4..4 + mlen)?;
-            Some((user, member, &rest[4 + mlen..]))
+            let (user, rest) = rest.split_at_checked(len)?;
+            let user = UserId::try_from(std::str::from_utf8(user).ok()?).ok()?;
+            let (mlen, rest) = rest.split_first_chunk::<4>()?;
+            let mlen = usize::try_from(u32::from_be_bytes(*mlen)).ok()?;
+            let (member, rest) = rest.split_at_checked(mlen)?;
+            Some((user, member, rest))
         })();
         let Some((user, member, rest)) = parsed else {
             tracing::warn!(len = records.len(), "malformed new-mail record dropped");
