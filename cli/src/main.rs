@@ -2,6 +2,19 @@
 //! `hush-client-core`. This file parses flags, sets up logging and maps
 //! failures to the documented exit codes; the commands live in
 //! [`commands`].
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `args` | every flag and subcommand (clap) |
+//! | `commands` | one file per group of subcommands: `init`, `messaging` (`send`, `recv`), `offline` (what reads or changes only the local profile: history, contacts, trust), `passphrase`, `presence` (and `settings`) |
+//! | `chat` | `hush chat`: the event loop in `mod.rs`; pure rules in `state/` (messages, header, events, layout), `input`, `typing`, `wrap`; drawing in `ui`; the terminal guard in `terminal` |
+//! | `bench` | `hush bench`: options and the run in `mod.rs`, one pair's loop in `pair`, frames over client-core's `Connection` in `wire`, end-to-end crypto in `crypto`, percentiles in `stats`, the relay's CPU and RSS in `procfs` |
+//! | `output` | human and `--json` output |
+//! | `exit` | [`exit::CliError`] and the documented exit codes |
+//! | `home`, `time`, `duration`, `terminal_text` | the profile directory and passphrases, local times, durations in flags, escaping what peers wrote |
+//!
+//! The CLI speaks to relays only through `hush-client-core` (it depends on
+//! neither `hush-protocol` nor a WebSocket crate; `.ci/run` checks).
 
 mod args;
 mod bench;

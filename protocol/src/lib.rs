@@ -11,14 +11,14 @@
 //! - [`limits`]: [`Limits`], every bound a peer controls, with defaults.
 //! - [`error_code`]: [`ErrorCode`] and the WebSocket [`close`] codes.
 //! - [`signing`]: the exact bytes signed by identity keys.
+//! - [`backoff`]: [`Backoff`], the jittered reconnection delays clients and
+//!   relays use.
+//! - `decode`: the two-pass decoding behind [`ClientFrame::decode`].
 //!
 //! The full specification is `docs/protocol.md`.
-#![warn(
-    missing_docs,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+// clippy::panic, indexing_slicing and cast_possible_truncation come from
+// the workspace lints.
+#![warn(missing_docs)]
 #![cfg_attr(
     test,
     allow(
