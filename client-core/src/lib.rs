@@ -19,6 +19,7 @@
 //! | [`peer_sessions`] | crypto | the sessions with one peer |
 //! | [`payload`] | crypto | the typed content inside the ciphertext |
 //! | [`trust`] | crypto | fingerprints, safety numbers, the TOFU decision |
+//! | [`devices`] | crypto | an account's device list: signed by the account key, only moving forward |
 //! | [`limits`] | crypto | every bound a peer controls |
 //! | [`pickle`] | crypto | secrets serialised for the store |
 //! | [`store`] | store | the sealed local store (records, batches, backends) |
@@ -39,6 +40,7 @@ pub mod store;
 
 pub mod clock;
 // Only the async client drives the engine today.
+pub mod devices;
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) mod engine;
 pub mod error;

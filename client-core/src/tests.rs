@@ -63,7 +63,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// A fixed 32-byte secret: `SHA-256("hush-kat " || label)`.
-fn secret(label: &str) -> [u8; 32] {
+pub(crate) fn secret(label: &str) -> [u8; 32] {
     Sha256::digest(format!("hush-kat {label}").as_bytes()).into()
 }
 
@@ -177,7 +177,7 @@ fn known_answer_vectors_match() {
     assert_eq!(computed, committed);
 }
 
-fn unhex(v: &Value) -> Vec<u8> {
+pub(crate) fn unhex(v: &Value) -> Vec<u8> {
     let s = v.as_str().unwrap();
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())

@@ -11,6 +11,8 @@
 //! - [`limits`]: [`Limits`], every bound a peer controls, with defaults.
 //! - [`error_code`]: [`ErrorCode`] and the WebSocket [`close`] codes.
 //! - [`signing`]: the exact bytes signed by identity keys.
+//! - [`devices`]: [`devices::SignedDeviceList`], an account's devices as
+//!   its account key certifies them, and their structural rules.
 //! - [`backoff`]: [`Backoff`], the jittered reconnection delays clients and
 //!   relays use.
 //! - `decode`: the two-pass decoding behind [`ClientFrame::decode`].
@@ -25,13 +27,15 @@
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::indexing_slicing
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation
     )
 )]
 
 pub mod backoff;
 pub mod bytes;
 mod decode;
+pub mod devices;
 pub mod error_code;
 pub mod frame;
 pub mod limits;

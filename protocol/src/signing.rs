@@ -11,6 +11,9 @@
 //! | authentication | `"HUSH-AUTH-V1\0" \|\| u16be(len(relay_id)) \|\| relay_id \|\| challenge[32] \|\| u16be(len(user_id)) \|\| user_id` |
 //! | identity DH key | `"HUSH-IKDH-V1\0" \|\| IKdh_pub[32]` |
 //! | signed prekey | `"HUSH-SPK-V1\0" \|\| u32be(spk_id) \|\| SPK_pub[32]` |
+//! | device list | `"HUSH-DEVICES-V1\0" \|\| u16be(len(user_id)) \|\| user_id \|\| u64be(version) \|\| u16be(n) \|\| n × (u32be(id) \|\| signing_key[32] \|\| identity_dh[32])` |
+
+use crate::devices::DeviceEntry;
 
 /// Domain separation string for the authentication signature.
 pub const AUTH_DOMAIN: &[u8] = b"HUSH-AUTH-V1\0";
@@ -18,6 +21,10 @@ pub const AUTH_DOMAIN: &[u8] = b"HUSH-AUTH-V1\0";
 pub const IDENTITY_DH_DOMAIN: &[u8] = b"HUSH-IKDH-V1\0";
 /// Domain separation string for the signature over a signed prekey.
 pub const SIGNED_PREKEY_DOMAIN: &[u8] = b"HUSH-SPK-V1\0";
+
+/// Domain separation string for the account key's signature over a device
+/// list.
+pub const DEVICE_LIST_DOMAIN: &[u8] = b"HUSH-DEVICES-V1\0";
 
 /// Length of the relay's authentication challenge, in bytes.
 pub const CHALLENGE_LEN: usize = 32;
@@ -78,6 +85,34 @@ pub fn signed_prekey_message(spk_id: u32, signed_prekey_public: &[u8; 32]) -> Ve
     out
 }
 
+/// The bytes signed by the account key `IKsig` to certify `user`'s device
+/// list at `version`. `devices` are taken in the order given (a valid list
+/// is in ascending id order, see [`crate::devices::check_shape`]); more than
+/// 65,535 entries is an error.
+pub fn device_list_message(
+    user_id: &str,
+    version: u64,
+    devices: &[DeviceEntry],
+) -> Result<Vec<u8>, FieldTooLong> {
+    let mut out = Vec::with_capacity(
+        DEVICE_LIST_DOMAIN.len() + 2 + user_id.len() + 8 + 2 + devices.len() * 68,
+    );
+    out.extend_from_slice(DEVICE_LIST_DOMAIN);
+    push_len_prefixed(&mut out, "user_id", user_id.as_bytes())?;
+    out.extend_from_slice(&version.to_be_bytes());
+    let n = u16::try_from(devices.len()).map_err(|_| FieldTooLong {
+        field: "devices",
+        len: devices.len(),
+    })?;
+    out.extend_from_slice(&n.to_be_bytes());
+    for d in devices {
+        out.extend_from_slice(&d.id.to_be_bytes());
+        out.extend_from_slice(&d.signing_key.0);
+        out.extend_from_slice(&d.identity_dh.0);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +144,24 @@ mod tests {
         let long = "x".repeat(70_000);
         let err = auth_message(&long, &[0; CHALLENGE_LEN], "a").unwrap_err();
         assert_eq!(err.field, "relay_id");
+    }
+
+    #[test]
+    fn device_list_message_layout_is_exact() {
+        let d = DeviceEntry {
+            id: 0x0102_0304,
+            signing_key: crate::PublicKeyBytes([5; 32]),
+            identity_dh: crate::PublicKeyBytes([6; 32]),
+        };
+        let m = device_list_message("al", 0x1122_3344_5566_7788, &[d]).unwrap();
+        let mut want = b"HUSH-DEVICES-V1\0".to_vec();
+        want.extend_from_slice(&[0, 2]);
+        want.extend_from_slice(b"al");
+        want.extend_from_slice(&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
+        want.extend_from_slice(&[0, 1, 1, 2, 3, 4]);
+        want.extend_from_slice(&[5; 32]);
+        want.extend_from_slice(&[6; 32]);
+        assert_eq!(m, want);
     }
 
     #[test]
