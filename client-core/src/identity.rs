@@ -129,6 +129,12 @@ impl fmt::Debug for IdentityKeyPair {
 }
 
 impl IdentityKeyPair {
+    /// The Ed25519 secret (RFC 8032 seed) of `IKsig`: only for handing the
+    /// account key to a device being linked ([`crate::linking`]).
+    pub(crate) fn signing_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
     /// Generates a fresh identity.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut sig = Zeroizing::new([0u8; 32]);

@@ -20,6 +20,7 @@
 //! | [`payload`] | crypto | the typed content inside the ciphertext |
 //! | [`trust`] | crypto | fingerprints, safety numbers, the TOFU decision |
 //! | [`devices`] | crypto | an account's device list: signed by the account key, only moving forward |
+//! | [`linking`] | crypto | the link code and the sealed request and grant that add a device to an account |
 //! | [`limits`] | crypto | every bound a peer controls |
 //! | [`pickle`] | crypto | secrets serialised for the store |
 //! | [`store`] | store | the sealed local store (records, batches, backends) |
@@ -48,6 +49,7 @@ pub mod events;
 pub mod identity;
 mod keys;
 pub mod limits;
+pub mod linking;
 pub mod message;
 pub mod padding;
 pub mod payload;

@@ -28,10 +28,10 @@ const VECTORS: &str = concat!(
 
 /// An RNG that replays a fixed script of bytes and records nothing else;
 /// running out is a test bug.
-struct Script(VecDeque<u8>);
+pub(crate) struct Script(VecDeque<u8>);
 
 impl Script {
-    fn new(chunks: &[&[u8; 32]]) -> Self {
+    pub(crate) fn new(chunks: &[&[u8; 32]]) -> Self {
         Self(chunks.iter().flat_map(|c| c.iter().copied()).collect())
     }
 }
