@@ -34,7 +34,9 @@
 
 use crate::identity::IdentityPublic;
 use crate::limits::{MAX_MESSAGE_LEN, PADDING_BLOCK};
-use crate::ratchet::TAG_LEN;
+
+/// Length of the Poly1305 tag at the end of every message.
+pub const TAG_LEN: usize = 16;
 
 /// Version byte of every message this build writes and reads.
 pub const MESSAGE_VERSION: u8 = 1;

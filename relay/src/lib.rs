@@ -24,6 +24,7 @@
 //! | [`admin`] | operator commands (`stats`, `reset-user`, `purge-expired`) on a stopped relay's data directory or on a cluster's Redis |
 //! | [`config`], [`settings`] | the [`Config`] struct; every option of the binary in one table, resolved from defaults, a TOML file, environment variables and flags |
 //! | [`metrics`] | the Prometheus metrics behind `GET /metrics` |
+//! | [`stats`] | what stores count for monitoring ([`stats::StoreStats`], [`stats::MailboxCensus`]); a leaf both stores and metrics use |
 //! | [`tls`] | rustls for `wss://` |
 //!
 //! Dependencies point one way: `connection` -> `hub` -> {`delivery`,
@@ -62,6 +63,7 @@ mod rate;
 pub mod server;
 mod sessions;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod tls;
 mod wire;

@@ -21,7 +21,7 @@ use hush_protocol::{ErrorCode, ServerFrame};
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::store::StoreStats;
+pub use crate::stats::{BYTES_BOUNDS, DEPTH_BOUNDS, MailboxCensus, StoreStats};
 
 /// Seconds from `accepted` to the push of an envelope.
 const DELIVERY_BUCKETS: &[f64] = &[
@@ -31,18 +31,6 @@ const DELIVERY_BUCKETS: &[f64] = &[
 /// Seconds from submitting an append to its durable commit.
 const COMMIT_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-/// Upper bounds of the mailbox depth histogram (envelopes).
-pub const DEPTH_BOUNDS: [u64; 7] = [1, 10, 100, 1_000, 5_000, 10_000, 100_000];
-/// Upper bounds of the mailbox size histogram (body bytes).
-pub const BYTES_BOUNDS: [u64; 7] = [
-    1 << 10,
-    16 << 10,
-    256 << 10,
-    1 << 20,
-    16 << 20,
-    64 << 20,
-    256 << 20,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -237,40 +225,6 @@ pub(crate) fn timed_commit<F: Future>(commit: F) -> impl Future<Output = F::Outp
 /// A Redis operation failed.
 pub(crate) fn redis_error(op: &'static str) {
     counter!("hush_relay_redis_errors_total", "op" => op).increment(1);
-}
-
-/// Distribution of the non-empty mailboxes by depth and by body bytes,
-/// counted while the store computes its totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MailboxCensus {
-    /// Mailboxes with at most `DEPTH_BOUNDS[i]` envelopes (cumulative).
-    pub depth: [u64; DEPTH_BOUNDS.len()],
-    /// Mailboxes with at most `BYTES_BOUNDS[i]` body bytes (cumulative).
-    pub bytes: [u64; BYTES_BOUNDS.len()],
-    /// Non-empty mailboxes.
-    pub mailboxes: u64,
-    /// Sum of their envelopes.
-    pub depth_sum: u64,
-    /// Sum of their bytes.
-    pub bytes_sum: u64,
-}
-
-impl MailboxCensus {
-    /// Counts one mailbox; empty ones are not counted.
-    pub fn add(&mut self, envelopes: u64, bytes: u64) {
-        if envelopes == 0 {
-            return;
-        }
-        self.mailboxes += 1;
-        self.depth_sum += envelopes;
-        self.bytes_sum += bytes;
-        for (slot, bound) in self.depth.iter_mut().zip(DEPTH_BOUNDS) {
-            *slot += u64::from(envelopes <= bound);
-        }
-        for (slot, bound) in self.bytes.iter_mut().zip(BYTES_BOUNDS) {
-            *slot += u64::from(bytes <= bound);
-        }
-    }
 }
 
 /// What a scrape reads besides the recorder.

@@ -14,13 +14,11 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::message::HEADER_LEN;
+pub use crate::message::TAG_LEN;
 use crate::x3dh::AD_LEN;
 
 /// HKDF info string expanding a message key.
 pub const MESSAGE_KEY_INFO: &[u8] = b"Hush message keys v1";
-
-/// Length of the Poly1305 tag at the end of every ciphertext.
-pub const TAG_LEN: usize = 16;
 
 /// The AEAD rejected the ciphertext (wrong key, or modified bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -274,7 +274,7 @@ impl Store for MemoryStore {
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let users = self.lock();
-        let mut census = crate::metrics::MailboxCensus::default();
+        let mut census = crate::stats::MailboxCensus::default();
         users
             .values()
             .for_each(|u| census.add(u.mailbox.len() as u64, u.mailbox_bytes));

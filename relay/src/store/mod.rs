@@ -41,6 +41,7 @@ use std::future::Future;
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 
+pub use crate::stats::StoreStats;
 pub(crate) mod codec;
 mod memory;
 pub(crate) mod redb_store;
@@ -203,19 +204,6 @@ pub enum AppendOutcome {
 /// What one asker may see of one subject: `None` when not visible (not
 /// allowed, or no such user), else `Some(last_seen_ms)`.
 pub type Visibility = Option<Option<u64>>;
-
-/// Counts for monitoring.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Registered users.
-    pub users: u64,
-    /// Envelopes waiting in all mailboxes.
-    pub envelopes: u64,
-    /// Body bytes waiting in all mailboxes.
-    pub envelope_bytes: u64,
-    /// Non-empty mailboxes by depth and by bytes (for `/metrics`).
-    pub census: crate::metrics::MailboxCensus,
-}
 
 /// A relay's storage. Every method is async-capable; implementations must be
 /// cheap to share (`&self`) across connection tasks.
