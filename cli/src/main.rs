@@ -11,7 +11,7 @@
 //! | `bench` | `hush bench`: options and the run in `mod.rs`, one pair's loop in `pair`, frames over client-core's `Connection` in `wire`, end-to-end crypto in `crypto`, percentiles in `stats`, the relay's CPU and RSS in `procfs` |
 //! | `output` | human and `--json` output |
 //! | `exit` | [`exit::CliError`] and the documented exit codes |
-//! | `home`, `time`, `duration`, `terminal_text` | the profile directory and passphrases, local times, durations in flags, escaping what peers wrote |
+//! | `home`, `time`, `duration`, `user_id`, `terminal_text` | the profile directory and passphrases, the clock and local times, durations in flags, user ids as typed, escaping what peers wrote |
 //!
 //! The CLI speaks to relays only through `hush-client-core` (it depends on
 //! neither `hush-protocol` nor a WebSocket crate; `.ci/run` checks).
@@ -26,6 +26,7 @@ mod home;
 mod output;
 mod terminal_text;
 mod time;
+mod user_id;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,12 @@ use jiff::tz::TimeZone;
 
 static ZONE: OnceLock<TimeZone> = OnceLock::new();
 
+/// Now, in Unix milliseconds, by the system clock.
+pub fn now_ms() -> u64 {
+    use hush_client_core::client::{Clock, SystemClock};
+    SystemClock.now_ms()
+}
+
 /// Chooses the zone for this process: UTC, or the local one. Only the
 /// first call counts (`main` makes it before anything is shown).
 pub fn init(utc: bool) {

@@ -25,7 +25,7 @@ use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
 use hush_client_core::UserId;
 use hush_client_core::client::{
-    Client, ClientConfig, ClientError, Event, Events, PresenceEntry, SystemClock,
+    Client, ClientConfig, ClientError, Event, Events, PresenceEntry, SystemClock, SystemRandom,
 };
 use hush_client_core::limits::MAX_RECEIPT_IDS;
 use hush_client_core::payload::{MessageId, TypingState};
@@ -35,9 +35,10 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::args::{Global, UserArg};
-use crate::commands::{now_ms, rng, user_id};
 use crate::exit::{CliError, Failure};
 use crate::home;
+use crate::time::now_ms;
+use crate::user_id::user_id;
 use input::{Action, Command, Scroll, Submitted, classify, map_key};
 use state::{ChatState, Link, Trust};
 use terminal::TerminalGuard;
@@ -93,8 +94,13 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
         presence: vec![peer.clone()],
         ..ClientConfig::default()
     };
-    let (client, events) =
-        Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?;
+    let (client, events) = Client::connect(
+        profile,
+        config,
+        Box::new(SystemRandom),
+        Arc::new(SystemClock),
+    )
+    .await?;
     let mut st = ChatState::new(&me, peer.as_str(), history, trust);
     st.link = Link::Connecting;
     let mut workers = Workers::start(&client);

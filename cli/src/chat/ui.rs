@@ -96,12 +96,12 @@ fn header_line(st: &ChatState) -> Line<'static> {
     };
     spans.push(Span::styled(format!("· {link} "), link_style));
     spans.push(Span::styled(
-        format!("· {} ", crate::time::zone_label(crate::commands::now_ms())),
+        format!("· {} ", crate::time::zone_label(crate::time::now_ms())),
         bar,
     ));
     if let Some(p) = st.presence {
         spans.push(Span::styled(
-            format!("· {} ", presence_label(p, crate::commands::now_ms())),
+            format!("· {} ", presence_label(p, crate::time::now_ms())),
             bar,
         ));
     }

@@ -6,10 +6,11 @@ use hush_client_core::client::{Client, ClientConfig, ClientError, Profile, Syste
 use hush_client_core::store::{KdfParams, PROFILE_FILE};
 
 use super::messaging::rng;
-use super::offline::{now_ms, user_id};
 use crate::args::{Global, InitArgs, KdfArgs};
 use crate::exit::{CliError, Failure, REGISTERED_TO_ANOTHER_KEY};
 use crate::home;
+use crate::time::now_ms;
+use crate::user_id::user_id;
 
 pub async fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     let relay = g

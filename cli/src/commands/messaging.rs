@@ -7,10 +7,10 @@ use hush_client_core::UserId;
 use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock, SystemRandom};
 use hush_client_core::limits::MAX_TEXT_LEN;
 
-use super::offline::user_id;
 use crate::args::{Global, RecvArgs, SendArgs};
 use crate::duration::Wait;
 use crate::exit::{CliError, Failure};
+use crate::user_id::user_id;
 use crate::{home, output};
 
 /// Randomness for keys: OS-seeded and reseeding ([`SystemRandom`]).

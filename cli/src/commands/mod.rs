@@ -7,8 +7,6 @@ mod offline;
 mod passphrase;
 mod presence;
 
-pub(crate) use messaging::rng;
-pub(crate) use offline::{now_ms, user_id};
 
 use crate::args::{Cli, Command};
 use crate::exit::CliError;

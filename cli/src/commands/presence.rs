@@ -5,9 +5,9 @@ use hush_client_core::UserId;
 use hush_client_core::client::PresenceEntry;
 
 use super::messaging::connect;
-use super::offline::user_id;
 use crate::args::{Global, PresenceArgs, PresenceCommand, SettingsArgs};
 use crate::exit::CliError;
+use crate::user_id::user_id;
 use crate::{home, output};
 
 pub async fn run(g: &Global, a: PresenceArgs) -> Result<(), CliError> {

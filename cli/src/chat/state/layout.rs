@@ -60,7 +60,7 @@ impl ChatState {
         }
         #[cfg(not(test))]
         {
-            crate::commands::now_ms()
+            crate::time::now_ms()
         }
     }
 
