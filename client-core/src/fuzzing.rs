@@ -16,6 +16,10 @@
 //! - [`check_store_header`]: opening a [`MemoryBackend`] profile whose header
 //!   is the input never panics and never opens; the input is also tried with
 //!   a correct checksum so the checks behind it are reached.
+//! - [`check_link`]: the link code reader, the request decoder behind the
+//!   AEAD and the grant reader never panic; an accepted code or request
+//!   re-encodes to its input; no grant and no sealed message made without
+//!   the code's secret is ever accepted.
 //! - [`interaction`]: a script of sends, deliveries, drops, duplicates,
 //!   reorders, bit flips and pickle round trips between two parties.
 // Panicking is how a broken invariant is reported to the fuzzer, the
@@ -25,11 +29,71 @@
 
 use sha2::{Digest, Sha256};
 
+use std::sync::OnceLock;
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+
+use crate::identity::IdentityKeyPair;
+use crate::linking::{DeviceRequest, LinkCode, LinkOffer, PendingLink, seal_request};
 use crate::message::{Message, PrekeyMessage, RatchetMessage};
 use crate::payload::Payload;
 use crate::store::{
     Backend, KdfParams, MemoryBackend, ProfileStore, RawBatch, RawOp, StoreError, Table,
 };
+
+/// One fixed offer and the new device's pending link, made once.
+fn link_pair() -> &'static (LinkOffer, PendingLink) {
+    static PAIR: OnceLock<(LinkOffer, PendingLink)> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let mut rng = StdRng::seed_from_u64(0x11_4b);
+        let (offer, code) = LinkOffer::new(&mut rng, 0);
+        let keys = IdentityKeyPair::generate(&mut rng).public();
+        let device = DeviceRequest {
+            signing_key: keys.sig_pub,
+            identity_dh: keys.dh_pub,
+            identity_dh_sig: keys.dh_sig,
+            name: "fuzz".to_owned(),
+        };
+        let (_, pending) =
+            seal_request(&code, device, &mut rng).expect("a generated device makes a request");
+        (offer, pending)
+    })
+}
+
+/// The linking decoders on arbitrary bytes (see the module docs).
+pub fn check_link(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Ok(code) = LinkCode::parse(&text) {
+        let canonical: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        assert_eq!(
+            *code.encode(),
+            canonical,
+            "a code does not re-encode to its input"
+        );
+    }
+    if let Ok(request) = DeviceRequest::decode(bytes) {
+        assert_eq!(
+            request.encode().ok().as_deref(),
+            Some(bytes),
+            "a request does not re-encode to its input"
+        );
+    }
+    let (offer, pending) = link_pair();
+    assert!(
+        pending.parse_grant(bytes).is_err(),
+        "a grant with no account signature was accepted"
+    );
+    assert!(
+        offer.open_request(bytes, 0).is_err(),
+        "a forged request opened"
+    );
+    assert!(pending.open_grant(bytes).is_err(), "a forged grant opened");
+}
 
 /// Re-encodes a decoded message from its fields.
 fn reencode(msg: &Message<'_>) -> Vec<u8> {

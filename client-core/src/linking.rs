@@ -302,7 +302,7 @@ impl DeviceRequest {
         }
     }
 
-    fn encode(&self) -> Result<Vec<u8>, LinkError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, LinkError> {
         check_name(&self.name)?;
         let name_len = u8::try_from(self.name.len()).map_err(|_| LinkError::BadName)?;
         let mut out = Vec::with_capacity(REQUEST_PLAINTEXT_MIN + self.name.len());
@@ -314,7 +314,7 @@ impl DeviceRequest {
         Ok(out)
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, LinkError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, LinkError> {
         let (signing_key, rest) = bytes
             .split_first_chunk::<32>()
             .ok_or(LinkError::Malformed("request too short"))?;
@@ -534,6 +534,11 @@ impl PendingLink {
             return Err(LinkError::Malformed("grant too long"));
         }
         let plaintext = open(&self.keys.grant, GRANT_AD, grant)?;
+        self.parse_grant(&plaintext)
+    }
+
+    /// Reads and checks an opened grant's plaintext.
+    pub(crate) fn parse_grant(&self, plaintext: &[u8]) -> Result<Grant, LinkError> {
         let short = LinkError::Malformed("grant too short");
         let (user_len, rest) = plaintext.split_first_chunk::<2>().ok_or(short.clone())?;
         let (user, rest) = rest

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use hush_client_core::fuzzing::interaction::{Op, run, script_from_bytes};
 use hush_client_core::fuzzing::{
-    check_message, check_payload, check_store_header, valid_store_header,
+    check_link, check_message, check_payload, check_store_header, valid_store_header,
 };
 use proptest::prelude::*;
 
@@ -156,6 +156,17 @@ proptest! {
         let bytes = mutate(which.get(&seeds).clone(), &ms);
         check_message(&bytes);
         check_payload(&bytes);
+    }
+
+    #[test]
+    fn link_decoders_survive_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        check_link(&bytes);
+    }
+
+    #[test]
+    fn link_decoders_survive_mutated_seeds(which in any::<prop::sample::Index>(), ms in proptest::collection::vec(mutation(), 1..4)) {
+        let seeds = corpus("link");
+        check_link(&mutate(which.get(&seeds).clone(), &ms));
     }
 
     #[test]

@@ -7,7 +7,6 @@ mod offline;
 mod passphrase;
 mod presence;
 
-
 use crate::args::{Cli, Command};
 use crate::exit::CliError;
 
