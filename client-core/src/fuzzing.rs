@@ -16,6 +16,9 @@
 //! - [`check_store_header`]: opening a [`MemoryBackend`] profile whose header
 //!   is the input never panics and never opens; the input is also tried with
 //!   a correct checksum so the checks behind it are reached.
+//! - [`check_sender_key`]: the sender-key message and distribution readers
+//!   never panic; an accepted distribution re-encodes to its input; no
+//!   message without the sender's signature decrypts.
 //! - [`check_link`]: the link code reader, the request decoder behind the
 //!   AEAD and the grant reader never panic; an accepted code or request
 //!   re-encodes to its input; no grant and no sealed message made without
@@ -38,9 +41,31 @@ use crate::identity::IdentityKeyPair;
 use crate::linking::{DeviceRequest, LinkCode, LinkOffer, PendingLink, seal_request};
 use crate::message::{Message, PrekeyMessage, RatchetMessage};
 use crate::payload::Payload;
+use crate::sender_key::{OwnSenderKey, SenderKeyDistribution, SenderKeyMessage, SenderKeyRecord};
 use crate::store::{
     Backend, KdfParams, MemoryBackend, ProfileStore, RawBatch, RawOp, StoreError, Table,
 };
+
+/// The sender-key decoders on arbitrary bytes (see the module docs).
+pub fn check_sender_key(bytes: &[u8]) {
+    let _ = SenderKeyMessage::decode(bytes);
+    if let Ok(d) = SenderKeyDistribution::decode(bytes) {
+        assert_eq!(
+            d.encode().as_slice(),
+            bytes,
+            "a distribution does not re-encode to its input"
+        );
+    }
+    let own = OwnSenderKey::generate(&mut StdRng::seed_from_u64(0x5e4d), [0; 16]);
+    let mut record = SenderKeyRecord::new([0; 16]);
+    record
+        .add(&own.distribution())
+        .expect("a generated distribution is accepted");
+    assert!(
+        record.decrypt(bytes).is_err(),
+        "an unsigned sender-key message decrypted"
+    );
+}
 
 /// One fixed offer and the new device's pending link, made once.
 fn link_pair() -> &'static (LinkOffer, PendingLink) {

@@ -20,6 +20,7 @@
 //! | [`payload`] | crypto | the typed content inside the ciphertext |
 //! | [`trust`] | crypto | fingerprints, safety numbers, the TOFU decision |
 //! | [`devices`] | crypto | an account's device list: signed by the account key, only moving forward |
+//! | [`sender_key`] | crypto | group messages: one encryption per message under a signed sender-key chain |
 //! | [`linking`] | crypto | the link code and the sealed request and grant that add a device to an account |
 //! | [`limits`] | crypto | every bound a peer controls |
 //! | [`pickle`] | crypto | secrets serialised for the store |
@@ -37,6 +38,7 @@
 //! `hush-protocol`.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 pub mod store;
 
 pub mod clock;
@@ -59,6 +61,7 @@ pub mod prekey;
 pub mod profile;
 pub mod random;
 pub mod ratchet;
+pub mod sender_key;
 pub mod trust;
 pub mod wire;
 pub mod x3dh;

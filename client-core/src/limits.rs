@@ -126,6 +126,17 @@ pub const MAX_PRESENCE_QUERY: usize = 100;
 /// `max_presence_subscriptions`).
 pub const MAX_PRESENCE_SUBSCRIPTIONS: usize = 256;
 
+/// Most iterations a sender-key message may skip ahead of the next one
+/// expected (bounds the work one group message can cause).
+pub const MAX_SENDER_KEY_SKIP: u32 = 2_000;
+
+/// Keys of skipped iterations kept per received sender key (oldest evicted).
+pub const MAX_SKIPPED_SENDER_KEYS: usize = 2_000;
+
+/// Sender keys kept per member device and group (the newest; a replaced key
+/// stays readable for messages still in flight).
+pub const MAX_SENDER_KEY_STATES: usize = 5;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,8 @@ pub(crate) mod kind {
     pub const PREKEYS: u8 = 2;
     pub const SESSION: u8 = 3;
     pub const PEER_SESSIONS: u8 = 4;
+    pub const OWN_SENDER_KEY: u8 = 5;
+    pub const SENDER_KEY_RECORD: u8 = 6;
 }
 
 /// Append-only writer into a zeroizing buffer.

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 
 use hush_client_core::fuzzing::interaction::{Op, run, script_from_bytes};
 use hush_client_core::fuzzing::{
-    check_link, check_message, check_payload, check_store_header, valid_store_header,
+    check_link, check_message, check_payload, check_sender_key, check_store_header,
+    valid_store_header,
 };
 use proptest::prelude::*;
 
@@ -148,6 +149,7 @@ proptest! {
     fn message_and_payload_decoders_survive_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         check_message(&bytes);
         check_payload(&bytes);
+        check_sender_key(&bytes);
     }
 
     #[test]
@@ -156,6 +158,7 @@ proptest! {
         let bytes = mutate(which.get(&seeds).clone(), &ms);
         check_message(&bytes);
         check_payload(&bytes);
+        check_sender_key(&bytes);
     }
 
     #[test]

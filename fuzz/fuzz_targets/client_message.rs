@@ -1,4 +1,4 @@
-//! `Message::decode` and `Payload::decode` on arbitrary bytes: no panic,
+//! `Message::decode`, `Payload::decode` and the sender-key readers on arbitrary bytes: no panic,
 //! accepted values round-trip (checkers in `hush_client_core::fuzzing`).
 #![no_main]
 
@@ -7,4 +7,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     hush_client_core::fuzzing::check_message(data);
     hush_client_core::fuzzing::check_payload(data);
+    hush_client_core::fuzzing::check_sender_key(data);
 });
