@@ -399,6 +399,12 @@ impl ReceivedKey {
     /// computed on copies (nothing changes until [`Self::commit`]).
     fn key_for(&self, iteration: u32) -> Result<(MessageKey, Option<Advanced>), SenderKeyError> {
         let next = self.chain.index();
+        // A sender stops before the last index (see `OwnSenderKey::encrypt`);
+        // accepting it would wrap the chain's counter and reopen old
+        // iterations.
+        if iteration == u32::MAX {
+            return Err(SenderKeyError::Exhausted);
+        }
         if iteration < next {
             return self
                 .skipped
