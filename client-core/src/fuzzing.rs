@@ -19,6 +19,9 @@
 //! - [`check_sender_key`]: the sender-key message and distribution readers
 //!   never panic; an accepted distribution re-encodes to its input; no
 //!   message without the sender's signature decrypts.
+//! - [`check_group_change`]: the group-change reader never panics, an
+//!   accepted change re-encodes to its input, and no change applies to a
+//!   group state without a member's signature.
 //! - [`check_link`]: the link code reader, the request decoder behind the
 //!   AEAD and the grant reader never panic; an accepted code or request
 //!   re-encodes to its input; no grant and no sealed message made without
@@ -37,6 +40,7 @@ use std::sync::OnceLock;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 
+use crate::group::{GroupChange, GroupState};
 use crate::identity::IdentityKeyPair;
 use crate::linking::{DeviceRequest, LinkCode, LinkOffer, PendingLink, seal_request};
 use crate::message::{Message, PrekeyMessage, RatchetMessage};
@@ -65,6 +69,23 @@ pub fn check_sender_key(bytes: &[u8]) {
         record.decrypt(bytes).is_err(),
         "an unsigned sender-key message decrypted"
     );
+}
+
+/// [`GroupChange::decode`] on arbitrary bytes (see the module docs).
+pub fn check_group_change(bytes: &[u8]) {
+    let Ok(change) = GroupChange::decode(bytes) else {
+        return;
+    };
+    assert_eq!(
+        change.encode(),
+        bytes,
+        "a group change does not re-encode to its input"
+    );
+    let state = GroupState::empty(change.group_id);
+    if let Ok(next) = state.apply(&change) {
+        // Only a creation signed with the key it adds for its author applies.
+        assert_eq!(next.version, 1);
+    }
 }
 
 /// One fixed offer and the new device's pending link, made once.

@@ -20,6 +20,7 @@
 //! | [`payload`] | crypto | the typed content inside the ciphertext |
 //! | [`trust`] | crypto | fingerprints, safety numbers, the TOFU decision |
 //! | [`devices`] | crypto | an account's device list: signed by the account key, only moving forward |
+//! | [`group`] | crypto | group membership: signed, versioned changes by admins and the fork choice that makes members converge |
 //! | [`sender_key`] | crypto | group messages: one encryption per message under a signed sender-key chain |
 //! | [`linking`] | crypto | the link code and the sealed request and grant that add a device to an account |
 //! | [`limits`] | crypto | every bound a peer controls |
@@ -48,6 +49,7 @@ pub mod devices;
 pub(crate) mod engine;
 pub mod error;
 pub mod events;
+pub mod group;
 pub mod identity;
 mod keys;
 pub mod limits;

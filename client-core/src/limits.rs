@@ -137,6 +137,16 @@ pub const MAX_SKIPPED_SENDER_KEYS: usize = 2_000;
 /// stays readable for messages still in flight).
 pub const MAX_SENDER_KEY_STATES: usize = 5;
 
+/// Most members of a group.
+pub const MAX_GROUP_MEMBERS: usize = 1_000;
+
+/// Group states a member keeps to settle concurrent changes (a change to an
+/// older state is refused as too old).
+pub const MAX_GROUP_HISTORY: usize = 16;
+
+/// Group changes held while their parent state is unknown (oldest dropped).
+pub const MAX_PENDING_GROUP_CHANGES: usize = 32;
+
 #[cfg(test)]
 mod tests {
     use super::*;

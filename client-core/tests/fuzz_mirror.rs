@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use hush_client_core::fuzzing::interaction::{Op, run, script_from_bytes};
 use hush_client_core::fuzzing::{
-    check_link, check_message, check_payload, check_sender_key, check_store_header,
-    valid_store_header,
+    check_group_change, check_link, check_message, check_payload, check_sender_key,
+    check_store_header, valid_store_header,
 };
 use proptest::prelude::*;
 
@@ -150,6 +150,7 @@ proptest! {
         check_message(&bytes);
         check_payload(&bytes);
         check_sender_key(&bytes);
+        check_group_change(&bytes);
     }
 
     #[test]
@@ -159,6 +160,7 @@ proptest! {
         check_message(&bytes);
         check_payload(&bytes);
         check_sender_key(&bytes);
+        check_group_change(&bytes);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `Message::decode`, `Payload::decode` and the sender-key readers on arbitrary bytes: no panic,
+//! `Message::decode`, `Payload::decode` the sender-key readers and the group-change reader on arbitrary bytes: no panic,
 //! accepted values round-trip (checkers in `hush_client_core::fuzzing`).
 #![no_main]
 
@@ -8,4 +8,5 @@ fuzz_target!(|data: &[u8]| {
     hush_client_core::fuzzing::check_message(data);
     hush_client_core::fuzzing::check_payload(data);
     hush_client_core::fuzzing::check_sender_key(data);
+    hush_client_core::fuzzing::check_group_change(data);
 });
