@@ -32,8 +32,9 @@ pub use hush_protocol::devices::{
     DeviceEntry, DeviceListShapeError, MAX_DEVICES, SignedDeviceList,
 };
 
-use crate::identity::IdentityKeyPair;
-use crate::message::is_canonical_x25519;
+use crate::bytes::{is_canonical_x25519, take};
+use crate::identity::{IdentityKeyPair, IdentityPublic};
+use crate::keys::short_hex;
 
 /// Why a device list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,7 @@ pub enum DeviceListError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedDeviceList {
     user: UserId,
+    account_key: [u8; 32],
     list: SignedDeviceList,
 }
 
@@ -90,6 +92,21 @@ impl VerifiedDeviceList {
     /// The account the list belongs to.
     pub fn user(&self) -> &UserId {
         &self.user
+    }
+
+    /// The account key the list was verified under.
+    pub fn account_key(&self) -> &[u8; 32] {
+        &self.account_key
+    }
+
+    /// Device `id` with its account key, as X3DH between devices binds it.
+    pub fn device_public(&self, id: u32) -> Option<DevicePublic> {
+        self.device(id).map(|d| DevicePublic {
+            account_key: self.account_key,
+            id: d.id,
+            signing_key: d.signing_key.0,
+            identity_dh: d.identity_dh.0,
+        })
     }
 
     /// The list's version.
@@ -110,6 +127,74 @@ impl VerifiedDeviceList {
     /// The signed list, as it travels.
     pub fn signed(&self) -> &SignedDeviceList {
         &self.list
+    }
+}
+
+/// Length of [`DevicePublic::to_bytes`].
+pub const DEVICE_PUBLIC_LEN: usize = 100;
+
+/// One device as a peer addresses it: the account key that certifies it
+/// and the device's entry in that account's list. X3DH between devices
+/// binds both sides' `DevicePublic` into its associated data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DevicePublic {
+    /// The account key (`IKsig` of the account).
+    pub account_key: [u8; 32],
+    /// The device id within the account.
+    pub id: u32,
+    /// The device's Ed25519 signing key (it signs the device's prekeys).
+    pub signing_key: [u8; 32],
+    /// The device's X25519 identity key.
+    pub identity_dh: [u8; 32],
+}
+
+impl std::fmt::Debug for DevicePublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevicePublic")
+            .field("account_key", &short_hex(&self.account_key))
+            .field("id", &self.id)
+            .field("signing_key", &short_hex(&self.signing_key))
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevicePublic {
+    /// The device of a profile from before devices: id 1, whose keys are
+    /// the account's own `IKsig` and `IKdh`.
+    pub fn legacy(account: &IdentityPublic) -> Self {
+        Self {
+            account_key: account.sig_pub,
+            id: 1,
+            signing_key: account.sig_pub,
+            identity_dh: account.dh_pub,
+        }
+    }
+
+    /// `account_key[32] || u32be(id) || signing_key[32] || identity_dh[32]`.
+    pub fn to_bytes(&self) -> [u8; DEVICE_PUBLIC_LEN] {
+        let mut out = [0u8; DEVICE_PUBLIC_LEN];
+        out[..32].copy_from_slice(&self.account_key);
+        out[32..36].copy_from_slice(&self.id.to_be_bytes());
+        out[36..68].copy_from_slice(&self.signing_key);
+        out[68..].copy_from_slice(&self.identity_dh);
+        out
+    }
+
+    /// Reads the [`DevicePublic::to_bytes`] layout off the front of
+    /// `input` (no verification); `None` if it is too short.
+    pub(crate) fn take_from(input: &mut &[u8]) -> Option<Self> {
+        Some(Self {
+            account_key: *take::<32>(input)?,
+            id: u32::from_be_bytes(*take::<4>(input)?),
+            signing_key: *take::<32>(input)?,
+            identity_dh: *take::<32>(input)?,
+        })
+    }
+
+    /// Whether `keys` are this device's keys (its signing and X25519 keys).
+    pub fn is_held_by(&self, keys: &IdentityKeyPair) -> bool {
+        let public = keys.public();
+        public.sig_pub == self.signing_key && public.dh_pub == self.identity_dh
     }
 }
 
@@ -170,6 +255,7 @@ pub fn verify(
         .map_err(|_| DeviceListError::BadSignature)?;
     Ok(VerifiedDeviceList {
         user: user.clone(),
+        account_key: *account_key,
         list,
     })
 }

@@ -43,7 +43,7 @@ use rand::rngs::StdRng;
 use crate::group::{GroupChange, GroupState};
 use crate::identity::IdentityKeyPair;
 use crate::linking::{DeviceRequest, LinkCode, LinkOffer, PendingLink, seal_request};
-use crate::message::{Message, PrekeyMessage, RatchetMessage};
+use crate::message::{DevicePrekeyMessage, Message, PrekeyMessage, RatchetMessage};
 use crate::payload::Payload;
 use crate::sender_key::{OwnSenderKey, SenderKeyDistribution, SenderKeyMessage, SenderKeyRecord};
 use crate::store::{
@@ -143,6 +143,16 @@ pub fn check_link(bytes: &[u8]) {
 
 /// Re-encodes a decoded message from its fields.
 fn reencode(msg: &Message<'_>) -> Vec<u8> {
+    fn ids(out: &mut Vec<u8>, signed_prekey_id: u32, one_time_prekey_id: Option<u32>) {
+        out.extend_from_slice(&signed_prekey_id.to_be_bytes());
+        match one_time_prekey_id {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            None => out.push(0),
+        }
+    }
     fn ratchet(out: &mut Vec<u8>, m: &RatchetMessage<'_>) {
         out.extend_from_slice(&m.header.encode());
         out.extend_from_slice(m.ciphertext);
@@ -163,14 +173,28 @@ fn reencode(msg: &Message<'_>) -> Vec<u8> {
             out.extend_from_slice(&initiator.dh_pub);
             out.extend_from_slice(&initiator.dh_sig);
             out.extend_from_slice(base_key);
-            out.extend_from_slice(&signed_prekey_id.to_be_bytes());
-            match one_time_prekey_id {
-                Some(id) => {
-                    out.push(1);
-                    out.extend_from_slice(&id.to_be_bytes());
-                }
-                None => out.push(0),
-            }
+            ids(&mut out, *signed_prekey_id, *one_time_prekey_id);
+            ratchet(&mut out, message);
+        }
+        Message::DevicePrekey(DevicePrekeyMessage {
+            initiator,
+            responder_device,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            message,
+        }) => {
+            out.extend_from_slice(&[
+                crate::message::MESSAGE_VERSION,
+                crate::message::TYPE_DEVICE_PREKEY,
+            ]);
+            out.extend_from_slice(&initiator.account_key);
+            out.extend_from_slice(&initiator.id.to_be_bytes());
+            out.extend_from_slice(&initiator.signing_key);
+            out.extend_from_slice(&initiator.identity_dh);
+            out.extend_from_slice(&responder_device.to_be_bytes());
+            out.extend_from_slice(base_key);
+            ids(&mut out, *signed_prekey_id, *one_time_prekey_id);
             ratchet(&mut out, message);
         }
     }
@@ -189,10 +213,7 @@ pub fn check_message(bytes: &[u8]) {
         bytes,
         "message does not re-encode to its bytes"
     );
-    let inner = match &msg {
-        Message::Ratchet(m) => m,
-        Message::Prekey(p) => &p.message,
-    };
+    let inner = msg.ratchet();
     assert_eq!(inner.header_bytes, &inner.header.encode()[..]);
     assert_eq!(
         Message::decode(&reencode(&msg)).as_ref(),

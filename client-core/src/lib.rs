@@ -42,6 +42,7 @@
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 pub mod store;
 
+mod bytes;
 pub mod clock;
 // Only the async client drives the engine today.
 pub mod devices;
@@ -82,21 +83,23 @@ mod tests;
 #[cfg(feature = "client")]
 pub use client::Client;
 pub use clock::{Clock, SystemClock};
+pub use devices::{DevicePublic, VerifiedDeviceList};
 pub use error::ClientError;
 pub use events::{ConnectionState, Event, IncomingMessage};
 pub use hush_protocol::frame::{PresenceEntry, PresenceState};
 pub use hush_protocol::{Backoff, Limits, UserId, UserIdError};
 pub use identity::{IdentityKeyPair, IdentityPublic, KeyError};
 pub use keys::NonContributory;
-pub use message::{Message, MessageError};
+pub use message::{DevicePrekeyMessage, Message, MessageError};
 pub use payload::{MessageId, Payload, PayloadBody, PayloadError, ReceiptKind, TypingState};
 pub use peer_sessions::PeerSessions;
 pub use pickle::PickleError;
 pub use prekey::{
-    OneTimePrekey, OneTimePrekeyPublic, PrekeyBundle, PrekeyError, PrekeyStore, SignedPrekeyPublic,
+    DeviceBundle, OneTimePrekey, OneTimePrekeyPublic, PrekeyBundle, PrekeyError, PrekeyStore,
+    SignedPrekeyPublic,
 };
 pub use profile::{Profile, SafetyNumbers};
 pub use random::SystemRandom;
-pub use ratchet::{DecryptError, EncryptError, Session};
+pub use ratchet::{DecryptError, DeviceSession, EncryptError, Session, SessionPeer};
 pub use trust::{TrustDecision, fingerprint, safety_number};
 pub use x3dh::X3dhError;

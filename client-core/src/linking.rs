@@ -54,10 +54,10 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::bytes::is_canonical_x25519;
 use crate::devices::{self, SignedDeviceList, VerifiedDeviceList};
 use crate::identity::{IdentityKeyPair, IdentityPublic};
 use crate::keys::DhKeyPair;
-use crate::message::is_canonical_x25519;
 
 /// How long an offer (and so its code) can be answered, in milliseconds.
 pub const LINK_CODE_TTL_MS: u64 = 10 * 60 * 1000;

@@ -31,7 +31,29 @@
 //! | 166 | 1 | 1 if a one-time prekey was used, else 0 |
 //! | 167 | 0 or 4 | responder one-time prekey id, u32be |
 //! | 167/171 | rest | a complete ratchet message (type 1) |
+//!
+//! Device prekey message (`type = 4`), the same between two devices of
+//! accounts that publish device lists (X3DH between devices, see
+//! [`crate::x3dh`]):
+//!
+//! | offset | len | field |
+//! | --- | --- | --- |
+//! | 0 | 1 | version = 1 |
+//! | 1 | 1 | type = 4 |
+//! | 2 | 100 | initiator device: account key[32], device id u32be, device signing key[32], device `IKdh`[32] |
+//! | 102 | 4 | responder device id, u32be |
+//! | 106 | 32 | initiator ephemeral (base) key `EK_A` |
+//! | 138 | 4 | responder signed prekey id, u32be |
+//! | 142 | 1 | 1 if a one-time prekey was used, else 0 |
+//! | 143 | 0 or 4 | responder one-time prekey id, u32be |
+//! | 143/147 | rest | a complete ratchet message (type 1) |
+//!
+//! Type 3 is left unused so that a type byte never means two things to
+//! readers of earlier drafts.
 
+pub use crate::bytes::is_canonical_x25519;
+use crate::bytes::take;
+use crate::devices::DevicePublic;
 use crate::identity::IdentityPublic;
 use crate::limits::{MAX_MESSAGE_LEN, PADDING_BLOCK};
 
@@ -48,6 +70,10 @@ pub const TYPE_PREKEY: u8 = 2;
 pub const HEADER_LEN: usize = 42;
 /// Length of the prekey wrapper before the inner ratchet message, without / with an OPK id.
 pub const PREKEY_PREFIX_LEN: usize = 167;
+/// Type byte of a device prekey message.
+pub const TYPE_DEVICE_PREKEY: u8 = 4;
+/// Length of the device prekey wrapper before the inner ratchet message, without an OPK id.
+pub const DEVICE_PREKEY_PREFIX_LEN: usize = 143;
 
 /// Why bytes are not a well-formed message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,16 +112,6 @@ pub enum MessageError {
     /// malleable outside the AEAD's associated data.
     #[error("non-canonical X25519 public key")]
     NonCanonicalKey,
-}
-
-/// Whether `u` is the canonical encoding of a field element (`u < 2^255 − 19`).
-pub fn is_canonical_x25519(u: &[u8; 32]) -> bool {
-    if u[31] & 0x80 != 0 {
-        return false;
-    }
-    // Values in [2^255 − 19, 2^255) are 0x7f ff … ff followed by a low byte ≥ 0xed.
-    let all_ff = u[1..31].iter().all(|b| *b == 0xFF);
-    !(u[31] == 0x7F && all_ff && u[0] >= 0xED)
 }
 
 /// Ratchet header: `(DH_s public, PN, N)`.
@@ -150,13 +166,33 @@ pub struct PrekeyMessage<'a> {
     pub message: RatchetMessage<'a>,
 }
 
+/// A parsed device prekey message (X3DH between devices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevicePrekeyMessage<'a> {
+    /// The initiating device as it claims itself (check it against the
+    /// initiator account's verified device list before accepting).
+    pub initiator: DevicePublic,
+    /// The device id the initiator addressed.
+    pub responder_device: u32,
+    /// The initiator's ephemeral key `EK_A`; identifies the X3DH run.
+    pub base_key: [u8; 32],
+    /// Which of our signed prekeys was used.
+    pub signed_prekey_id: u32,
+    /// Which of our one-time prekeys was used, if any.
+    pub one_time_prekey_id: Option<u32>,
+    /// The first (or a further) ratchet message of the new session.
+    pub message: RatchetMessage<'a>,
+}
+
 /// Any message a peer can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A message within an established session.
     Ratchet(RatchetMessage<'a>),
-    /// A message that (re)establishes a session.
+    /// A message that (re)establishes a session between accounts.
     Prekey(PrekeyMessage<'a>),
+    /// A message that (re)establishes a session between two devices.
+    DevicePrekey(DevicePrekeyMessage<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -178,6 +214,7 @@ impl<'a> Message<'a> {
         match kind {
             TYPE_RATCHET => decode_ratchet(bytes).map(Message::Ratchet),
             TYPE_PREKEY => decode_prekey(bytes).map(Message::Prekey),
+            TYPE_DEVICE_PREKEY => decode_device_prekey(bytes).map(Message::DevicePrekey),
             other => Err(MessageError::UnknownType(other)),
         }
     }
@@ -186,7 +223,16 @@ impl<'a> Message<'a> {
     pub fn initiator(&self) -> Option<IdentityPublic> {
         match self {
             Message::Prekey(p) => Some(p.initiator),
-            Message::Ratchet(_) => None,
+            Message::Ratchet(_) | Message::DevicePrekey(_) => None,
+        }
+    }
+
+    /// The ratchet message inside, whatever wraps it.
+    pub fn ratchet(&self) -> &RatchetMessage<'a> {
+        match self {
+            Message::Ratchet(m) => m,
+            Message::Prekey(p) => &p.message,
+            Message::DevicePrekey(p) => &p.message,
         }
     }
 }
@@ -245,13 +291,6 @@ fn decode_ratchet(bytes: &[u8]) -> Result<RatchetMessage<'_>, MessageError> {
     })
 }
 
-/// Splits `N` bytes off the front of `input`, or `None` when it is shorter.
-fn take<'a, const N: usize>(input: &mut &'a [u8]) -> Option<&'a [u8; N]> {
-    let (head, tail) = input.split_first_chunk::<N>()?;
-    *input = tail;
-    Some(head)
-}
-
 fn decode_prekey(bytes: &[u8]) -> Result<PrekeyMessage<'_>, MessageError> {
     let truncated = || MessageError::Truncated {
         needed: PREKEY_PREFIX_LEN + MIN_RATCHET_LEN,
@@ -268,21 +307,58 @@ fn decode_prekey(bytes: &[u8]) -> Result<PrekeyMessage<'_>, MessageError> {
     if !is_canonical_x25519(&base_key) || !is_canonical_x25519(&initiator.dh_pub) {
         return Err(MessageError::NonCanonicalKey);
     }
-    let signed_prekey_id = u32::from_be_bytes(*take::<4>(&mut rest).ok_or_else(truncated)?);
-    let [flag] = *take::<1>(&mut rest).ok_or_else(truncated)?;
+    let (signed_prekey_id, one_time_prekey_id, message) = decode_prekey_ids(rest, truncated)?;
+    Ok(PrekeyMessage {
+        initiator,
+        base_key,
+        signed_prekey_id,
+        one_time_prekey_id,
+        message,
+    })
+}
+
+/// The tail both prekey wrappers share: signed prekey id, one-time prekey
+/// flag and id, and the inner ratchet message.
+fn decode_prekey_ids(
+    mut rest: &[u8],
+    truncated: impl Fn() -> MessageError,
+) -> Result<(u32, Option<u32>, RatchetMessage<'_>), MessageError> {
+    let signed_prekey_id = u32::from_be_bytes(*take::<4>(&mut rest).ok_or_else(&truncated)?);
+    let [flag] = *take::<1>(&mut rest).ok_or_else(&truncated)?;
     let one_time_prekey_id = match flag {
         0 => None,
         1 => Some(u32::from_be_bytes(
-            *take::<4>(&mut rest).ok_or_else(truncated)?,
+            *take::<4>(&mut rest).ok_or_else(&truncated)?,
         )),
         f => return Err(MessageError::BadFlag(f)),
     };
     if rest.len() < MIN_RATCHET_LEN {
         return Err(truncated());
     }
-    let message = decode_ratchet(rest)?;
-    Ok(PrekeyMessage {
+    Ok((signed_prekey_id, one_time_prekey_id, decode_ratchet(rest)?))
+}
+
+fn decode_device_prekey(bytes: &[u8]) -> Result<DevicePrekeyMessage<'_>, MessageError> {
+    let truncated = || MessageError::Truncated {
+        needed: DEVICE_PREKEY_PREFIX_LEN + MIN_RATCHET_LEN,
+        got: bytes.len(),
+    };
+    if bytes.len() < DEVICE_PREKEY_PREFIX_LEN {
+        return Err(truncated());
+    }
+    let mut rest = bytes;
+    // Version and type were checked by `Message::decode`.
+    take::<2>(&mut rest).ok_or_else(truncated)?;
+    let initiator = DevicePublic::take_from(&mut rest).ok_or_else(truncated)?;
+    let responder_device = u32::from_be_bytes(*take::<4>(&mut rest).ok_or_else(truncated)?);
+    let base_key = *take::<32>(&mut rest).ok_or_else(truncated)?;
+    if !is_canonical_x25519(&base_key) || !is_canonical_x25519(&initiator.identity_dh) {
+        return Err(MessageError::NonCanonicalKey);
+    }
+    let (signed_prekey_id, one_time_prekey_id, message) = decode_prekey_ids(rest, truncated)?;
+    Ok(DevicePrekeyMessage {
         initiator,
+        responder_device,
         base_key,
         signed_prekey_id,
         one_time_prekey_id,
@@ -302,6 +378,29 @@ pub(crate) fn encode_prekey_prefix(
     out.push(TYPE_PREKEY);
     out.extend_from_slice(&initiator.to_bytes());
     out.extend_from_slice(base_key);
+    push_prekey_ids(&mut out, signed_prekey_id, one_time_prekey_id);
+    out
+}
+
+/// The device prekey wrapper an initiating device puts before each ratchet message.
+pub(crate) fn encode_device_prekey_prefix(
+    initiator: &DevicePublic,
+    responder_device: u32,
+    base_key: &[u8; 32],
+    signed_prekey_id: u32,
+    one_time_prekey_id: Option<u32>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DEVICE_PREKEY_PREFIX_LEN + 4);
+    out.push(MESSAGE_VERSION);
+    out.push(TYPE_DEVICE_PREKEY);
+    out.extend_from_slice(&initiator.to_bytes());
+    out.extend_from_slice(&responder_device.to_be_bytes());
+    out.extend_from_slice(base_key);
+    push_prekey_ids(&mut out, signed_prekey_id, one_time_prekey_id);
+    out
+}
+
+fn push_prekey_ids(out: &mut Vec<u8>, signed_prekey_id: u32, one_time_prekey_id: Option<u32>) {
     out.extend_from_slice(&signed_prekey_id.to_be_bytes());
     match one_time_prekey_id {
         Some(id) => {
@@ -310,5 +409,4 @@ pub(crate) fn encode_prekey_prefix(
         }
         None => out.push(0),
     }
-    out
 }

@@ -252,6 +252,8 @@ impl PeerSessions {
                     }
                 }
             }
+            // Device sessions are kept per device, never here.
+            Message::DevicePrekey(_) => return Err(DecryptError::WrongSession),
         };
         self.bound_skipped_keys();
         Ok(decrypted)

@@ -53,6 +53,7 @@ pub(crate) mod kind {
     pub const PEER_SESSIONS: u8 = 4;
     pub const OWN_SENDER_KEY: u8 = 5;
     pub const SENDER_KEY_RECORD: u8 = 6;
+    pub const DEVICE_SESSION: u8 = 7;
 }
 
 /// Append-only writer into a zeroizing buffer.

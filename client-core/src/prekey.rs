@@ -134,6 +134,19 @@ pub struct PrekeyBundle {
     pub one_time_prekey: Option<OneTimePrekeyPublic>,
 }
 
+/// What an initiator fetches to start a session with one device: its
+/// prekeys, signed by the device signing key. The device's identity keys
+/// come from its account's verified device list, not from the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceBundle {
+    /// The device the prekeys belong to.
+    pub device_id: u32,
+    /// The device's current signed prekey.
+    pub signed_prekey: SignedPrekeyPublic,
+    /// One of the device's one-time prekeys, if the relay had any left.
+    pub one_time_prekey: Option<OneTimePrekeyPublic>,
+}
+
 /// A signed prekey with its secret.
 pub(crate) struct SignedPrekey {
     id: u32,

@@ -389,7 +389,7 @@ fn compromised_sending_chain_cannot_open_messages_after_a_round_trip() {
     };
     let (mut b, _) = Session::respond(&bob, &mut prekeys, &pm, NOW).unwrap();
     // The attacker steals Alice's state now.
-    let stolen = Session::unpickle(&a.pickle()).unwrap();
+    let stolen: Session = Session::unpickle(&a.pickle()).unwrap();
     let r = b.encrypt(&mut Script::new(&[&s[7]]), b"reply").unwrap();
     a.decrypt(&r).unwrap();
     let after = a

@@ -415,7 +415,12 @@ async fn delivered_and_read_receipts_move_the_senders_status_forward() {
     let (bob, mut be) = connect(profile("bob", &url, 2), 12).await;
 
     let id = alice.send_text(&uid("bob"), "read me").await.unwrap();
-    assert_eq!(status(&alice, "bob", id).await, Some(DeliveryStatus::Sent));
+    // Bob is online and acknowledges on his own, so his delivered receipt
+    // may already have landed; it can be no further than that.
+    assert!(matches!(
+        status(&alice, "bob", id).await,
+        Some(DeliveryStatus::Sent | DeliveryStatus::Delivered)
+    ));
     let m = next(&mut be, |e| match e {
         Event::Message(m) => Some(m),
         _ => None,

@@ -15,7 +15,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::message::HEADER_LEN;
 pub use crate::message::TAG_LEN;
-use crate::x3dh::AD_LEN;
+use crate::x3dh::MAX_AD_LEN;
 
 /// HKDF info string expanding a message key.
 pub const MESSAGE_KEY_INFO: &[u8] = b"Hush message keys v1";
@@ -74,7 +74,7 @@ impl MessageKey {
     /// Encrypts `buf` in place and returns the tag.
     pub(crate) fn seal(
         &self,
-        ad: &[u8; AD_LEN],
+        ad: &[u8],
         header: &[u8; HEADER_LEN],
         buf: &mut [u8],
     ) -> [u8; TAG_LEN] {
@@ -83,7 +83,7 @@ impl MessageKey {
         let aad = aad(ad, header);
         #[allow(clippy::expect_used)]
         cipher
-            .encrypt_inout_detached(&nonce, &aad, buf.into())
+            .encrypt_inout_detached(&nonce, aad.as_slice(), buf.into())
             .expect("invariant: ChaCha20-Poly1305 only fails beyond 256 GiB; messages are bounded by MAX_PADDED_LEN")
             .into()
     }
@@ -91,7 +91,7 @@ impl MessageKey {
     /// Decrypts `buf` in place after checking `tag` (in constant time).
     pub(crate) fn open(
         &self,
-        ad: &[u8; AD_LEN],
+        ad: &[u8],
         header: &[u8; HEADER_LEN],
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
@@ -101,17 +101,35 @@ impl MessageKey {
         let aad = aad(ad, header);
         let tag = Tag::from(*tag);
         cipher
-            .decrypt_inout_detached(&nonce, &aad, buf.into(), &tag)
+            .decrypt_inout_detached(&nonce, aad.as_slice(), buf.into(), &tag)
             .map_err(|_| AuthFailed)
     }
 }
 
-/// `X3DH_AD || header` on the stack.
-fn aad(ad: &[u8; AD_LEN], header: &[u8; HEADER_LEN]) -> [u8; AD_LEN + HEADER_LEN] {
-    let mut out = [0u8; AD_LEN + HEADER_LEN];
-    out[..AD_LEN].copy_from_slice(ad);
-    out[AD_LEN..].copy_from_slice(header);
-    out
+/// `X3DH_AD || header` on the stack (the session's AD is 128 or 200
+/// bytes, at most [`MAX_AD_LEN`]).
+struct Aad {
+    buf: [u8; MAX_AD_LEN + HEADER_LEN],
+    len: usize,
+}
+
+impl Aad {
+    fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&self.buf)
+    }
+}
+
+fn aad(ad: &[u8], header: &[u8; HEADER_LEN]) -> Aad {
+    let mut buf = [0u8; MAX_AD_LEN + HEADER_LEN];
+    let len = ad.len().min(MAX_AD_LEN);
+    let (head, tail) = buf.split_at_mut(len);
+    head.copy_from_slice(ad.get(..len).unwrap_or_default());
+    let (h, _) = tail.split_at_mut(HEADER_LEN);
+    h.copy_from_slice(header);
+    Aad {
+        buf,
+        len: len + HEADER_LEN,
+    }
 }
 
 impl fmt::Debug for MessageKey {

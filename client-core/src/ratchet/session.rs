@@ -16,7 +16,8 @@
 //! after the AEAD tag and the padding have verified. A failed decryption
 //! leaves the session byte-for-byte unchanged.
 //!
-//! Pickle (kind 3): `version || 3 || AD[128] || RK[32] || peer identity[128]
+//! Pickle (kind 3 with an account, kind 7 with a device): `version || kind
+//! || AD[128 or 200] || RK[32] || peer identity[128] or peer device[100]
 //! || base_key[32] || has_ids u8 [|| spk_id u32 || has_opk u8 [|| opk_id
 //! u32]] || initiated_by_us u8 || received u8 || sending pair
 //! (secret[32] || public[32]) || needs_ratchet u8 || previous_length u32 ||
@@ -38,13 +39,15 @@ use crate::message::{
     HEADER_LEN, Message, PrekeyMessage, RatchetHeader, RatchetMessage, encode_prekey_prefix,
 };
 use crate::padding::{pad, padded_len, unpadded_len};
-use crate::pickle::{PickleError, Reader, Writer, kind};
 use crate::prekey::{PrekeyBundle, PrekeyStore};
-use crate::x3dh::{self, AD_LEN, X3dhError};
+use crate::x3dh::{self, Initiated, Responded, X3dhError};
 
 use super::chain_key::ChainKey;
 pub use super::error::{DecryptError, EncryptError};
+
+mod pickled;
 use super::message_key::{MessageKey, TAG_LEN};
+use super::peer::{PrekeyRun, SessionPeer};
 use super::receiver_chain::{ReceiverChain, SkippedKeys, skip_to};
 use super::root_key::RootKey;
 
@@ -61,9 +64,11 @@ struct Sending {
     previous_length: u32,
 }
 
-/// A Double Ratchet session. Not `Clone`; secrets zeroize on drop.
-pub struct Session {
-    ad: [u8; AD_LEN],
+/// A Double Ratchet session with an account (`P = IdentityPublic`, X3DH
+/// v1) or with one device (`P = DevicePublic`, X3DH v2; see
+/// [`super::device_session`]). Not `Clone`; secrets zeroize on drop.
+pub struct Session<P: SessionPeer = IdentityPublic> {
+    ad: P::SessionAd,
     root: RootKey,
     sending: Sending,
     /// Newest first, at most [`MAX_RECEIVING_CHAINS`].
@@ -85,10 +90,10 @@ pub struct Session {
     initiated_by_us: bool,
     /// Whether any message from the peer has decrypted in this session.
     received: bool,
-    peer: IdentityPublic,
+    peer: P,
 }
 
-impl fmt::Debug for Session {
+impl<P: SessionPeer> fmt::Debug for Session<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("peer", &self.peer)
@@ -104,7 +109,7 @@ impl fmt::Debug for Session {
 }
 
 fn open(
-    ad: &[u8; AD_LEN],
+    ad: &[u8],
     mk: &MessageKey,
     msg: &RatchetMessage<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
@@ -138,8 +143,71 @@ impl Session {
         bundle: &PrekeyBundle,
     ) -> Result<Self, X3dhError> {
         let init = x3dh::initiate(rng, ours, bundle)?;
+        let prefix = encode_prekey_prefix(
+            &ours.public(),
+            &init.base_key,
+            bundle.signed_prekey.id,
+            bundle.one_time_prekey.map(|o| o.id),
+        );
+        Self::initiated(
+            rng,
+            init,
+            &bundle.signed_prekey.public,
+            prefix,
+            bundle.identity,
+        )
+    }
+
+    /// Responder: runs X3DH for `msg` against our prekeys, decrypts its
+    /// ratchet message, and only then consumes the one-time prekey. On any
+    /// error nothing (prekeys included) has changed.
+    pub fn respond(
+        ours: &IdentityKeyPair,
+        prekeys: &mut PrekeyStore,
+        msg: &PrekeyMessage<'_>,
+        now_ms: u64,
+    ) -> Result<(Self, Zeroizing<Vec<u8>>), DecryptError> {
+        let r = x3dh::respond(ours, prekeys, msg, now_ms)?;
+        let run = PrekeyRun {
+            initiator: msg.initiator,
+            base_key: msg.base_key,
+            ids: (msg.signed_prekey_id, msg.one_time_prekey_id),
+            message: &msg.message,
+        };
+        Self::responded(r, prekeys, &run)
+    }
+
+    /// The peer's identity in this session.
+    pub fn peer_identity(&self) -> &IdentityPublic {
+        &self.peer
+    }
+
+    /// Whether `msg` is a (further) prekey message of the X3DH run that
+    /// created this inbound session: same base key, initiator identity and
+    /// prekey ids.
+    pub fn is_same_prekey_run(&self, msg: &PrekeyMessage<'_>) -> bool {
+        self.is_same_run(
+            msg.base_key,
+            &msg.initiator,
+            msg.signed_prekey_id,
+            msg.one_time_prekey_id,
+        )
+    }
+}
+
+impl<P: SessionPeer> Session<P> {
+    /// The initiator's session after X3DH: the first sending DH step
+    /// against the responder's signed prekey; `prefix` is the prekey
+    /// wrapper sent until the first reply.
+    pub(super) fn initiated<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        init: Initiated<P::SessionAd>,
+        their_signed_prekey: &[u8; 32],
+        prefix: Vec<u8>,
+        peer: P,
+    ) -> Result<Self, X3dhError> {
         let pair = DhKeyPair::generate(rng);
-        let dh = pair.dh(&bundle.signed_prekey.public)?;
+        let dh = pair.dh(their_signed_prekey)?;
         let (root, chain) = RootKey::kdf(init.sk.as_bytes(), dh.as_bytes());
         Ok(Self {
             ad: init.ad,
@@ -153,30 +221,22 @@ impl Session {
             receiving: VecDeque::new(),
             retired: VecDeque::new(),
             skipped: SkippedKeys::default(),
-            prekey_prefix: Some(encode_prekey_prefix(
-                &ours.public(),
-                &init.base_key,
-                bundle.signed_prekey.id,
-                bundle.one_time_prekey.map(|o| o.id),
-            )),
+            prekey_prefix: Some(prefix),
             base_key: init.base_key,
             prekey_ids: None,
             initiated_by_us: true,
             received: false,
-            peer: bundle.identity,
+            peer,
         })
     }
 
-    /// Responder: runs X3DH for `msg` against our prekeys, decrypts its
-    /// ratchet message, and only then consumes the one-time prekey. On any
-    /// error nothing (prekeys included) has changed.
-    pub fn respond(
-        ours: &IdentityKeyPair,
+    /// The responder's session after X3DH: decrypts the run's first
+    /// message, and only then consumes the one-time prekey.
+    pub(super) fn responded(
+        r: Responded<P::SessionAd>,
         prekeys: &mut PrekeyStore,
-        msg: &PrekeyMessage<'_>,
-        now_ms: u64,
+        run: &PrekeyRun<'_, '_, P>,
     ) -> Result<(Self, Zeroizing<Vec<u8>>), DecryptError> {
-        let r = x3dh::respond(ours, prekeys, msg, now_ms)?;
         let mut session = Self {
             ad: r.ad,
             root: RootKey::new(r.sk.into_box()),
@@ -190,37 +250,42 @@ impl Session {
             retired: VecDeque::new(),
             skipped: SkippedKeys::default(),
             prekey_prefix: None,
-            base_key: msg.base_key,
-            prekey_ids: Some((msg.signed_prekey_id, msg.one_time_prekey_id)),
+            base_key: run.base_key,
+            prekey_ids: Some(run.ids),
             initiated_by_us: false,
             received: false,
-            peer: msg.initiator,
+            peer: run.initiator,
         };
-        let plaintext = session.decrypt_message(&msg.message)?;
-        if let Some(id) = msg.one_time_prekey_id {
+        let plaintext = session.decrypt_message(run.message)?;
+        if let Some(id) = run.ids.1 {
             prekeys.take_one_time(id)?;
         }
         Ok((session, plaintext))
     }
 
-    /// The peer's identity in this session.
-    pub fn peer_identity(&self) -> &IdentityPublic {
+    /// The peer this session is with.
+    pub fn peer(&self) -> &P {
         &self.peer
+    }
+
+    /// Whether a prekey wrapper with these fields belongs to the X3DH run
+    /// that created this inbound session.
+    pub(super) fn is_same_run(
+        &self,
+        base_key: [u8; 32],
+        initiator: &P,
+        signed_prekey_id: u32,
+        one_time_prekey_id: Option<u32>,
+    ) -> bool {
+        !self.initiated_by_us
+            && base_key == self.base_key
+            && *initiator == self.peer
+            && self.prekey_ids == Some((signed_prekey_id, one_time_prekey_id))
     }
 
     /// The initiator's ephemeral key `EK_A`, which identifies the X3DH run.
     pub fn base_key(&self) -> &[u8; 32] {
         &self.base_key
-    }
-
-    /// Whether `msg` is a (further) prekey message of the X3DH run that
-    /// created this inbound session: same base key, initiator identity and
-    /// prekey ids.
-    pub fn is_same_prekey_run(&self, msg: &PrekeyMessage<'_>) -> bool {
-        !self.initiated_by_us
-            && msg.base_key == self.base_key
-            && msg.initiator == self.peer
-            && self.prekey_ids == Some((msg.signed_prekey_id, msg.one_time_prekey_id))
     }
 
     /// Whether we initiated this session.
@@ -291,7 +356,7 @@ impl Session {
         pad(&mut out, body);
         // `body` is the length `out` had before the plaintext was appended.
         #[allow(clippy::indexing_slicing)]
-        let tag = mk.seal(&self.ad, &header, &mut out[body..]);
+        let tag = mk.seal(self.ad.as_ref(), &header, &mut out[body..]);
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -316,10 +381,15 @@ impl Session {
     /// Decodes and decrypts `bytes`: a ratchet message, or a prekey message of
     /// this session's X3DH run (same base key).
     pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
-        match Message::decode(bytes)? {
-            Message::Ratchet(m) => self.decrypt_message(&m),
-            Message::Prekey(p) if self.is_same_prekey_run(&p) => self.decrypt_message(&p.message),
-            Message::Prekey(_) => Err(DecryptError::WrongSession),
+        let message = Message::decode(bytes)?;
+        if let Message::Ratchet(m) = message {
+            return self.decrypt_message(&m);
+        }
+        match P::prekey_run(&message) {
+            Some(run) if self.is_same_run(run.base_key, &run.initiator, run.ids.0, run.ids.1) => {
+                self.decrypt_message(run.message)
+            }
+            _ => Err(DecryptError::WrongSession),
         }
     }
 
@@ -345,7 +415,7 @@ impl Session {
             let pt = if n == index {
                 // In-order message: no allocation beyond the plaintext.
                 let (mk, next) = current.chain.peek();
-                let pt = open(&self.ad, &mk, msg)?;
+                let pt = open(self.ad.as_ref(), &mk, msg)?;
                 current.chain.commit(&next);
                 pt
             } else {
@@ -353,7 +423,7 @@ impl Session {
                 let mut skipped = Vec::with_capacity((n - index) as usize);
                 skip_to(&mut chain, &h.ratchet_key, n, &mut skipped);
                 let mk = chain.step();
-                let pt = open(&self.ad, &mk, msg)?;
+                let pt = open(self.ad.as_ref(), &mk, msg)?;
                 current.chain = chain;
                 self.skipped.extend(skipped);
                 pt
@@ -402,7 +472,7 @@ impl Session {
         let (root, mut chain) = self.root.advance(&dh);
         skip_to(&mut chain, &h.ratchet_key, h.message_number, &mut skipped);
         let mk = chain.step();
-        let pt = open(&self.ad, &mk, msg)?;
+        let pt = open(self.ad.as_ref(), &mk, msg)?;
 
         // Commit.
         if let (Some(chain), Some(current)) = (old_chain, self.receiving.front_mut()) {
@@ -433,7 +503,7 @@ impl Session {
             .skipped
             .find(&msg.header.ratchet_key, msg.header.message_number)?;
         let mk = self.skipped.get(pos)?;
-        Some(open(&self.ad, mk, msg).inspect(|_| {
+        Some(open(self.ad.as_ref(), mk, msg).inspect(|_| {
             self.skipped.remove(pos);
             self.mark_received();
         }))
@@ -442,139 +512,6 @@ impl Session {
     fn mark_received(&mut self) {
         self.received = true;
         self.prekey_prefix = None;
-    }
-
-    pub(crate) fn write(&self, w: &mut Writer) {
-        w.bytes(&self.ad);
-        w.bytes(self.root.as_bytes());
-        w.bytes(&self.peer.to_bytes());
-        w.bytes(&self.base_key);
-        match self.prekey_ids {
-            Some((spk, opk)) => {
-                w.bool(true);
-                w.u32(spk);
-                match opk {
-                    Some(id) => {
-                        w.bool(true);
-                        w.u32(id);
-                    }
-                    None => w.bool(false),
-                }
-            }
-            None => w.bool(false),
-        }
-        w.bool(self.initiated_by_us);
-        w.bool(self.received);
-        w.bytes(self.sending.pair.secret_bytes());
-        w.bytes(self.sending.pair.public());
-        w.bool(self.sending.needs_ratchet);
-        w.u32(self.sending.previous_length);
-        match &self.sending.chain {
-            Some(c) => {
-                w.bool(true);
-                w.bytes(c.as_bytes());
-                w.u32(c.index());
-            }
-            None => w.bool(false),
-        }
-        match &self.prekey_prefix {
-            Some(p) => {
-                w.bool(true);
-                w.var(p);
-            }
-            None => w.bool(false),
-        }
-        w.count(self.receiving.len());
-        for c in &self.receiving {
-            c.write(w);
-        }
-        w.count(self.retired.len());
-        for (k, n) in &self.retired {
-            w.bytes(k);
-            w.u32(*n);
-        }
-        self.skipped.write(w);
-    }
-
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, PickleError> {
-        let ad = r.array()?;
-        let root = RootKey::new(r.secret32()?);
-        let peer = IdentityPublic::from_bytes(&r.array()?);
-        let base_key = r.array()?;
-        let prekey_ids = if r.bool()? {
-            let spk = r.u32()?;
-            let opk = if r.bool()? { Some(r.u32()?) } else { None };
-            Some((spk, opk))
-        } else {
-            None
-        };
-        let initiated_by_us = r.bool()?;
-        let received = r.bool()?;
-        let secret = r.secret()?;
-        let public = r.array()?;
-        let needs_ratchet = r.bool()?;
-        let previous_length = r.u32()?;
-        let chain = if r.bool()? {
-            let key = r.secret32()?;
-            Some(ChainKey::new(key, r.u32()?))
-        } else {
-            None
-        };
-        let prekey_prefix = if r.bool()? {
-            let p = r.var()?;
-            if p.len() > 256 {
-                return Err(PickleError::Invalid("prekey prefix too long"));
-            }
-            Some(p.to_vec())
-        } else {
-            None
-        };
-        let n = r.count(MAX_RECEIVING_CHAINS)?;
-        let mut receiving = VecDeque::with_capacity(n);
-        for _ in 0..n {
-            receiving.push_back(ReceiverChain::read(r)?);
-        }
-        let n = r.count(MAX_RETIRED_CHAINS)?;
-        let mut retired = VecDeque::with_capacity(n);
-        for _ in 0..n {
-            let k = r.array()?;
-            retired.push_back((k, r.u32()?));
-        }
-        let skipped = SkippedKeys::read(r)?;
-        Ok(Self {
-            ad,
-            root,
-            sending: Sending {
-                pair: DhKeyPair::from_parts(&secret, public),
-                chain,
-                needs_ratchet,
-                previous_length,
-            },
-            receiving,
-            retired,
-            skipped,
-            prekey_prefix,
-            base_key,
-            prekey_ids,
-            initiated_by_us,
-            received,
-            peer,
-        })
-    }
-
-    /// Secret-bearing serialisation for the local store.
-    pub fn pickle(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::new(kind::SESSION, 1024 + self.skipped.len() * 68);
-        self.write(&mut w);
-        w.finish()
-    }
-
-    /// Reads back what [`Session::pickle`] wrote.
-    pub fn unpickle(bytes: &[u8]) -> Result<Self, PickleError> {
-        let mut r = Reader::open(bytes, kind::SESSION)?;
-        let s = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(s)
     }
 
     #[cfg(test)]
@@ -593,7 +530,7 @@ impl Session {
     }
 
     #[cfg(test)]
-    pub(crate) fn ad(&self) -> &[u8; AD_LEN] {
+    pub(crate) fn ad(&self) -> &P::SessionAd {
         &self.ad
     }
 }
