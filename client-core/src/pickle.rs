@@ -54,6 +54,7 @@ pub(crate) mod kind {
     pub const OWN_SENDER_KEY: u8 = 5;
     pub const SENDER_KEY_RECORD: u8 = 6;
     pub const DEVICE_SESSION: u8 = 7;
+    pub const DEVICE_PEER_SESSIONS: u8 = 8;
 }
 
 /// Append-only writer into a zeroizing buffer.

@@ -365,3 +365,52 @@ fn device_and_account_sessions_do_not_mix() {
     let reply = back.encrypt(&mut r, b"after unpickle").unwrap();
     assert_eq!(&a.decrypt(&reply).unwrap()[..], b"after unpickle");
 }
+
+/// Two devices of one account that start sessions with each other at once
+/// settle on one session (the lower device id's), whichever message
+/// arrives first, and the sessions survive a pickle round trip (kind 8).
+#[test]
+fn sibling_devices_racing_settle_on_one_session() {
+    let mut r = rng(6);
+    let mut alice = Account::new(&mut r, "alice", 1);
+    let list = alice.list.clone();
+    let b1 = alice.device(1).bundle(&mut r, true);
+    let b2 = alice.device(2).bundle(&mut r, true);
+    let mut on1 = PeerSessions::new_device("alice", "alice");
+    let mut on2 = PeerSessions::new_device("alice", "alice");
+    let d1 = alice.device(1).public;
+    let d2 = alice.device(2).public;
+    on1.initiate_device(&mut r, &alice.device(1).keys, &d1, &list, &b2)
+        .unwrap();
+    on2.initiate_device(&mut r, &alice.device(2).keys, &d2, &list, &b1)
+        .unwrap();
+    let from1 = on1.encrypt(&mut r, b"from 1").unwrap();
+    let from2 = on2.encrypt(&mut r, b"from 2").unwrap();
+    let dev = alice.device(2);
+    let got = on2
+        .decrypt_device(&dev.keys, &d2, &mut dev.prekeys, NOW, &from1, &list)
+        .unwrap();
+    assert_eq!(got.identity, d1);
+    let dev = alice.device(1);
+    on1.decrypt_device(&dev.keys, &d1, &mut dev.prekeys, NOW, &from2, &list)
+        .unwrap();
+    // Device 1 (the lower id) initiated the session both keep.
+    assert!(on1.current().unwrap().initiated_by_us());
+    assert!(!on2.current().unwrap().initiated_by_us());
+    assert_eq!(
+        on1.current().unwrap().base_key(),
+        on2.current().unwrap().base_key()
+    );
+
+    let pickled = on2.pickle();
+    assert_eq!(pickled[1], 8, "device peer sessions pickle as kind 8");
+    assert!(PeerSessions::unpickle(&pickled).is_err());
+    let mut on2 = PeerSessions::unpickle_device(&pickled).unwrap();
+    let reply = on2.encrypt(&mut r, b"reply").unwrap();
+    let dev = alice.device(1);
+    let got = on1
+        .decrypt_device(&dev.keys, &d1, &mut dev.prekeys, NOW, &reply, &list)
+        .unwrap();
+    assert_eq!(&got.plaintext[..], b"reply");
+    assert_eq!(got.identity, d2);
+}

@@ -49,6 +49,17 @@ pub trait SessionPeer: Copy + Eq + fmt::Debug + sealed::Pickled<Ad = Self::Sessi
     type SessionAd: AsRef<[u8]> + Copy + Eq;
     /// Pickle kind of a standalone session with this kind of peer.
     const PICKLE_KIND: u8;
+    /// Pickle kind of all sessions with one such peer
+    /// ([`crate::peer_sessions::PeerSessions`]).
+    const SESSIONS_PICKLE_KIND: u8;
+    /// Whether `other` is the same peer with the same keys (an account's
+    /// identity ignores the signature over its DH key, which is
+    /// deterministic anyway).
+    fn same_keys(&self, other: &Self) -> bool;
+    /// What orders two peers of one user id in the tie-break of
+    /// simultaneous initiation: `(0, IKsig)` for an account, `(device id,
+    /// device signing key)` for a device.
+    fn tie_key(&self) -> (u32, [u8; 32]);
     /// The X3DH run `message` belongs to, if it is this kind's prekey message.
     fn prekey_run<'m, 'a>(message: &'m Message<'a>) -> Option<PrekeyRun<'m, 'a, Self>>;
 }
@@ -74,6 +85,15 @@ impl sealed::Pickled for IdentityPublic {
 impl SessionPeer for IdentityPublic {
     type SessionAd = [u8; AD_LEN];
     const PICKLE_KIND: u8 = kind::SESSION;
+    const SESSIONS_PICKLE_KIND: u8 = kind::PEER_SESSIONS;
+
+    fn same_keys(&self, other: &Self) -> bool {
+        self.sig_pub == other.sig_pub && self.dh_pub == other.dh_pub
+    }
+
+    fn tie_key(&self) -> (u32, [u8; 32]) {
+        (0, self.sig_pub)
+    }
 
     fn prekey_run<'m, 'a>(message: &'m Message<'a>) -> Option<PrekeyRun<'m, 'a, Self>> {
         match message {
@@ -110,6 +130,15 @@ impl sealed::Pickled for DevicePublic {
 impl SessionPeer for DevicePublic {
     type SessionAd = [u8; DEVICE_AD_LEN];
     const PICKLE_KIND: u8 = kind::DEVICE_SESSION;
+    const SESSIONS_PICKLE_KIND: u8 = kind::DEVICE_PEER_SESSIONS;
+
+    fn same_keys(&self, other: &Self) -> bool {
+        self == other
+    }
+
+    fn tie_key(&self) -> (u32, [u8; 32]) {
+        (self.id, self.signing_key)
+    }
 
     fn prekey_run<'m, 'a>(message: &'m Message<'a>) -> Option<PrekeyRun<'m, 'a, Self>> {
         match message {

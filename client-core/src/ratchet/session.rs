@@ -270,7 +270,7 @@ impl<P: SessionPeer> Session<P> {
 
     /// Whether a prekey wrapper with these fields belongs to the X3DH run
     /// that created this inbound session.
-    pub(super) fn is_same_run(
+    pub(crate) fn is_same_run(
         &self,
         base_key: [u8; 32],
         initiator: &P,
