@@ -102,6 +102,13 @@ impl Session {
         }
     }
 
+    /// The account this session's device belongs to (its address without
+    /// the device, see `UserId::device_address`).
+    pub(crate) fn account(&self) -> UserId {
+        let (account, _) = self.user.device_address_parts();
+        UserId::try_from(account).unwrap_or_else(|_| self.user.clone())
+    }
+
     /// Pushes a frame without waiting; a full queue closes the connection as
     /// a slow consumer.
     pub(crate) fn push_now(&self, text: String) {
