@@ -371,7 +371,7 @@ fn close_if_removed(session: &Session, frame: &str) {
     let (_, device) = session.user.device_address_parts();
     if !push.list.devices.iter().any(|d| d.id == device) {
         tracing::info!(user = %session.user, conn = session.conn_id, "device removed, closing");
-        session.close(close::DEVICE_REMOVED);
+        session.close_after_queued(close::DEVICE_REMOVED, "device removed");
     }
 }
 

@@ -133,6 +133,14 @@ impl Session {
         kill(&self.kill, code);
     }
 
+    /// Closes the connection with `code` after the frames already queued
+    /// (a kill would preempt them); with a full queue, a kill.
+    pub(crate) fn close_after_queued(&self, code: u16, reason: &'static str) {
+        if self.out.try_send(Outbound::Close(code, reason)).is_err() {
+            kill(&self.kill, code);
+        }
+    }
+
     /// Offers the live envelope `id`: `push` runs (under the cursor lock, so
     /// pushes stay in order) if it is the next one. Returns true if a sync
     /// must start.
