@@ -14,122 +14,10 @@
 
 mod common;
 
+use common::devices::*;
 use common::*;
-use ed25519_dalek::SigningKey;
-use hush_protocol::devices::{DeviceEntry, SignedDeviceList};
-use hush_protocol::frame::{
-    AuthOk, Bundle, CopiesAccepted, CopyId, DeviceCopy, DeviceListPublished, Envelope,
-    FetchDeviceBundle, FetchDevices, PublishDeviceList, SendCopies,
-};
-use hush_protocol::{Body, ClientFrame, ErrorCode, PublicKeyBytes, ServerFrame, close, signing};
-use hush_relay::RelayHandle;
-
-/// A list of `devices` (id, signing key) at `version`, signed by
-/// `account` for `name`.
-pub fn signed_list(
-    account: &SigningKey,
-    name: &str,
-    version: u64,
-    devices: &[(u32, &SigningKey)],
-) -> SignedDeviceList {
-    let devices: Vec<DeviceEntry> = devices
-        .iter()
-        .map(|(id, k)| DeviceEntry {
-            id: *id,
-            signing_key: public(k),
-            identity_dh: PublicKeyBytes([*id as u8; 32]),
-        })
-        .collect();
-    let msg = signing::device_list_message(name, version, &devices).unwrap();
-    SignedDeviceList {
-        version,
-        devices,
-        signature: sign(account, &msg),
-    }
-}
-
-async fn publish(c: &mut Client, list: SignedDeviceList) -> ServerFrame {
-    let rid = c.rid();
-    c.request(ClientFrame::PublishDeviceList(PublishDeviceList {
-        rid,
-        list,
-    }))
-    .await
-}
-
-async fn publish_ok(c: &mut Client, list: SignedDeviceList) {
-    let version = list.version;
-    match publish(c, list).await {
-        ServerFrame::DeviceListPublished(DeviceListPublished { version: v, .. }) => {
-            assert_eq!(v, version);
-        }
-        other => panic!("list not published: {other:?}"),
-    }
-}
-
-async fn fetch_devices(c: &mut Client, name: &str) -> ServerFrame {
-    let rid = c.rid();
-    c.request(ClientFrame::FetchDevices(FetchDevices {
-        rid,
-        user_id: user(name),
-    }))
-    .await
-}
-
-/// Device `device` of `name`, authenticated with `auth_device`.
-async fn device(
-    relay: &RelayHandle,
-    name: &str,
-    device: u32,
-    key: &SigningKey,
-) -> (Client, AuthOk) {
-    let (ws, c) = connect(relay).await;
-    match Client::device_on(ws, c, name, device, key).await {
-        (client, ServerFrame::AuthOk(ok)) => (client, ok),
-        (_, other) => panic!("device {device} auth failed: {other:?}"),
-    }
-}
-
-fn copies(list: &[(u32, &str)]) -> Vec<DeviceCopy> {
-    list.iter()
-        .map(|(device, body)| DeviceCopy {
-            device: *device,
-            body: Body(body.as_bytes().to_vec()),
-        })
-        .collect()
-}
-
-async fn send_copies(
-    c: &mut Client,
-    to: &str,
-    to_devices: &[(u32, &str)],
-    own: &[(u32, &str)],
-) -> ServerFrame {
-    let rid = c.rid();
-    c.request(ClientFrame::SendCopies(SendCopies {
-        rid,
-        to: user(to),
-        copies: copies(to_devices),
-        self_copies: copies(own),
-        ephemeral: false,
-    }))
-    .await
-}
-
-fn mismatch_lists(f: &ServerFrame) -> Vec<(String, Option<u64>)> {
-    match f {
-        ServerFrame::Error(e) if e.code == ErrorCode::DeviceListMismatch => e
-            .lists
-            .iter()
-            .map(|a| (a.user_id.to_string(), a.list.as_ref().map(|l| l.version)))
-            .collect(),
-        other => panic!("expected device_list_mismatch, got {other:?}"),
-    }
-}
-
-fn body(e: &Envelope) -> String {
-    String::from_utf8(e.body.0.clone()).unwrap()
-}
+use hush_protocol::frame::{Bundle, CopiesAccepted, CopyId, FetchDeviceBundle};
+use hush_protocol::{ClientFrame, ErrorCode, ServerFrame, close};
 
 /// Runs each scenario against the memory and the redb store.
 macro_rules! on_both_stores {
@@ -199,7 +87,7 @@ async fn a_list_is_published_and_fetched(b: Backend) {
     let (mut nobody, reply) = Client::device_on(ws, c, "nobody", 1, &new_key()).await;
     assert_eq!(error_code(&reply), Some(ErrorCode::UnknownUser));
     assert_eq!(nobody.expect_close().await, Some(close::AUTH_FAILED));
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn an_older_or_equal_version_is_refused_with_the_current_list(b: Backend) {
@@ -224,7 +112,7 @@ async fn an_older_or_equal_version_is_refused_with_the_current_list(b: Backend) 
         signed_list(&a1, "alice", 6, &[(1, &a1), (2, &d2)]),
     )
     .await;
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn a_list_not_signed_by_the_account_key_is_refused(b: Backend) {
@@ -258,7 +146,7 @@ async fn a_list_not_signed_by_the_account_key_is_refused(b: Backend) {
         ServerFrame::Devices(d) => assert_eq!(d.account.list.unwrap().version, 1),
         other => panic!("{other:?}"),
     }
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn a_removed_device_is_closed_cannot_authenticate_and_gets_nothing(b: Backend) {
@@ -313,7 +201,7 @@ async fn a_removed_device_is_closed_cannot_authenticate_and_gets_nothing(b: Back
         ok.last_queued, 0,
         "the removed device's mailbox was emptied"
     );
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn copies_must_name_exactly_the_current_devices(b: Backend) {
@@ -381,7 +269,7 @@ async fn copies_must_name_exactly_the_current_devices(b: Backend) {
     assert!(matches!(f, ServerFrame::CopiesAccepted(_)), "{f:?}");
     let f = send_copies(&mut bob3, "bob", &[(1, "n"), (3, "n")], &[]).await;
     assert_eq!(mismatch_lists(&f), vec![("bob".to_owned(), Some(7))]);
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn offline_copies_arrive_on_connect_and_acks_are_per_device(b: Backend) {
@@ -424,7 +312,7 @@ async fn offline_copies_arrive_on_connect_and_acks_are_per_device(b: Backend) {
     drop(alice2);
     let (_alice2, ok) = device(&relay, "alice", 2, &a2).await;
     assert_eq!(ok.last_queued, 0);
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn legacy_clients_keep_working_beside_devices(b: Backend) {
@@ -466,7 +354,7 @@ async fn legacy_clients_keep_working_beside_devices(b: Backend) {
     let (frames, code) = raw_until_close(&mut ws).await;
     assert_eq!(error_code(&frames[0]), Some(ErrorCode::UnknownDevice));
     assert_eq!(code, Some(close::AUTH_FAILED));
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }
 
 async fn device_keys_and_bundles_are_per_device(b: Backend) {
@@ -524,5 +412,5 @@ async fn device_keys_and_bundles_are_per_device(b: Backend) {
         other => panic!("{other:?}"),
     }
     assert_eq!(error_code(&fetch(5).await), Some(ErrorCode::UnknownDevice));
-    relay.shutdown().await;
+    relay.shutdown().await.unwrap();
 }

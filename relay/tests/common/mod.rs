@@ -2,6 +2,7 @@
 //! Every await has a timeout, so a bug fails the test instead of hanging it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod devices;
 pub mod process;
 pub mod redis;
 
