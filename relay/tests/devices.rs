@@ -220,7 +220,8 @@ async fn copies_must_name_exactly_the_current_devices(b: Backend) {
     let both = vec![("alice".to_owned(), Some(1)), ("bob".to_owned(), Some(7))];
     // A recipient device missing, an extra one, a self copy missing, a
     // device named twice, a copy for the sending device itself.
-    let wrong: [(&[(u32, &str)], &[(u32, &str)]); 5] = [
+    type Named<'a> = &'a [(u32, &'a str)];
+    let wrong: [(Named, Named); 5] = [
         (&[(1, "a1")], &[(3, "b3")]),
         (&[(1, "a1"), (2, "a2"), (4, "a4")], &[(3, "b3")]),
         (&[(1, "a1"), (2, "a2")], &[]),

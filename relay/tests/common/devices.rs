@@ -23,7 +23,7 @@ pub fn signed_list(
         .map(|(id, k)| DeviceEntry {
             id: *id,
             signing_key: public(k),
-            identity_dh: PublicKeyBytes([*id as u8; 32]),
+            identity_dh: PublicKeyBytes([u8::try_from(*id).unwrap_or(0); 32]),
         })
         .collect();
     let msg = signing::device_list_message(name, version, &devices).unwrap();
