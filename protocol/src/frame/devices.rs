@@ -163,3 +163,30 @@ pub struct CopiesAccepted {
     /// One per self copy, in device id order.
     pub self_copies: Vec<CopyId>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ServerFrame;
+
+    const LIST: &str = r#"{"version":3,"devices":[{"id":1,"signing_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","identity_dh":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}],"signature":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="}"#;
+
+    #[test]
+    fn server_frames_decode_and_encode_exactly() {
+        for text in [
+            r#"{"type":"device_list_published","rid":2,"version":3}"#.to_owned(),
+            r#"{"type":"devices","rid":3,"user_id":"bob","list":null}"#.to_owned(),
+            format!(r#"{{"type":"devices","rid":3,"user_id":"bob","list":{LIST}}}"#),
+            format!(r#"{{"type":"device_list","user_id":"alice","list":{LIST}}}"#),
+            r#"{"type":"copies_accepted","rid":5,"copies":[{"device":1,"id":41}],"self_copies":[]}"#
+                .to_owned(),
+            r#"{"type":"envelope","id":41,"from":"alice","from_device":2,"accepted_at":1,"body":"AQID"}"#
+                .to_owned(),
+            format!(
+                r#"{{"type":"error","rid":5,"code":"device_list_mismatch","message":"m","lists":[{{"user_id":"bob","list":null}},{{"user_id":"alice","list":{LIST}}}]}}"#
+            ),
+        ] {
+            let frame = ServerFrame::decode(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(frame.encode(), text);
+        }
+    }
+}
