@@ -87,7 +87,6 @@ async fn a_list_is_published_and_fetched(b: Backend) {
     let (mut nobody, reply) = Client::device_on(ws, c, "nobody", 1, &new_key()).await;
     assert_eq!(error_code(&reply), Some(ErrorCode::UnknownUser));
     assert_eq!(nobody.expect_close().await, Some(close::AUTH_FAILED));
-    relay.shutdown().await.unwrap();
 }
 
 async fn an_older_or_equal_version_is_refused_with_the_current_list(b: Backend) {
@@ -112,7 +111,6 @@ async fn an_older_or_equal_version_is_refused_with_the_current_list(b: Backend) 
         signed_list(&a1, "alice", 6, &[(1, &a1), (2, &d2)]),
     )
     .await;
-    relay.shutdown().await.unwrap();
 }
 
 async fn a_list_not_signed_by_the_account_key_is_refused(b: Backend) {
@@ -146,7 +144,6 @@ async fn a_list_not_signed_by_the_account_key_is_refused(b: Backend) {
         ServerFrame::Devices(d) => assert_eq!(d.account.list.unwrap().version, 1),
         other => panic!("{other:?}"),
     }
-    relay.shutdown().await.unwrap();
 }
 
 async fn a_removed_device_is_closed_cannot_authenticate_and_gets_nothing(b: Backend) {
@@ -201,7 +198,6 @@ async fn a_removed_device_is_closed_cannot_authenticate_and_gets_nothing(b: Back
         ok.last_queued, 0,
         "the removed device's mailbox was emptied"
     );
-    relay.shutdown().await.unwrap();
 }
 
 async fn copies_must_name_exactly_the_current_devices(b: Backend) {
@@ -270,7 +266,6 @@ async fn copies_must_name_exactly_the_current_devices(b: Backend) {
     assert!(matches!(f, ServerFrame::CopiesAccepted(_)), "{f:?}");
     let f = send_copies(&mut bob3, "bob", &[(1, "n"), (3, "n")], &[]).await;
     assert_eq!(mismatch_lists(&f), vec![("bob".to_owned(), Some(7))]);
-    relay.shutdown().await.unwrap();
 }
 
 async fn offline_copies_arrive_on_connect_and_acks_are_per_device(b: Backend) {
@@ -313,7 +308,6 @@ async fn offline_copies_arrive_on_connect_and_acks_are_per_device(b: Backend) {
     drop(alice2);
     let (_alice2, ok) = device(&relay, "alice", 2, &a2).await;
     assert_eq!(ok.last_queued, 0);
-    relay.shutdown().await.unwrap();
 }
 
 async fn legacy_clients_keep_working_beside_devices(b: Backend) {
@@ -355,7 +349,6 @@ async fn legacy_clients_keep_working_beside_devices(b: Backend) {
     let (frames, code) = raw_until_close(&mut ws).await;
     assert_eq!(error_code(&frames[0]), Some(ErrorCode::UnknownDevice));
     assert_eq!(code, Some(close::AUTH_FAILED));
-    relay.shutdown().await.unwrap();
 }
 
 async fn device_keys_and_bundles_are_per_device(b: Backend) {
@@ -413,5 +406,4 @@ async fn device_keys_and_bundles_are_per_device(b: Backend) {
         other => panic!("{other:?}"),
     }
     assert_eq!(error_code(&fetch(5).await), Some(ErrorCode::UnknownDevice));
-    relay.shutdown().await.unwrap();
 }

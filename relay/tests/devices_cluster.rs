@@ -97,6 +97,4 @@ async fn copies_and_device_lists_cross_relays() {
         let (_, reply) = Client::device_on(ws, c, "alice", 3, &a3).await;
         assert_eq!(error_code(&reply), Some(ErrorCode::UnknownDevice));
     }
-    ra.shutdown().await.unwrap();
-    rb.shutdown().await.unwrap();
 }
