@@ -46,6 +46,8 @@ on_both_stores!(
     offline_copies_arrive_on_connect_and_acks_are_per_device,
     legacy_clients_keep_working_beside_devices,
     device_keys_and_bundles_are_per_device,
+    a_send_copies_may_exceed_max_frame_bytes_up_to_its_own_bound,
+    ephemeral_copies_reach_online_devices_and_are_never_stored,
 );
 
 async fn a_list_is_published_and_fetched(b: Backend) {
@@ -406,4 +408,75 @@ async fn device_keys_and_bundles_are_per_device(b: Backend) {
         other => panic!("{other:?}"),
     }
     assert_eq!(error_code(&fetch(5).await), Some(ErrorCode::UnknownDevice));
+}
+
+async fn a_send_copies_may_exceed_max_frame_bytes_up_to_its_own_bound(b: Backend) {
+    let relay = b
+        .start_with(|c| {
+            c.limits.max_frame_bytes = 4096;
+            c.limits.max_send_frame_bytes = 16_384;
+        })
+        .await;
+    let (a1, a2) = (new_key(), new_key());
+    let (mut alice, _) = Client::login(&relay, "alice", &a1).await;
+    let (mut bob, _) = Client::login(&relay, "bob", &new_key()).await;
+    publish_ok(
+        &mut alice,
+        signed_list(&a1, "alice", 1, &[(1, &a1), (2, &a2)]),
+    )
+    .await;
+    // Two 3,000-byte bodies: about 8 KB of JSON, over max_frame_bytes.
+    let big = "x".repeat(3000);
+    let f = send_copies(&mut bob, "alice", &[(1, &big), (2, &big)], &[]).await;
+    assert!(matches!(f, ServerFrame::CopiesAccepted(_)), "{f:?}");
+    // Over max_send_frame_bytes: closed with 1009.
+    let huge = "x".repeat(7000);
+    let rid = bob.rid();
+    let frame = ClientFrame::SendCopies(hush_protocol::frame::SendCopies {
+        rid,
+        to: user("alice"),
+        copies: copies(&[(1, &huge), (2, &huge)]),
+        self_copies: Vec::new(),
+        ephemeral: false,
+    });
+    bob.send_raw(frame.encode()).await;
+    assert_eq!(bob.expect_close().await, Some(close::MESSAGE_TOO_BIG));
+    // Any other frame over max_frame_bytes: 1009 as before.
+    let (mut carol, _) = Client::login(&relay, "carol", &new_key()).await;
+    carol
+        .send_raw(format!(r#"{{"type":"ping","rid":1,"pad":"{big}{big}"}}"#))
+        .await;
+    assert_eq!(carol.expect_close().await, Some(close::MESSAGE_TOO_BIG));
+}
+
+async fn ephemeral_copies_reach_online_devices_and_are_never_stored(b: Backend) {
+    let relay = b.start().await;
+    let (a1, a2) = (new_key(), new_key());
+    let (mut alice1, _) = Client::login(&relay, "alice", &a1).await;
+    let (mut bob, _) = Client::login(&relay, "bob", &new_key()).await;
+    publish_ok(
+        &mut alice1,
+        signed_list(&a1, "alice", 1, &[(1, &a1), (2, &a2)]),
+    )
+    .await;
+    let rid = bob.rid();
+    let f = bob
+        .request(ClientFrame::SendCopies(hush_protocol::frame::SendCopies {
+            rid,
+            to: user("alice"),
+            copies: copies(&[(1, "typing"), (2, "typing")]),
+            self_copies: Vec::new(),
+            ephemeral: true,
+        }))
+        .await;
+    let ServerFrame::CopiesAccepted(a) = f else {
+        panic!("{f:?}")
+    };
+    assert!(a.copies.is_empty() && a.self_copies.is_empty());
+    let e = alice1.next_envelope().await;
+    assert!(e.ephemeral && e.id.is_none());
+    assert_eq!(body(&e), "typing");
+    // Device 2 was offline: nothing waits for it.
+    let (_, ok) = device(&relay, "alice", 2, &a2).await;
+    assert_eq!(ok.last_queued, 0);
 }
