@@ -191,6 +191,7 @@ impl<S: Store> Conn<S> {
             }
             Err(e) => return self.auth_store_failed(rid, &e).await,
         };
+        let (account, device) = (a.user_id.clone(), a.device);
         let live = Live {
             rid: a.rid,
             account: a.user_id,
@@ -202,7 +203,22 @@ impl<S: Store> Conn<S> {
             has_keys,
             last_queued,
         };
-        self.go_live(live).await
+        self.go_live(live).await?;
+        // A list that removed this device between the check above and the
+        // session going live was pushed to no session of it: check again.
+        let still = match current_devices(self.hub.directory(), &account).await {
+            Ok(Some((_, devices))) => devices
+                .iter()
+                .any(|(id, k)| *id == device && *k == a.device_key),
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if !still && let Some(authed) = &self.authed {
+            authed
+                .session
+                .close_after_queued(close::DEVICE_REMOVED, "device removed");
+        }
+        Flow::Continue(())
     }
 
     pub(super) async fn publish_device_list(&mut self, p: PublishDeviceList) -> Flow {
