@@ -1213,6 +1213,7 @@ fn inject_envelope(world: &World, user: &str, from: &str, id: u64, body: Vec<u8>
         ServerFrame::Envelope(Envelope {
             id: Some(id),
             from: uid(from),
+            from_device: None,
             accepted_at: now(),
             body: Body(body),
             ephemeral: false,

@@ -35,7 +35,19 @@ const FRAMES: &[&str] = &[
     r#"{"type":"accepted","rid":5,"id":42}"#,
     r#"{"type":"envelope","id":42,"from":"alice","accepted_at":1764100000000,"body":"AQID"}"#,
     r#"{"type":"envelope","from":"alice","accepted_at":1764100000001,"body":"BA==","ephemeral":true}"#,
-    r#"{"type":"error","rid":5,"code":"mailbox_full","message":"recipient's mailbox is full"}"#,
+    r#"{"type":"error","rid":5,"code":"mailbox_full","message":"recipient's mailbox is full"}"#,    // Multi-device frames (protocol section 16).
+    r#"{"type":"auth_device","rid":1,"user_id":"alice","device":2,"device_key":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA=","signature":"626+uF4VVRDCU2u6SSIr2Ty4WgE8yo26I57WwljBv7V0L4Kj8JAOsqNzddSKXes5U5XuE8YyLETaUWoCV9evAA=="}"#,
+    r#"{"type":"publish_device_list","rid":2,"list":{"version":3,"devices":[{"id":1,"signing_key":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc=","identity_dh":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA="},{"id":2,"signing_key":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA=","identity_dh":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc="}],"signature":"626+uF4VVRDCU2u6SSIr2Ty4WgE8yo26I57WwljBv7V0L4Kj8JAOsqNzddSKXes5U5XuE8YyLETaUWoCV9evAA=="}}"#,
+    r#"{"type":"fetch_devices","rid":3,"user_id":"bob"}"#,
+    r#"{"type":"fetch_device_bundle","rid":4,"user_id":"bob","device":7}"#,
+    r#"{"type":"send_copies","rid":5,"to":"bob","copies":[{"device":1,"body":"AQID"},{"device":7,"body":"BA=="}],"self_copies":[{"device":2,"body":"BQY="}]}"#,
+    r#"{"type":"send_copies","rid":6,"to":"bob","copies":[{"device":1,"body":"AQID"}],"ephemeral":true}"#,
+    r#"{"type":"device_list_published","rid":2,"version":3}"#,
+    r#"{"type":"devices","rid":3,"user_id":"bob","list":null}"#,
+    r#"{"type":"device_list","user_id":"alice","list":{"version":3,"devices":[{"id":1,"signing_key":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc=","identity_dh":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA="},{"id":2,"signing_key":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA=","identity_dh":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc="}],"signature":"626+uF4VVRDCU2u6SSIr2Ty4WgE8yo26I57WwljBv7V0L4Kj8JAOsqNzddSKXes5U5XuE8YyLETaUWoCV9evAA=="}}"#,
+    r#"{"type":"copies_accepted","rid":5,"copies":[{"device":1,"id":41},{"device":7,"id":3}],"self_copies":[{"device":2,"id":18}]}"#,
+    r#"{"type":"envelope","id":41,"from":"alice","from_device":2,"accepted_at":1764100000000,"body":"AQID"}"#,
+    r#"{"type":"error","rid":5,"code":"device_list_mismatch","message":"devices differ","lists":[{"user_id":"bob","list":null},{"user_id":"alice","list":{"version":3,"devices":[{"id":1,"signing_key":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc=","identity_dh":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA="},{"id":2,"signing_key":"oJql9HpnWYAv+VX43C0qFKXJnSO+l/hkEn/5ODRVpPA=","identity_dh":"0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc="}],"signature":"626+uF4VVRDCU2u6SSIr2Ty4WgE8yo26I57WwljBv7V0L4Kj8JAOsqNzddSKXes5U5XuE8YyLETaUWoCV9evAA=="}}]}"#,
 ];
 
 fn main() {

@@ -20,6 +20,8 @@ use crate::frame::{
 };
 use crate::user_id::{UserId, UserIdError};
 
+mod devices;
+
 /// Why a text frame is not a valid frame. Each variant maps to one
 /// [`ErrorCode`] ([`FrameError::code`]) and carries the frame's `rid` when one
 /// parsed ([`FrameError::rid`]).
@@ -385,6 +387,9 @@ pub(crate) fn decode_client(text: &str) -> Result<ClientFrame, FrameError> {
             })
         }
         other => {
+            if let Some(frame) = devices::decode(other, text, cx) {
+                return frame;
+            }
             return Err(FrameError::UnknownType {
                 rid: h.rid,
                 frame_type: truncated(other),
@@ -408,6 +413,10 @@ const SERVER_TYPES: &[&str] = &[
     "presence_allowed",
     "presence",
     "presence_update",
+    "device_list_published",
+    "devices",
+    "device_list",
+    "copies_accepted",
 ];
 
 pub(crate) fn decode_server(text: &str) -> Result<ServerFrame, FrameError> {

@@ -46,6 +46,21 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// A relay bug.
     Internal,
+    /// A published device list whose version is not above the stored one; the
+    /// error's `lists` carries the current list.
+    StaleDeviceList,
+    /// A device list that is malformed, not signed by the account key, or
+    /// drops the publishing device without removing it on purpose.
+    BadDeviceList,
+    /// A device id not in the account's current device list (a removed
+    /// device, or a bundle asked of a device that does not exist).
+    UnknownDevice,
+    /// `auth_device` with a key that is not the device's listed signing key,
+    /// or keys published by a device signed by another key.
+    DeviceKeyMismatch,
+    /// A `send_copies` (or a `send` to a multi-device account) whose devices
+    /// differ from the current lists; the error's `lists` carries them.
+    DeviceListMismatch,
     /// A code this version does not know (sent by a newer relay). Never sent.
     #[serde(other)]
     Unrecognized,
@@ -74,6 +89,11 @@ impl ErrorCode {
             Self::LimitExceeded => "limit_exceeded",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
+            Self::StaleDeviceList => "stale_device_list",
+            Self::BadDeviceList => "bad_device_list",
+            Self::UnknownDevice => "unknown_device",
+            Self::DeviceKeyMismatch => "device_key_mismatch",
+            Self::DeviceListMismatch => "device_list_mismatch",
             Self::Unrecognized => "unrecognized",
         }
     }
@@ -111,6 +131,9 @@ pub mod close {
     /// `idle_timeout`: the relay treats the connection as half-open and drops
     /// it. Reconnect.
     pub const IDLE_TIMEOUT: u16 = 4004;
+    /// This device was removed from its account's device list: it cannot
+    /// authenticate again; do not reconnect.
+    pub const DEVICE_REMOVED: u16 = 4005;
     /// Too many connections (reserved; the relay answers HTTP 429 before the
     /// upgrade instead).
     pub const TOO_MANY_CONNECTIONS: u16 = 4008;
@@ -142,6 +165,11 @@ mod tests {
             ErrorCode::LimitExceeded,
             ErrorCode::StoreUnavailable,
             ErrorCode::Internal,
+            ErrorCode::StaleDeviceList,
+            ErrorCode::BadDeviceList,
+            ErrorCode::UnknownDevice,
+            ErrorCode::DeviceKeyMismatch,
+            ErrorCode::DeviceListMismatch,
         ] {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(json, format!("\"{}\"", c.as_str()));

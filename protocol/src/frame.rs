@@ -13,6 +13,12 @@ use crate::bytes::{Body, ChallengeBytes, PublicKeyBytes, SignatureBytes};
 use crate::error_code::ErrorCode;
 use crate::user_id::UserId;
 
+mod devices;
+pub use devices::{
+    AccountDevices, AuthDevice, CopiesAccepted, CopyId, DeviceCopy, DeviceListPublished,
+    DeviceListPush, Devices, FetchDeviceBundle, FetchDevices, PublishDeviceList, SendCopies,
+};
+
 /// Protocol version announced in the `challenge` frame.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// HTTP path of the WebSocket endpoint.
@@ -179,6 +185,16 @@ pub enum ClientFrame {
     PresenceQuery(PresenceQuery),
     /// See [`PresenceSubscribe`].
     PresenceSubscribe(PresenceSubscribe),
+    /// See [`AuthDevice`].
+    AuthDevice(AuthDevice),
+    /// See [`PublishDeviceList`].
+    PublishDeviceList(PublishDeviceList),
+    /// See [`FetchDevices`].
+    FetchDevices(FetchDevices),
+    /// See [`SendCopies`].
+    SendCopies(SendCopies),
+    /// See [`FetchDeviceBundle`].
+    FetchDeviceBundle(FetchDeviceBundle),
 }
 
 impl ClientFrame {
@@ -195,6 +211,11 @@ impl ClientFrame {
             Self::PresenceAllow(_) => "presence_allow",
             Self::PresenceQuery(_) => "presence_query",
             Self::PresenceSubscribe(_) => "presence_subscribe",
+            Self::AuthDevice(_) => "auth_device",
+            Self::PublishDeviceList(_) => "publish_device_list",
+            Self::FetchDevices(_) => "fetch_devices",
+            Self::SendCopies(_) => "send_copies",
+            Self::FetchDeviceBundle(_) => "fetch_device_bundle",
         }
     }
 
@@ -211,6 +232,11 @@ impl ClientFrame {
             Self::PresenceAllow(f) => f.rid,
             Self::PresenceQuery(f) => f.rid,
             Self::PresenceSubscribe(f) => f.rid,
+            Self::AuthDevice(f) => f.rid,
+            Self::PublishDeviceList(f) => f.rid,
+            Self::FetchDevices(f) => f.rid,
+            Self::SendCopies(f) => f.rid,
+            Self::FetchDeviceBundle(f) => f.rid,
         }
     }
 
@@ -325,6 +351,9 @@ pub struct Envelope {
     pub id: Option<u64>,
     /// The authenticated sender, stamped by the relay.
     pub from: UserId,
+    /// The sender's device, stamped by the relay; omitted for device 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_device: Option<u32>,
     /// When the relay accepted it, Unix milliseconds.
     pub accepted_at: u64,
     /// Opaque ciphertext.
@@ -470,6 +499,10 @@ pub struct ErrorFrame {
     pub code: ErrorCode,
     /// What went wrong, for humans.
     pub message: String,
+    /// The current device lists of the accounts concerned
+    /// (`stale_device_list`, `device_list_mismatch`); omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<AccountDevices>,
 }
 
 /// A frame from the relay to a client.
@@ -507,6 +540,14 @@ pub enum ServerFrame {
     /// see it changed (see [`PresenceEntry`]). Flattened: `{"type":
     /// "presence_update","user":..,"visible":..,...}`.
     PresenceUpdate(PresenceEntry),
+    /// See [`DeviceListPublished`].
+    DeviceListPublished(DeviceListPublished),
+    /// See [`Devices`].
+    Devices(Devices),
+    /// See [`DeviceListPush`].
+    DeviceList(DeviceListPush),
+    /// See [`CopiesAccepted`].
+    CopiesAccepted(CopiesAccepted),
 }
 
 impl ServerFrame {
@@ -529,6 +570,7 @@ impl ServerFrame {
             rid,
             code,
             message: message.into(),
+            lists: Vec::new(),
         })
     }
 }

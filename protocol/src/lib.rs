@@ -4,7 +4,9 @@
 //! library both depend on this crate and on nothing of each other.
 //!
 //! - [`frame`]: [`ClientFrame`] and [`ServerFrame`], one JSON text frame each;
-//!   [`ClientFrame::decode`] reports a precise [`FrameError`].
+//!   [`ClientFrame::decode`] reports a precise [`FrameError`]. The
+//!   multi-device frames (`auth_device`, device lists, `send_copies`) are
+//!   in `frame::devices`, re-exported from [`frame`].
 //! - [`bytes`]: base64 binary fields ([`PublicKeyBytes`], [`SignatureBytes`],
 //!   [`Body`]).
 //! - [`user_id`]: the validated [`UserId`].

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `max_frame_bytes` | 131072 | WebSocket close 1009 |
 //! | `max_envelope_bytes` | 65536 | `envelope_too_large` |
+//! | `max_send_frame_bytes` | 3145728 | WebSocket close 1009 (a `send_copies` frame) |
 //! | `max_prekeys_per_upload` | 100 | `too_many_prekeys` |
 //! | `max_prekeys_stored` | 500 | `too_many_prekeys` |
 //! | `prekey_low_threshold` | 20 | `prekeys_low` frame |
@@ -46,6 +47,12 @@ pub struct Limits {
     /// memory one frame can make the relay allocate; larger frames close the
     /// connection with 1009.
     pub max_frame_bytes: usize,
+    /// Largest `send_copies` frame the relay reads, in bytes of UTF-8 JSON:
+    /// one body per device of the recipient and of the sender (up to
+    /// 2 × [`crate::devices::MAX_DEVICES`] copies), so it is larger than
+    /// `max_frame_bytes`. Any other frame over `max_frame_bytes`, or a
+    /// `send_copies` over this, closes the connection with 1009.
+    pub max_send_frame_bytes: usize,
     /// Largest envelope body, in decoded bytes (not base64). Keeps mailboxes
     /// of many small messages rather than a few huge ones.
     pub max_envelope_bytes: usize,
@@ -161,6 +168,7 @@ impl Default for Limits {
         Self {
             max_frame_bytes: 131_072,
             max_envelope_bytes: 65_536,
+            max_send_frame_bytes: 3 << 20,
             max_prekeys_per_upload: 100,
             max_prekeys_stored: 500,
             prekey_low_threshold: 20,
@@ -206,6 +214,7 @@ mod tests {
         let l = Limits::default();
         assert_eq!(l.max_frame_bytes, 131_072);
         assert_eq!(l.max_envelope_bytes, 65_536);
+        assert_eq!(l.max_send_frame_bytes, 3_145_728);
         assert_eq!(l.max_prekeys_per_upload, 100);
         assert_eq!(l.max_prekeys_stored, 500);
         assert_eq!(l.prekey_low_threshold, 20);

@@ -9,6 +9,7 @@
 //! | purpose | bytes |
 //! | --- | --- |
 //! | authentication | `"HUSH-AUTH-V1\0" \|\| u16be(len(relay_id)) \|\| relay_id \|\| challenge[32] \|\| u16be(len(user_id)) \|\| user_id` |
+//! | device authentication | `"HUSH-AUTH-V2\0" \|\| u16be(len(relay_id)) \|\| relay_id \|\| challenge[32] \|\| u16be(len(user_id)) \|\| user_id \|\| u32be(device)` |
 //! | identity DH key | `"HUSH-IKDH-V1\0" \|\| IKdh_pub[32]` |
 //! | signed prekey | `"HUSH-SPK-V1\0" \|\| u32be(spk_id) \|\| SPK_pub[32]` |
 //! | device list | `"HUSH-DEVICES-V1\0" \|\| u16be(len(user_id)) \|\| user_id \|\| u64be(version) \|\| u16be(n) \|\| n × (u32be(id) \|\| signing_key[32] \|\| identity_dh[32])` |
@@ -17,6 +18,9 @@ use crate::devices::DeviceEntry;
 
 /// Domain separation string for the authentication signature.
 pub const AUTH_DOMAIN: &[u8] = b"HUSH-AUTH-V1\0";
+/// Domain separation string for a device's authentication signature
+/// (`auth_device`, signed by the device's signing key).
+pub const AUTH_V2_DOMAIN: &[u8] = b"HUSH-AUTH-V2\0";
 /// Domain separation string for the signature over the identity DH key.
 pub const IDENTITY_DH_DOMAIN: &[u8] = b"HUSH-IKDH-V1\0";
 /// Domain separation string for the signature over a signed prekey.
@@ -65,6 +69,25 @@ pub fn auth_message(
     push_len_prefixed(&mut out, "relay_id", relay_id.as_bytes())?;
     out.extend_from_slice(challenge);
     push_len_prefixed(&mut out, "user_id", user_id.as_bytes())?;
+    Ok(out)
+}
+
+/// The bytes a device signs with its device signing key to answer the
+/// relay's challenge as device `device` of `user_id` (`auth_device`).
+pub fn auth_message_v2(
+    relay_id: &str,
+    challenge: &[u8; CHALLENGE_LEN],
+    user_id: &str,
+    device: u32,
+) -> Result<Vec<u8>, FieldTooLong> {
+    let mut out = Vec::with_capacity(
+        AUTH_V2_DOMAIN.len() + 8 + relay_id.len() + CHALLENGE_LEN + user_id.len(),
+    );
+    out.extend_from_slice(AUTH_V2_DOMAIN);
+    push_len_prefixed(&mut out, "relay_id", relay_id.as_bytes())?;
+    out.extend_from_slice(challenge);
+    push_len_prefixed(&mut out, "user_id", user_id.as_bytes())?;
+    out.extend_from_slice(&device.to_be_bytes());
     Ok(out)
 }
 
@@ -128,6 +151,24 @@ mod tests {
         want.extend_from_slice(&[0, 5]);
         want.extend_from_slice(b"alice");
         assert_eq!(m, want);
+    }
+
+    #[test]
+    fn auth_message_v2_layout_is_exact() {
+        let challenge = [7u8; CHALLENGE_LEN];
+        let m = auth_message_v2("r1", &challenge, "alice", 0x0102_0304).unwrap();
+        let mut want = b"HUSH-AUTH-V2\0".to_vec();
+        want.extend_from_slice(&[0, 2]);
+        want.extend_from_slice(b"r1");
+        want.extend_from_slice(&challenge);
+        want.extend_from_slice(&[0, 5]);
+        want.extend_from_slice(b"alice");
+        want.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(m, want);
+        assert_ne!(
+            auth_message_v2("r1", &challenge, "alice", 1).unwrap()[..13],
+            auth_message("r1", &challenge, "alice").unwrap()[..13]
+        );
     }
 
     #[test]

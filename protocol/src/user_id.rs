@@ -62,6 +62,46 @@ impl UserId {
         &self.0
     }
 
+    /// The relay's internal address of device `device`'s mailbox: the id
+    /// itself for device 1 (so an account that predates devices keeps its
+    /// mailbox), `"{id}/{device}"` otherwise. The `/` makes it impossible
+    /// as a user id, so it never collides with one; it is a store and
+    /// routing key only and never appears on the wire (see
+    /// [`UserId::device_address_parts`]).
+    pub fn device_address(&self, device: u32) -> UserId {
+        if device == 1 {
+            self.clone()
+        } else {
+            Self(format!("{}/{device}", self.0))
+        }
+    }
+
+    /// Splits an address made by [`UserId::device_address`] into the
+    /// account's id and the device id (1 for a plain user id).
+    pub fn device_address_parts(&self) -> (&str, u32) {
+        match self.0.split_once('/') {
+            Some((user, device)) => (user, device.parse().unwrap_or(1)),
+            None => (&self.0, 1),
+        }
+    }
+
+    /// Parses a device address as [`UserId::device_address`] writes it (a
+    /// plain user id is device 1's): the relay's stores read them back.
+    pub fn from_device_address(s: &str) -> Result<UserId, UserIdError> {
+        match s.split_once('/') {
+            None => UserId::try_from(s),
+            Some((user, device)) => {
+                let user = UserId::try_from(user)?;
+                match device.parse::<u32>() {
+                    Ok(d) if d >= 2 && device == d.to_string() => Ok(user.device_address(d)),
+                    _ => Err(UserIdError::BadChar {
+                        index: user.0.len(),
+                    }),
+                }
+            }
+        }
+    }
+
     /// The id as the owned string.
     pub fn into_string(self) -> String {
         self.0
@@ -160,6 +200,24 @@ mod tests {
             UserId::try_from("é"),
             Err(UserIdError::BadChar { index: 0 })
         );
+    }
+
+    #[test]
+    fn device_addresses_round_trip() {
+        let u = UserId::try_from("alice").unwrap();
+        assert_eq!(u.device_address(1), u);
+        let a = u.device_address(7);
+        assert_eq!(a.as_str(), "alice/7");
+        assert_eq!(a.device_address_parts(), ("alice", 7));
+        assert_eq!(u.device_address_parts(), ("alice", 1));
+        assert!(UserId::try_from(a.as_str()).is_err());
+        assert_eq!(UserId::from_device_address("alice/7").unwrap(), a);
+        assert_eq!(UserId::from_device_address("alice").unwrap(), u);
+        for bad in [
+            "alice/1", "alice/07", "alice/", "alice/x", "Alice/2", "a/2/3",
+        ] {
+            assert!(UserId::from_device_address(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

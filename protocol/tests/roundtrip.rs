@@ -223,6 +223,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 ServerFrame::Envelope(Envelope {
                     id,
                     from,
+                    from_device: None,
                     accepted_at,
                     body,
                     ephemeral: id.is_none(),
@@ -275,6 +276,7 @@ fn wire_shapes_match_the_spec() {
     let env = ServerFrame::Envelope(Envelope {
         id: Some(3),
         from: UserId::try_from("alice").unwrap(),
+        from_device: None,
         accepted_at: 9,
         body: Body(b"hi".to_vec()),
         ephemeral: false,

@@ -40,6 +40,7 @@ fn bench_protocol(c: &mut Criterion) {
         let env = ServerFrame::Envelope(Envelope {
             id: Some(987_654),
             from: UserId::try_from("alice-the-sender").unwrap(),
+            from_device: None,
             accepted_at: 1_764_100_000_000,
             body: Body(vec![7u8; size]),
             ephemeral: false,

@@ -49,13 +49,25 @@ async fn open(target: Target<'_>) -> Result<Opened, StoreError> {
     }
 }
 
-/// Deletes `user` with its keys, mailbox and envelope counter, freeing the
-/// id for registration by any key. Returns whether the user existed.
+/// Deletes `user` with its keys, mailbox and envelope counter, its device
+/// list and the records of the devices it lists, freeing the id for
+/// registration by any key. Returns whether the user existed.
 pub async fn reset_user_at(target: Target<'_>, user: &UserId) -> Result<bool, StoreError> {
     match open(target).await? {
-        Opened::Redb(s) => s.reset_user(user).await,
-        Opened::Redis(s) => s.reset_user(user).await,
+        Opened::Redb(s) => reset_account(&s, user).await,
+        Opened::Redis(s) => reset_account(&s, user).await,
     }
+}
+
+/// Resets the devices N ≥ 2 of `user`'s list (their `user/N` records),
+/// then the account itself (device 1, the list).
+async fn reset_account<S: Store>(s: &S, user: &UserId) -> Result<bool, StoreError> {
+    if let Some(list) = s.device_list(user).await? {
+        for d in list.devices.iter().filter(|d| d.id != 1) {
+            s.reset_user(&user.device_address(d.id)).await?;
+        }
+    }
+    s.reset_user(user).await
 }
 
 /// [`reset_user_at`] on a data directory.

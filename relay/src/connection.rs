@@ -43,6 +43,8 @@ use crate::sessions::{Kill, Outbound, Session, kill};
 use crate::store::Store;
 
 mod auth;
+mod copies;
+mod devices;
 mod drain;
 mod liveness;
 mod presence_frames;
@@ -63,8 +65,19 @@ const MAX_IN_FLIGHT: usize = 256;
 type InFlight = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 struct Authed {
+    /// The device's address (the account's id for device 1, see
+    /// `UserId::device_address`): its session, mailbox and keys.
     user: UserId,
+    /// The account (presence, quotas, device list).
+    account: UserId,
+    /// The device id.
+    device: u32,
+    /// The key it authenticated with: its device signing key (the account
+    /// key for `auth`).
     key: VerifyingKey,
+    /// Authenticated by `auth_device`: keys it publishes signed by another
+    /// key are refused with `device_key_mismatch`.
+    by_device_key: bool,
     /// This connection as the hub knows it (presence subscriptions).
     session: Arc<Session>,
 }
@@ -303,15 +316,25 @@ impl<S: Store> Conn<S> {
     }
 
     async fn on_text(&mut self, text: Utf8Bytes) -> Flow {
-        if text.len() > self.hub.limits().max_frame_bytes {
+        let limits = self.hub.limits();
+        let (max_frame, max_send) = (limits.max_frame_bytes, limits.max_send_frame_bytes);
+        if text.len() > max_frame.max(max_send) {
             self.close(close::MESSAGE_TOO_BIG, "frame larger than max_frame_bytes")
                 .await;
             return Flow::Break(());
         }
         let frame = ClientFrame::decode(text.as_str());
+        // Only a `send_copies` may exceed max_frame_bytes (up to
+        // max_send_frame_bytes).
+        if text.len() > max_frame && !matches!(frame, Ok(ClientFrame::SendCopies(_))) {
+            self.close(close::MESSAGE_TOO_BIG, "frame larger than max_frame_bytes")
+                .await;
+            return Flow::Break(());
+        }
         if self.authed.is_none() {
             return match frame {
                 Ok(ClientFrame::Auth(a)) => Box::pin(self.authenticate(a)).await,
+                Ok(ClientFrame::AuthDevice(a)) => Box::pin(self.authenticate_device(a)).await,
                 Ok(other) => {
                     self.fail(
                         Some(other.rid()),
@@ -372,6 +395,18 @@ impl<S: Store> Conn<S> {
             ClientFrame::PresenceAllow(p) => Box::pin(self.presence_allow(p)).await,
             ClientFrame::PresenceQuery(p) => Box::pin(self.presence_query(p)).await,
             ClientFrame::PresenceSubscribe(p) => Box::pin(self.presence_subscribe(p)).await,
+            ClientFrame::SendCopies(s) => Box::pin(self.send_copies(s)).await,
+            ClientFrame::PublishDeviceList(p) => Box::pin(self.publish_device_list(p)).await,
+            ClientFrame::FetchDevices(f) => Box::pin(self.fetch_devices(f)).await,
+            ClientFrame::FetchDeviceBundle(f) => Box::pin(self.fetch_device_bundle(f)).await,
+            ClientFrame::AuthDevice(a) => {
+                self.error(
+                    Some(a.rid),
+                    ErrorCode::AlreadyAuthenticated,
+                    "already authenticated",
+                )
+                .await
+            }
             other => {
                 self.error(
                     Some(other.rid()),

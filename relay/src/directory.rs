@@ -6,10 +6,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::OneTimePrekey;
 use hush_protocol::{PublicKeyBytes, UserId};
 
-use crate::store::{AuthOutcome, FetchedBundle, PublishOutcome, PublishedKeys, Store, StoreError};
+use crate::store::{
+    AuthOutcome, DeviceListOutcome, FetchedBundle, PublishOutcome, PublishedKeys, Store, StoreError,
+};
+
+/// Envelopes read per round when a removed device's mailbox is emptied.
+const PURGE_BATCH: usize = 1000;
 
 /// The directory service of one relay (cheap to clone).
 pub(crate) struct Directory<S> {
@@ -66,6 +72,58 @@ impl<S: Store> Directory<S> {
         user: &UserId,
     ) -> impl Future<Output = Result<Option<FetchedBundle>, StoreError>> + Send {
         self.store.fetch_bundle(user)
+    }
+
+    /// The key `user` is registered to (its account key).
+    pub(crate) fn identity_key(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<PublicKeyBytes>, StoreError>> + Send {
+        self.store.identity_key(user)
+    }
+
+    /// `user`'s device list, `None` for a legacy account.
+    pub(crate) fn device_list(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<SignedDeviceList>, StoreError>> + Send {
+        self.store.device_list(user)
+    }
+
+    /// Stores `list` if it is newer than `user`'s stored one.
+    pub(crate) fn put_device_list(
+        &self,
+        user: &UserId,
+        list: SignedDeviceList,
+    ) -> impl Future<Output = Result<DeviceListOutcome, StoreError>> + Send {
+        self.store.put_device_list(user, list)
+    }
+
+    /// Makes `address` (a device N ≥ 2) registered to `key`: registered if
+    /// new, re-registered (everything it held deleted) if it was another
+    /// key's.
+    pub(crate) async fn register_device(
+        &self,
+        address: &UserId,
+        key: &PublicKeyBytes,
+    ) -> Result<(), StoreError> {
+        if let AuthOutcome::KeyMismatch = self.store.register_or_authenticate(address, key).await? {
+            self.store.reset_user(address).await?;
+            self.store.register_or_authenticate(address, key).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every envelope of `address`'s mailbox (a removed device).
+    pub(crate) async fn purge_mailbox(&self, address: &UserId) -> Result<(), StoreError> {
+        loop {
+            let batch = self.store.mailbox_after(address, 0, PURGE_BATCH).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids = batch.iter().map(|e| e.id).collect();
+            self.store.ack(address, ids).await?;
+        }
     }
 
     /// `user`'s identity key and published keys (no one-time prekey).

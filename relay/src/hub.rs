@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hush_protocol::{Limits, UserId, close};
+use hush_protocol::{Limits, ServerFrame, UserId, close};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -289,6 +289,19 @@ impl<S: Store> Hub<S> {
         self.shared.delivery.spawn_sync(session);
     }
 
+    /// Pushes a `device_list` frame to the device at `address`, here or
+    /// through the relay holding it; a device the list removed is closed
+    /// with 4005 by whichever relay holds it (see [`close_if_removed`]).
+    pub(crate) fn push_device_list(&self, address: &UserId, frame: String) {
+        match self.shared.sessions.get(address) {
+            Some(s) => {
+                s.push_now(frame.clone());
+                close_if_removed(&s, &frame);
+            }
+            None => self.shared.bus.forward(address, frame),
+        }
+    }
+
     /// Removes the session if it is still its user's live one.
     pub(crate) fn deactivate(&self, user: &UserId, conn_id: u64) {
         let presence = &self.shared.presence;
@@ -320,7 +333,8 @@ impl<S: Store> BusEvents for Hub<S> {
 
     fn push(&self, user: &UserId, frame: String) {
         if let Some(s) = self.shared.sessions.get(user) {
-            s.push_now(frame);
+            s.push_now(frame.clone());
+            close_if_removed(&s, &frame);
         }
     }
 
@@ -342,6 +356,22 @@ impl<S: Store> BusEvents for Hub<S> {
 
     fn presence_recheck(&self, all: bool) {
         self.shared.presence.recheck_here(all);
+    }
+}
+
+/// Closes `session` with 4005 (after `frame`, already queued) when `frame` is a `device_list` push without the session's
+/// device: the device was removed. Only `device_list` frames are parsed.
+fn close_if_removed(session: &Session, frame: &str) {
+    if !frame.starts_with(r#"{"type":"device_list","#) {
+        return;
+    }
+    let Ok(ServerFrame::DeviceList(push)) = ServerFrame::decode(frame) else {
+        return;
+    };
+    let (_, device) = session.user.device_address_parts();
+    if !push.list.devices.iter().any(|d| d.id == device) {
+        tracing::info!(user = %session.user, conn = session.conn_id, "device removed, closing");
+        session.close_after_queued(close::DEVICE_REMOVED, "device removed");
     }
 }
 

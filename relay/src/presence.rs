@@ -454,7 +454,7 @@ impl<S: Store> Presence<S> {
                     if c.settling {
                         c.dirty = true;
                     } else {
-                        out.push((*id, c.session.user.clone()));
+                        out.push((*id, c.session.account()));
                     }
                 }
             }
@@ -501,7 +501,7 @@ impl<S: Store> Presence<S> {
                     return;
                 }
                 Some(c) => (
-                    c.session.user.clone(),
+                    c.session.account(),
                     c.given.keys().cloned().collect::<Vec<_>>(),
                 ),
             }

@@ -178,8 +178,12 @@ async fn serve_inner<S: Store>(
     limits.max_connections = crate::accept::fit_fd_limit(limits.max_connections);
     let upgrade_timeout = limits.upgrade_timeout;
     // The WebSocket layer's own cap is a hard memory bound; frames between
-    // max_frame_bytes and it are read and refused with close 1009.
-    let ws_cap = limits.max_frame_bytes.saturating_mul(2).max(4096);
+    // the frame caps and it are read and refused with close 1009.
+    let ws_cap = limits
+        .max_frame_bytes
+        .max(limits.max_send_frame_bytes)
+        .saturating_mul(2)
+        .max(4096);
     let env = Env::system();
     let tasks = env.tasks.clone();
     let hub = Hub::new(store, limits, relay_id, bus, env);

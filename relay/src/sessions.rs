@@ -102,6 +102,13 @@ impl Session {
         }
     }
 
+    /// The account this session's device belongs to (its address without
+    /// the device, see `UserId::device_address`).
+    pub(crate) fn account(&self) -> UserId {
+        let (account, _) = self.user.device_address_parts();
+        UserId::try_from(account).unwrap_or_else(|_| self.user.clone())
+    }
+
     /// Pushes a frame without waiting; a full queue closes the connection as
     /// a slow consumer.
     pub(crate) fn push_now(&self, text: String) {
@@ -124,6 +131,14 @@ impl Session {
     /// Closes the connection with `code` (the first code asked wins).
     pub(crate) fn close(&self, code: u16) {
         kill(&self.kill, code);
+    }
+
+    /// Closes the connection with `code` after the frames already queued
+    /// (a kill would preempt them); with a full queue, a kill.
+    pub(crate) fn close_after_queued(&self, code: u16, reason: &'static str) {
+        if self.out.try_send(Outbound::Close(code, reason)).is_err() {
+            kill(&self.kill, code);
+        }
     }
 
     /// Offers the live envelope `id`: `push` runs (under the cursor lock, so

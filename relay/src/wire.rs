@@ -16,7 +16,15 @@ const OVERHEAD: usize = 128;
 /// syntax `[a-z0-9._-]` needs no JSON escaping) or standard base64 (no
 /// escaping either), so there is nothing for a serialiser to check. Going
 /// through serde cost one escape scan per body byte (~5% of relay CPU).
+///
+/// `from` is the sender's mailbox address (see
+/// [`hush_protocol::UserId::device_address`]): `alice/2` goes out as
+/// `"from":"alice","from_device":2`, a plain id without `from_device`.
 fn envelope(id: Option<u64>, from: &str, accepted_at: u64, body: &[u8], ephemeral: bool) -> String {
+    let (from, device) = match from.split_once('/') {
+        Some((user, device)) => (user, device.parse::<u32>().ok()),
+        None => (from, None),
+    };
     let mut out = String::with_capacity(OVERHEAD + from.len() + body.len().div_ceil(3) * 4);
     out.push_str(r#"{"type":"envelope","#);
     if let Some(id) = id {
@@ -34,6 +42,9 @@ fn envelope(id: Option<u64>, from: &str, accepted_at: u64, body: &[u8], ephemera
     } else {
         out.pop();
         out.push_str(&serde_json::to_string(from).unwrap_or_default());
+    }
+    if let Some(device) = device {
+        let _ = write!(out, r#","from_device":{device}"#);
     }
     let _ = write!(out, r#","accepted_at":{accepted_at},"body":""#);
     STANDARD.encode_string(body, &mut out);
@@ -79,6 +90,7 @@ mod tests {
         let want = ServerFrame::Envelope(Envelope {
             id: Some(7),
             from: from.clone(),
+            from_device: None,
             accepted_at: 123,
             body: Body(vec![1, 2, 3, 250]),
             ephemeral: false,
@@ -86,11 +98,27 @@ mod tests {
         assert_eq!(stored_envelope(&e), want.encode());
         let eph = ServerFrame::Envelope(Envelope {
             id: None,
-            from,
+            from: from.clone(),
+            from_device: None,
             accepted_at: 5,
             body: Body(vec![9]),
             ephemeral: true,
         });
         assert_eq!(ephemeral_envelope("alice", 5, &[9]), eph.encode());
+        let dev = ServerFrame::Envelope(Envelope {
+            id: Some(8),
+            from,
+            from_device: Some(2),
+            accepted_at: 5,
+            body: Body(vec![9]),
+            ephemeral: false,
+        });
+        let stored = StoredEnvelope {
+            id: 8,
+            from: UserId::try_from("alice").unwrap().device_address(2),
+            accepted_at: 5,
+            body: Body(vec![9]),
+        };
+        assert_eq!(stored_envelope(&stored), dev.encode());
     }
 }

@@ -1,7 +1,8 @@
 //! The `Store` contract, checked directly against every backend (adding a
 //! backend is one line at the bottom): id allocation, mailbox bounds and
 //! byte accounting, one-time prekey popping, publish caps, reset and
-//! retention sweep.
+//! retention sweep; device lists (only ever replaced by a newer version,
+//! deleted with the user) and device addresses (`user/N`) kept like users.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,11 +13,13 @@
 
 mod common;
 
+use hush_protocol::devices::{DeviceEntry, SignedDeviceList};
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 use hush_relay::Store;
 use hush_relay::store::{
-    AppendOutcome, AuthOutcome, MailboxLimits, NewEnvelope, PublishOutcome, PublishedKeys,
+    AppendOutcome, AuthOutcome, DeviceListOutcome, MailboxLimits, NewEnvelope, PublishOutcome,
+    PublishedKeys,
 };
 
 fn user(s: &str) -> UserId {
@@ -72,8 +75,106 @@ async fn append_id<S: Store>(s: &S, to: &str, e: NewEnvelope, limits: MailboxLim
     }
 }
 
+fn device_list(version: u64, ids: &[u32]) -> SignedDeviceList {
+    SignedDeviceList {
+        version,
+        devices: ids
+            .iter()
+            .map(|&id| DeviceEntry {
+                id,
+                signing_key: PublicKeyBytes([id as u8; 32]),
+                identity_dh: PublicKeyBytes([id as u8 + 100; 32]),
+            })
+            .collect(),
+        signature: SignatureBytes([version as u8; 64]),
+    }
+}
+
 mod contract {
     use super::*;
+
+    pub async fn device_lists_only_move_forward<S: Store>(s: S) {
+        register(&s, "alice").await;
+        let alice = user("alice");
+        assert_eq!(s.device_list(&alice).await.unwrap(), None);
+        assert_eq!(
+            s.identity_key(&alice).await.unwrap(),
+            Some(PublicKeyBytes([9; 32]))
+        );
+        assert_eq!(s.identity_key(&user("nobody")).await.unwrap(), None);
+        let v2 = device_list(2, &[1, 2]);
+        assert_eq!(
+            s.put_device_list(&alice, v2.clone()).await.unwrap(),
+            DeviceListOutcome::Stored
+        );
+        assert_eq!(s.device_list(&alice).await.unwrap(), Some(v2.clone()));
+        for older in [2, 1] {
+            assert_eq!(
+                s.put_device_list(&alice, device_list(older, &[1]))
+                    .await
+                    .unwrap(),
+                DeviceListOutcome::Stale(v2.clone()),
+                "version {older}"
+            );
+        }
+        // Versions compare as numbers, not as text.
+        let v10 = device_list(10, &[1, 3]);
+        assert_eq!(
+            s.put_device_list(&alice, v10.clone()).await.unwrap(),
+            DeviceListOutcome::Stored
+        );
+        let big = device_list(u64::MAX, &[1]);
+        assert_eq!(
+            s.put_device_list(&alice, big.clone()).await.unwrap(),
+            DeviceListOutcome::Stored
+        );
+        assert_eq!(s.device_list(&alice).await.unwrap(), Some(big));
+        assert!(s.reset_user(&alice).await.unwrap());
+        assert_eq!(s.device_list(&alice).await.unwrap(), None);
+    }
+
+    pub async fn device_addresses_are_kept_like_users<S: Store>(s: S) {
+        register(&s, "alice").await;
+        let dev2 = user("alice").device_address(2);
+        let key = PublicKeyBytes([2; 32]);
+        let out = s.register_or_authenticate(&dev2, &key).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                AuthOutcome::Ok {
+                    registered: true,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let e = NewEnvelope {
+            from: user("bob").device_address(3),
+            accepted_at: 1,
+            body: Body(b"copy".to_vec()),
+        };
+        let AppendOutcome::Appended(stored) = s.append(&dev2, e, ROOMY).await.unwrap() else {
+            panic!("not appended")
+        };
+        assert_eq!(stored.id, 1);
+        // Device 1's mailbox (the account's) is apart.
+        assert_eq!(
+            append_id(&s, "alice", env("bob", 1, b"one"), ROOMY).await,
+            1
+        );
+        let got = s.mailbox_after(&dev2, 0, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].from.as_str(), "bob/3");
+        assert_eq!(got[0].body.0, b"copy");
+        assert_eq!(s.ack(&dev2, vec![1]).await.unwrap(), 1);
+        assert!(s.mailbox_after(&dev2, 0, 10).await.unwrap().is_empty());
+        assert_eq!(
+            s.mailbox_after(&user("alice"), 0, 10).await.unwrap().len(),
+            1
+        );
+        assert!(s.reset_user(&dev2).await.unwrap());
+        assert!(s.user_exists(&user("alice")).await.unwrap());
+    }
 
     pub async fn presence_allow_list_and_last_seen<S: Store>(s: S) {
         register(&s, "bob").await;
@@ -505,6 +606,8 @@ macro_rules! contract_tests {
                 reset_user_deletes_everything,
                 sweep_deletes_only_expired,
                 concurrent_appends_get_distinct_consecutive_ids,
+                device_lists_only_move_forward,
+                device_addresses_are_kept_like_users,
             );
         }
     };

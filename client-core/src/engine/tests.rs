@@ -29,6 +29,7 @@ fn envelope(id: u64, from: &str, ciphertext: Vec<u8>) -> Envelope {
     Envelope {
         id: Some(id),
         from: uid(from),
+        from_device: None,
         accepted_at: NOW,
         body: Body(ciphertext),
         ephemeral: false,

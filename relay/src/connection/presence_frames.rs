@@ -21,7 +21,7 @@ use crate::wire;
 impl<S: Store> Conn<S> {
     /// Takes a presence token; without one, answers `rate_limited` and
     /// returns the flow to end the request with.
-    async fn presence_limited(&mut self, rid: u64) -> Option<Flow> {
+    pub(super) async fn presence_limited(&mut self, rid: u64) -> Option<Flow> {
         if self.presence_bucket.try_take(Instant::now()) {
             return None;
         }
@@ -44,7 +44,7 @@ impl<S: Store> Conn<S> {
         if let Some(flow) = self.presence_limited(f.rid).await {
             return flow;
         }
-        let Some(user) = self.authed.as_ref().map(|a| a.user.clone()) else {
+        let Some(user) = self.authed.as_ref().map(|a| a.account.clone()) else {
             return Flow::Break(());
         };
         let users = distinct(f.users);
@@ -71,7 +71,7 @@ impl<S: Store> Conn<S> {
         if let Some(flow) = self.presence_limited(f.rid).await {
             return flow;
         }
-        let Some(asker) = self.authed.as_ref().map(|a| a.user.clone()) else {
+        let Some(asker) = self.authed.as_ref().map(|a| a.account.clone()) else {
             return Flow::Break(());
         };
         let users = distinct(f.users);
@@ -100,7 +100,7 @@ impl<S: Store> Conn<S> {
         let Some((asker, session)) = self
             .authed
             .as_ref()
-            .map(|a| (a.user.clone(), Arc::clone(&a.session)))
+            .map(|a| (a.account.clone(), Arc::clone(&a.session)))
         else {
             return Flow::Break(());
         };

@@ -15,7 +15,8 @@ use crate::store::{Store, StoreError, StoredEnvelope};
 /// recipient first (a committed send).
 pub(super) struct Done {
     pub(super) frame: ServerFrame,
-    pub(super) deliver: Option<(UserId, StoredEnvelope)>,
+    /// Committed envelopes, each with the address of its mailbox.
+    pub(super) deliver: Vec<(UserId, StoredEnvelope)>,
     /// Body bytes this request held in flight (a send), released now.
     pub(super) bytes: usize,
 }
@@ -25,7 +26,7 @@ impl<S: Store> Conn<S> {
     /// committed envelope (if any) to the recipient, then queues its reply.
     pub(super) async fn complete(&mut self, done: Done) -> Flow {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(done.bytes);
-        if let Some((to, env)) = &done.deliver {
+        for (to, env) in &done.deliver {
             self.hub.delivery().deliver(to, env);
         }
         self.send_now(&done.frame).await
@@ -48,7 +49,7 @@ impl<S: Store> Conn<S> {
         } else {
             self.pending.push_back(Box::pin(std::future::ready(Done {
                 frame: frame.clone(),
-                deliver: None,
+                deliver: Vec::new(),
                 bytes: 0,
             })));
             Flow::Continue(())

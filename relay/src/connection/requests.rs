@@ -50,10 +50,15 @@ impl<S: Store> Conn<S> {
             } else {
                 "identity_dh_sig"
             };
+            let code = if authed.by_device_key {
+                ErrorCode::DeviceKeyMismatch
+            } else {
+                ErrorCode::BadSignature
+            };
             return self
                 .error(
                     Some(p.rid),
-                    ErrorCode::BadSignature,
+                    code,
                     format!("{which} does not verify with the registered identity key"),
                 )
                 .await;
@@ -99,7 +104,7 @@ impl<S: Store> Conn<S> {
         let allowed = self
             .authed
             .as_ref()
-            .is_some_and(|a| self.hub.quotas().take_fetch(&a.user));
+            .is_some_and(|a| self.hub.quotas().take_fetch(&a.account));
         if !allowed {
             return self
                 .error(
@@ -170,6 +175,9 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) async fn send_envelope(&mut self, s: SendEnvelope) -> Flow {
+        if let Some(flow) = self.legacy_send_refused(s.rid, &s.to).await {
+            return flow;
+        }
         if s.ephemeral {
             return self.send_ephemeral(s).await;
         }
@@ -197,7 +205,7 @@ impl<S: Store> Conn<S> {
                             rid,
                             id: Some(env.id),
                         }),
-                        deliver: Some((to, env)),
+                        deliver: vec![(to, env)],
                         bytes,
                     };
                 }
@@ -220,7 +228,7 @@ impl<S: Store> Conn<S> {
             };
             Done {
                 frame,
-                deliver: None,
+                deliver: Vec::new(),
                 bytes,
             }
         }));

@@ -73,6 +73,7 @@ pub(super) async fn writer(
         close::SLOW_CONSUMER => "slow consumer",
         close::GOING_AWAY => "relay shutting down",
         close::IDLE_TIMEOUT => "idle timeout",
+        close::DEVICE_REMOVED => "device removed",
         close::INTERNAL_ERROR => "internal error",
         _ => "",
     };

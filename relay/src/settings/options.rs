@@ -169,6 +169,15 @@ pub const OPTIONS: &[Opt] = &[
         "Largest text frame read; larger ones close with 1009."
     ),
     opt!(
+        "max_send_frame_bytes",
+        "max-send-frame-bytes",
+        "HUSH_MAX_SEND_FRAME_BYTES",
+        "BYTES",
+        || Some(lim().max_send_frame_bytes.to_string()),
+        false,
+        "Largest `send_copies` frame read (one body per device); larger ones close with 1009. At least `max_frame_bytes`."
+    ),
+    opt!(
         "max_envelope_bytes",
         "max-envelope-bytes",
         "HUSH_MAX_ENVELOPE_BYTES",

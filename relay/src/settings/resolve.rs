@@ -197,6 +197,9 @@ impl Settings {
 
         let mut limits = Limits::default();
         limits.max_frame_bytes = raw.num("max_frame_bytes", 1024usize)?;
+        limits.max_send_frame_bytes = raw
+            .num("max_send_frame_bytes", 1024usize)?
+            .max(limits.max_frame_bytes);
         limits.max_envelope_bytes = raw.num("max_envelope_bytes", 1usize)?;
         limits.max_prekeys_per_upload = raw.num("max_prekeys_per_upload", 1usize)?;
         limits.max_prekeys_stored = raw.num("max_prekeys_stored", 1usize)?;

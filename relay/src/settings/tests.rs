@@ -181,3 +181,19 @@ fn every_option_has_distinct_names() {
         assert_eq!(v.len(), n);
     }
 }
+
+#[test]
+fn max_send_frame_bytes_from_file_and_env_and_never_below_max_frame_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    std::fs::write(&file, "max_send_frame_bytes = 500000\n").unwrap();
+    let s = Settings::load(Some(&file), no_env, &[]).unwrap();
+    assert_eq!(s.config.limits.max_send_frame_bytes, 500_000);
+    let env = |name: &str| (name == "HUSH_MAX_SEND_FRAME_BYTES").then(|| "2048".to_owned());
+    let s = Settings::load(Some(&file), env, &[]).unwrap();
+    assert_eq!(
+        s.config.limits.max_send_frame_bytes,
+        Limits::default().max_frame_bytes,
+        "raised to max_frame_bytes"
+    );
+}

@@ -17,6 +17,7 @@
 //! fields) both encodings are offered here; neither store's bytes changed
 //! when the codecs were merged (`relay/tests/store_format.rs` pins them).
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 
@@ -187,10 +188,23 @@ pub(crate) fn decode_envelope(id: u64, v: &[u8]) -> Result<StoredEnvelope, Store
     let (accepted_at, from, body) = split_envelope_tail(v)?;
     Ok(StoredEnvelope {
         id,
-        from: UserId::try_from(from).map_err(|_| corrupt("mailbox"))?,
+        from: UserId::from_device_address(from).map_err(|_| corrupt("mailbox"))?,
         accepted_at,
         body: Body(body.to_vec()),
     })
+}
+
+/// A device list record (redb `device_lists`, Redis `hush:devices:{u}`
+/// field `list`): the list's protocol JSON (`{"version":..,"devices":[..],
+/// "signature":..}`, see `hush_protocol::devices`).
+pub(crate) fn encode_device_list(list: &SignedDeviceList) -> Vec<u8> {
+    // A list holds integers and base64 strings only: it always serialises.
+    serde_json::to_vec(list).unwrap_or_default()
+}
+
+/// Reads a record written by [`encode_device_list`].
+pub(crate) fn decode_device_list(v: &[u8]) -> Result<SignedDeviceList, StoreError> {
+    serde_json::from_slice(v).map_err(|_| corrupt("device_lists"))
 }
 
 /// Decodes a Redis mailbox member (`id u64 || accepted_at u64 ||

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::OneTimePrekey;
 use hush_protocol::{PublicKeyBytes, UserId};
 
 use super::{
-    AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
+    AppendOutcome, AuthOutcome, DeviceListOutcome, FetchedBundle, MailboxLimits, NewEnvelope,
+    PublishOutcome, PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
 #[derive(Debug)]
@@ -32,6 +33,7 @@ pub struct MemoryStore {
     relay_id: String,
     // A std mutex: every critical section is short and never awaits.
     users: Mutex<HashMap<UserId, User>>,
+    device_lists: Mutex<HashMap<UserId, SignedDeviceList>>,
 }
 
 fn count(n: usize) -> u32 {
@@ -54,6 +56,7 @@ impl MemoryStore {
         Self {
             relay_id,
             users: Mutex::new(HashMap::new()),
+            device_lists: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,9 +97,38 @@ impl MemoryStore {
     }
 }
 
+fn lock_map<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Store for MemoryStore {
     async fn relay_id(&self) -> Result<String, StoreError> {
         Ok(self.relay_id.clone())
+    }
+
+    async fn identity_key(&self, user: &UserId) -> Result<Option<PublicKeyBytes>, StoreError> {
+        Ok(self.lock().get(user).map(|u| u.identity_key))
+    }
+
+    async fn device_list(&self, user: &UserId) -> Result<Option<SignedDeviceList>, StoreError> {
+        Ok(lock_map(&self.device_lists).get(user).cloned())
+    }
+
+    async fn put_device_list(
+        &self,
+        user: &UserId,
+        list: SignedDeviceList,
+    ) -> Result<DeviceListOutcome, StoreError> {
+        let mut lists = lock_map(&self.device_lists);
+        match lists.get(user) {
+            Some(current) if current.version >= list.version => {
+                Ok(DeviceListOutcome::Stale(current.clone()))
+            }
+            _ => {
+                lists.insert(user.clone(), list);
+                Ok(DeviceListOutcome::Stored)
+            }
+        }
     }
 
     async fn register_or_authenticate(
@@ -249,6 +281,7 @@ impl Store for MemoryStore {
     }
 
     async fn reset_user(&self, user: &UserId) -> Result<bool, StoreError> {
+        lock_map(&self.device_lists).remove(user);
         Ok(self.lock().remove(user).is_some())
     }
 

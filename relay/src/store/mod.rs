@@ -35,9 +35,21 @@
 //! | `redb_store` | [`RedbStore`]: `schema`, `writer` (group commit), `directory`, `mailbox`, `presence` |
 //! | `redis_store` | [`RedisStore`]: `schema`, `writer` (append pump), `directory`, `mailbox`, `presence`, `sessions` (cluster presence) |
 //! | `lua/` | the Redis scripts |
+//!
+//! ## Devices
+//!
+//! An account's signed device list is one record per account
+//! ([`Store::device_list`], [`Store::put_device_list`], which only ever
+//! replaces a list by a newer version). Everything else a device owns (its
+//! signing key, published keys, one-time prekeys, mailbox and id counter)
+//! is kept exactly like a user's, under the device's *address*
+//! ([`UserId::device_address`]): the account's own id for device 1, so an
+//! account that predates devices is device 1 unchanged, and `user/N` for
+//! device N, which no user id can collide with.
 
 use std::future::Future;
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::{OneTimePrekey, SignedPrekey};
 use hush_protocol::{Body, PublicKeyBytes, SignatureBytes, UserId};
 
@@ -201,6 +213,15 @@ pub enum AppendOutcome {
     UnknownUser,
 }
 
+/// Result of [`Store::put_device_list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceListOutcome {
+    /// Stored: it is the account's list now.
+    Stored,
+    /// Not stored: the stored list's version is at least the new one's.
+    Stale(SignedDeviceList),
+}
+
 /// What one asker may see of one subject: `None` when not visible (not
 /// allowed, or no such user), else `Some(last_seen_ms)`.
 pub type Visibility = Option<Option<u64>>;
@@ -243,6 +264,28 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: &UserId,
     ) -> impl Future<Output = Result<Option<(PublicKeyBytes, PublishedKeys)>, StoreError>> + Send;
+
+    /// The identity key `user` is registered to (its account key), `None`
+    /// for an unknown user.
+    fn identity_key(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<PublicKeyBytes>, StoreError>> + Send;
+
+    /// `user`'s signed device list, `None` if it never published one.
+    fn device_list(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<SignedDeviceList>, StoreError>> + Send;
+
+    /// Stores `list` as `user`'s device list if its version is above the
+    /// stored one's (any version when none is stored), atomically with that
+    /// comparison. The caller has checked the signature.
+    fn put_device_list(
+        &self,
+        user: &UserId,
+        list: SignedDeviceList,
+    ) -> impl Future<Output = Result<DeviceListOutcome, StoreError>> + Send;
 
     /// Whether `user` is registered.
     fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;

@@ -2,6 +2,7 @@
 //! Every await has a timeout, so a bug fails the test instead of hanging it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod devices;
 pub mod process;
 pub mod redis;
 
@@ -134,6 +135,9 @@ pub fn rid_of(f: &ServerFrame) -> Option<u64> {
         ServerFrame::PresenceAllowed(f) => Some(f.rid),
         ServerFrame::Presence(f) => Some(f.rid),
         ServerFrame::Error(f) => f.rid,
+        ServerFrame::DeviceListPublished(f) => Some(f.rid),
+        ServerFrame::Devices(f) => Some(f.rid),
+        ServerFrame::CopiesAccepted(f) => Some(f.rid),
         _ => None,
     }
 }
@@ -243,6 +247,39 @@ impl Client {
             ServerFrame::AuthOk(ok) => (client, ok),
             other => panic!("auth failed: {other:?}"),
         }
+    }
+
+    /// Authenticates as device `device` of `name` with `auth_device` on an
+    /// open socket; returns the client and the reply (`auth_ok` or error).
+    pub async fn device_on(
+        ws: Ws,
+        c: Challenge,
+        name: &str,
+        device: u32,
+        key: &SigningKey,
+    ) -> (Client, ServerFrame) {
+        let mut client = Client {
+            ws,
+            user: user(name),
+            key: key.clone(),
+            relay_id: c.relay_id.clone(),
+            challenge: c.challenge.0,
+            next_rid: 1,
+            pending: VecDeque::new(),
+        };
+        let rid = client.rid();
+        let msg =
+            signing::auth_message_v2(&c.relay_id, &c.challenge.0, client.user.as_str(), device)
+                .unwrap();
+        let f = ClientFrame::AuthDevice(AuthDevice {
+            rid,
+            user_id: client.user.clone(),
+            device,
+            device_key: public(key),
+            signature: sign(key, &msg),
+        });
+        let reply = client.request(f).await;
+        (client, reply)
     }
 
     /// A fresh request id.

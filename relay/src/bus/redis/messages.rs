@@ -4,7 +4,9 @@
 //! except `M`: `M || (len(user) u8 || user || len(member) u32 BE ||
 //! member)*`; `rest` is a mailbox member (`m`, the layout of the Redis
 //! store's mailboxes), an epoch u64 BE (`k`) or a frame's UTF-8 text (`f`).
-//! On `hush:presence`: a user id.
+//! On `hush:presence`: a user id. Every `user` is a mailbox address: a
+//! user id, or `user/N` for device N ≥ 2 of a multi-device account
+//! (`UserId::device_address`, at most 43 bytes).
 
 use hush_protocol::UserId;
 
@@ -15,7 +17,7 @@ pub(super) fn encode(kind: u8, user: &UserId, rest: &[u8]) -> Vec<u8> {
     let u = user.as_str().as_bytes();
     let mut out = Vec::with_capacity(2 + u.len() + rest.len());
     out.push(kind);
-    // User ids are at most 32 bytes.
+    // Addresses are at most 43 bytes (a 32-byte id, `/`, a u32).
     out.push(u8::try_from(u.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(u);
     out.extend_from_slice(rest);
@@ -33,7 +35,7 @@ pub(super) fn dispatch(payload: &[u8], events: &dyn BusEvents) {
         let (&len, rest) = rest.split_first()?;
         let len = usize::from(len);
         let (user, rest) = rest.split_at_checked(len)?;
-        let user = UserId::try_from(std::str::from_utf8(user).ok()?).ok()?;
+        let user = UserId::from_device_address(std::str::from_utf8(user).ok()?).ok()?;
         Some((kind, user, rest))
     })();
     let Some((kind, user, rest)) = parsed else {
@@ -66,7 +68,7 @@ fn dispatch_new_mail(mut records: &[u8], events: &dyn BusEvents) {
             let (&len, rest) = records.split_first()?;
             let len = usize::from(len);
             let (user, rest) = rest.split_at_checked(len)?;
-            let user = UserId::try_from(std::str::from_utf8(user).ok()?).ok()?;
+            let user = UserId::from_device_address(std::str::from_utf8(user).ok()?).ok()?;
             let (mlen, rest) = rest.split_first_chunk::<4>()?;
             let mlen = usize::try_from(u32::from_be_bytes(*mlen)).ok()?;
             let (member, rest) = rest.split_at_checked(mlen)?;
@@ -88,7 +90,7 @@ fn dispatch_new_mail(mut records: &[u8], events: &dyn BusEvents) {
 pub(super) fn dispatch_presence(payload: &[u8], events: &dyn BusEvents) {
     match std::str::from_utf8(payload)
         .ok()
-        .and_then(|u| UserId::try_from(u).ok())
+        .and_then(|u| UserId::from_device_address(u).ok())
     {
         Some(user) => events.presence_changed(&user),
         None => tracing::warn!(len = payload.len(), "malformed presence message dropped"),

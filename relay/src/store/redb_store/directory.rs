@@ -239,6 +239,7 @@ pub(super) async fn reset_user(store: &RedbStore, user: &UserId) -> Result<bool,
             clear_allow_list(txn, &name, op)?;
             let mut last_seen = txn.open_table(LAST_SEEN).map_err(be(op))?;
             last_seen.remove(name.as_str()).map_err(be(op))?;
+            super::devices::remove_list(txn, &name)?;
             Ok(existed)
         })
         .await

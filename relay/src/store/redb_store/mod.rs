@@ -24,15 +24,17 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::OneTimePrekey;
 use hush_protocol::{PublicKeyBytes, UserId};
 use redb::{Database, DatabaseError, ReadableTable as _};
 
 use super::{
-    AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
+    AppendOutcome, AuthOutcome, DeviceListOutcome, FetchedBundle, MailboxLimits, NewEnvelope,
+    PublishOutcome, PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
+mod devices;
 mod directory;
 mod mailbox;
 mod presence;
@@ -192,6 +194,28 @@ impl Store for RedbStore {
 
     fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         directory::user_exists(self, user)
+    }
+
+    fn identity_key(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<PublicKeyBytes>, StoreError>> + Send {
+        devices::identity_key(self, user)
+    }
+
+    fn device_list(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<SignedDeviceList>, StoreError>> + Send {
+        devices::device_list(self, user)
+    }
+
+    fn put_device_list(
+        &self,
+        user: &UserId,
+        list: SignedDeviceList,
+    ) -> impl Future<Output = Result<DeviceListOutcome, StoreError>> + Send {
+        devices::put_device_list(self, user, list)
     }
 
     fn append(

@@ -11,6 +11,11 @@
 //! | `mailbox` | (user id, envelope id u64) | envelope tail: `accepted_at u64 \|\| len(from) u8 \|\| from \|\| body` |
 //! | `presence_allow` | (user id, allowed user id) | `()`: who may see the user's presence |
 //! | `last_seen` | user id | `u64` Unix ms of the user's last disconnect |
+//! | `device_lists` | user id | the account's signed device list, as its protocol JSON (created by the first list stored) |
+//!
+//! A device N ≥ 2 of an account is a row of `users`, `keys`,
+//! `one_time_prekeys` and `mailbox` under the key `user/N`
+//! (`UserId::device_address`), laid out exactly like a user's.
 
 use std::fmt;
 
@@ -28,6 +33,7 @@ pub(super) const MAILBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition:
 pub(super) const PRESENCE_ALLOW: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("presence_allow");
 pub(super) const LAST_SEEN: TableDefinition<&str, u64> = TableDefinition::new("last_seen");
+pub(super) const DEVICE_LISTS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_lists");
 
 /// The `users` table, open in a write transaction.
 pub(super) type UsersTable<'t> = Table<'t, &'static str, &'static [u8]>;

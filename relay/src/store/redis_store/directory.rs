@@ -160,5 +160,6 @@ pub(super) async fn reset_user(store: &RedisStore, user: &UserId) -> Result<bool
         .invoke_async(&mut store.conn())
         .await
         .map_err(be("reset user"))?;
+    super::devices::remove_list(store, user).await?;
     Ok(existed == 1)
 }

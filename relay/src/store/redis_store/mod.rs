@@ -42,6 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hush_protocol::devices::SignedDeviceList;
 use hush_protocol::frame::OneTimePrekey;
 use hush_protocol::{PublicKeyBytes, UserId};
 use redis::aio::ConnectionManager;
@@ -49,10 +50,11 @@ use redis::{AsyncCommands as _, Client};
 use tokio::sync::mpsc;
 
 use super::{
-    AppendOutcome, AuthOutcome, FetchedBundle, MailboxLimits, NewEnvelope, PublishOutcome,
-    PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
+    AppendOutcome, AuthOutcome, DeviceListOutcome, FetchedBundle, MailboxLimits, NewEnvelope,
+    PublishOutcome, PublishedKeys, Store, StoreError, StoreStats, StoredEnvelope, Visibility,
 };
 
+mod devices;
 mod directory;
 mod mailbox;
 mod presence;
@@ -230,6 +232,28 @@ impl Store for RedisStore {
 
     fn user_exists(&self, user: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         directory::user_exists(self, user)
+    }
+
+    fn identity_key(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<PublicKeyBytes>, StoreError>> + Send {
+        devices::identity_key(self, user)
+    }
+
+    fn device_list(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<SignedDeviceList>, StoreError>> + Send {
+        devices::device_list(self, user)
+    }
+
+    fn put_device_list(
+        &self,
+        user: &UserId,
+        list: SignedDeviceList,
+    ) -> impl Future<Output = Result<DeviceListOutcome, StoreError>> + Send {
+        devices::put_device_list(self, user, list)
     }
 
     fn append(

@@ -48,6 +48,13 @@ pub(super) fn pallow_key(u: &str) -> String {
     key("pallow", u)
 }
 
+/// `hush:devices:{u}`: the account's signed device list. A device N ≥ 2
+/// has the keys of a user under its address `{u}/N` (`hush:u:{u}/N`,
+/// `hush:mbox:{u}/N`, ...), device 1 the account's own.
+pub(super) fn devices_key(u: &str) -> String {
+    key("devices", u)
+}
+
 /// The scripts, loaded lazily by EVALSHA (re-sent on NOSCRIPT). `append.lua`
 /// is the append pump's own ([`super::writer`]).
 pub(super) struct Scripts {
@@ -63,6 +70,7 @@ pub(super) struct Scripts {
     pub(super) forward: Script,
     pub(super) presence_allow: Script,
     pub(super) last_seen: Script,
+    pub(super) put_device_list: Script,
 }
 
 impl Scripts {
@@ -80,6 +88,7 @@ impl Scripts {
             forward: Script::new(include_str!("../lua/forward.lua")),
             presence_allow: Script::new(include_str!("../lua/presence_allow.lua")),
             last_seen: Script::new(include_str!("../lua/last_seen.lua")),
+            put_device_list: Script::new(include_str!("../lua/put_device_list.lua")),
         }
     }
 }
