@@ -20,7 +20,7 @@ pub enum Backend {
     Direct {
         dir: PathBuf,
         /// Opened on first use, then kept for the command's next step.
-        profile: Option<Profile>,
+        profile: Option<Box<Profile>>,
     },
 }
 
@@ -55,9 +55,9 @@ impl Backend {
         })
     }
 
-    fn profile(dir: &std::path::Path, profile: &mut Option<Profile>) -> Result<(), CliError> {
+    fn profile(dir: &std::path::Path, profile: &mut Option<Box<Profile>>) -> Result<(), CliError> {
         if profile.is_none() {
-            *profile = Some(home::open(dir)?);
+            *profile = Some(Box::new(home::open(dir)?));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ pub const MAX_LINE_BYTES: usize = 256 * 1024;
 /// Most requests of one connection being handled at once. The daemon
 /// reads the next line only when one of them has finished, so a client
 /// that pipelines more simply waits (back-pressure, no error).
-pub const MAX_IN_FLIGHT: usize = 16;
+pub const MAX_IN_FLIGHT: u32 = 16;
 
 /// Events queued for one `receive` subscriber. A subscriber whose queue is
 /// full (it reads too slowly) is dropped: it gets a final `dropped`
@@ -35,7 +35,7 @@ pub const SUBSCRIBER_QUEUE: usize = 1024;
 pub const MAX_BACKLOG: usize = 10_000;
 
 /// Responses and notifications queued for one connection's writer.
-pub const WRITE_QUEUE: usize = MAX_IN_FLIGHT + 4;
+pub const WRITE_QUEUE: usize = MAX_IN_FLIGHT as usize + 4;
 
 /// How long shutdown waits for connections to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -121,7 +121,7 @@ async fn connection(stream: UnixStream, d: Daemon, mut stop: watch::Receiver<boo
             }
         }
     });
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let dropped = Arc::new(Notify::new());
     let mut reader = BufReader::new(rd);
     let mut forwarder = None;
@@ -192,7 +192,7 @@ async fn connection(stream: UnixStream, d: Daemon, mut stop: watch::Receiver<boo
         f.abort();
     }
     // Requests already read still get their answer (a send completes).
-    let _ = in_flight.acquire_many(MAX_IN_FLIGHT as u32).await;
+    let _ = in_flight.acquire_many(MAX_IN_FLIGHT).await;
     drop(out);
     let _ = writer.await;
 }
