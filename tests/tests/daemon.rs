@@ -54,6 +54,20 @@ fn pair(relay: &Relay) -> (Hush, Hush) {
     (alice, bob)
 }
 
+/// Waits until `user`'s history with bob holds `text` (the daemon stored
+/// it). Nothing signals that to another process, so this asks, briefly
+/// apart, for at most 30 s.
+fn stored(user: &Hush, text: &str) {
+    for _ in 0..300 {
+        let out = user.run(&["history", "bob", "--json"]);
+        if out.json_lines().iter().any(|m| m["text"] == text) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{text:?} never reached the history");
+}
+
 /// The texts of the `message` events of a `recv --json` run, in order.
 fn texts(out: &hush_tests::Output) -> Vec<String> {
     out.json_lines()
@@ -71,6 +85,14 @@ fn commands_run_beside_the_daemon_with_the_same_output() {
     let (daemon, socket) = start_daemon(&alice);
     assert_eq!(socket, alice.home().join("daemon.sock"));
 
+    // A `recv` without --wait drains what is pending and ends by itself:
+    // here, what the daemon received while nobody was receiving.
+    bob.send("alice", "pending");
+    stored(&alice, "pending");
+    let drained = alice.run(&["recv"]);
+    drained.assert_success();
+    assert_eq!(drained.stdout, "bob: pending\n");
+
     // `recv --wait` and `send` at the same time as the daemon.
     let mut recv = alice
         .cmd(&["recv", "--wait", "60", "--json"])
@@ -86,12 +108,6 @@ fn commands_run_beside_the_daemon_with_the_same_output() {
     assert_eq!(got["text"], "answer");
     assert_eq!(got["from"], "bob");
     recv.kill();
-    // A `recv` without --wait drains what is pending (nothing now) and
-    // ends by itself.
-    bob.send("alice", "pending");
-    let drained = alice.run(&["recv"]);
-    drained.assert_success();
-    assert_eq!(drained.stdout, "bob: pending\n");
 
     let commands: [&[&str]; 7] = [
         &["history", "bob"],
