@@ -285,6 +285,15 @@ fn socket_is_private_a_second_daemon_is_refused_and_bad_requests_get_typed_error
         second.transcript()
     );
 
+    // A command that does not go through the daemon names it.
+    let held = alice.run(&["whoami"]);
+    assert_eq!(held.code, Some(1), "{}", held.transcript());
+    assert!(
+        held.stderr.contains("held by `hush daemon` (pid "),
+        "{}",
+        held.transcript()
+    );
+
     let (mut stream, mut reader) = connect(&socket);
     let cases = [
         ("{not json", -32700, "parse_error"),
