@@ -109,14 +109,27 @@ fn commands_run_beside_the_daemon_with_the_same_output() {
     assert_eq!(got["from"], "bob");
     recv.kill();
 
-    let commands: [&[&str]; 7] = [
+    // Presence through the daemon: the state of a user asked for comes
+    // first, and the allow list is the profile's.
+    let watched = alice.run(&["recv", "--presence", "bob", "--json"]);
+    watched.assert_success();
+    assert_eq!(
+        watched.stdout,
+        "{\"last_seen\":null,\"online\":null,\"type\":\"presence\",\"user\":\"bob\",\"visible\":false}\n"
+    );
+    let allowed = alice.run(&["presence", "allow", "bob"]);
+    assert_eq!(allowed.stdout, "your presence is visible to: bob\n");
+
+    let commands: [&[&str]; 9] = [
         &["history", "bob"],
         &["history", "bob", "--json", "--limit", "2"],
         &["contacts", "--json"],
         &["contacts"],
         &["safety-number", "bob", "--json"],
         &["presence"],
+        &["presence", "bob"],
         &["history", "nobody"],
+        &["trust", "bob", "--safety-number", "1"],
     ];
     let through: Vec<_> = commands.iter().map(|c| alice.run(c)).collect();
     let stopped = daemon.terminate();
@@ -131,7 +144,8 @@ fn commands_run_beside_the_daemon_with_the_same_output() {
             args.join(" ")
         );
     }
-    assert_eq!(through[6].code, Some(4), "unknown contact is exit 4");
+    assert_eq!(through[7].code, Some(4), "unknown contact is exit 4");
+    assert_eq!(through[8].stdout, "no changed key pending for bob\n");
     assert!(through[0].stdout.contains("bob: answer"));
 }
 

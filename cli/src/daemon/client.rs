@@ -9,13 +9,10 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::limits::MAX_REPLY_BYTES;
 use super::rpc::{self, RpcError};
 use super::socket;
 use crate::exit::{CliError, Failure};
-
-/// The longest line read from the daemon (a `history` response holds the
-/// whole conversation asked for).
-const MAX_REPLY_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A connection to a running daemon.
 pub struct DaemonClient {

@@ -37,5 +37,10 @@ pub const MAX_BACKLOG: usize = 10_000;
 /// Responses and notifications queued for one connection's writer.
 pub const WRITE_QUEUE: usize = MAX_IN_FLIGHT as usize + 4;
 
+/// The longest line a `hush` command reads from the daemon (a `history`
+/// response holds the whole conversation asked for); a longer one is an
+/// error of that command, not of the daemon.
+pub const MAX_REPLY_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How long shutdown waits for connections to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
