@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hush_tests::{Hush, Relay, Spawned, temp_dir};
+use hush_tests::{Hush, Relay, Spawned, alice_and_bob, temp_dir};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
 /// How long a daemon may take to say it listens.
 const READY: Duration = Duration::from_secs(30);
@@ -43,15 +44,15 @@ fn start_daemon(user: &Hush) -> (Spawned, PathBuf) {
     (daemon, PathBuf::from(path))
 }
 
-/// Two users who have exchanged a message (so each is the other's contact).
-fn pair(relay: &Relay) -> (Hush, Hush) {
-    let alice = Hush::new("alice");
-    let bob = Hush::new("bob");
-    alice.init(&relay.url());
-    bob.init(&relay.url());
+/// A relay (and its data directory) with two users who have exchanged a
+/// message, so that each is the other's contact.
+fn pair() -> (TempDir, Relay, Hush, Hush) {
+    let data = temp_dir("hush-relay-data-");
+    let relay = Relay::start(data.path());
+    let (alice, bob) = alice_and_bob(&relay.url());
     alice.send("bob", "first");
     bob.recv();
-    (alice, bob)
+    (data, relay, alice, bob)
 }
 
 /// Waits until `user`'s history with bob holds `text` (the daemon stored
@@ -79,9 +80,7 @@ fn texts(out: &hush_tests::Output) -> Vec<String> {
 
 #[test]
 fn commands_run_beside_the_daemon_with_the_same_output() {
-    let data = temp_dir("hush-relay-data-");
-    let relay = Relay::start(data.path());
-    let (alice, bob) = pair(&relay);
+    let (_data, _relay, alice, bob) = pair();
     let (daemon, socket) = start_daemon(&alice);
     assert_eq!(socket, alice.home().join("daemon.sock"));
 
@@ -213,9 +212,7 @@ fn check_delivery(received: &[String], sent: &[(usize, usize, bool)]) {
 
 #[test]
 fn two_hundred_send_processes_through_one_daemon_deliver_once_in_order() {
-    let data = temp_dir("hush-relay-data-");
-    let relay = Relay::start(data.path());
-    let (alice, bob) = pair(&relay);
+    let (_data, _relay, alice, bob) = pair();
     let (daemon, _) = start_daemon(&alice);
     let (done, _rx) = mpsc::channel();
     // 40 concurrent lanes of 5 processes: 200 `hush send` processes.
@@ -230,9 +227,7 @@ fn two_hundred_send_processes_through_one_daemon_deliver_once_in_order() {
 
 #[test]
 fn daemon_killed_mid_traffic_loses_nothing_accepted() {
-    let data = temp_dir("hush-relay-data-");
-    let relay = Relay::start(data.path());
-    let (alice, bob) = pair(&relay);
+    let (_data, _relay, alice, bob) = pair();
     let (daemon, socket) = start_daemon(&alice);
     let (done, successes) = mpsc::channel();
     let sent = std::thread::scope(|s| {
@@ -255,6 +250,16 @@ fn daemon_killed_mid_traffic_loses_nothing_accepted() {
     assert_eq!(received.pop().as_deref(), Some("after restart"));
     check_delivery(&received, &sent);
     assert!(sent.iter().filter(|s| s.2).count() >= 30);
+}
+
+/// Exit 1 with `text` in the error line.
+#[track_caller]
+fn fails_with(out: &hush_tests::Output, text: &str) {
+    assert!(
+        out.code == Some(1) && out.stderr.contains(text),
+        "{}",
+        out.transcript()
+    );
 }
 
 /// One request line on `stream`, and the response line.
@@ -284,29 +289,14 @@ fn error_of(v: &Value) -> (i64, &str) {
 
 #[test]
 fn socket_is_private_a_second_daemon_is_refused_and_bad_requests_get_typed_errors() {
-    let data = temp_dir("hush-relay-data-");
-    let relay = Relay::start(data.path());
-    let (alice, _bob) = pair(&relay);
+    let (_data, _relay, alice, _bob) = pair();
     let (daemon, socket) = start_daemon(&alice);
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 
-    let second = alice.run(&["daemon"]);
-    assert_eq!(second.code, Some(1), "{}", second.transcript());
-    assert!(
-        second.stderr.contains("already running"),
-        "{}",
-        second.transcript()
-    );
-
+    fails_with(&alice.run(&["daemon"]), "already running");
     // A command that does not go through the daemon names it.
-    let held = alice.run(&["whoami"]);
-    assert_eq!(held.code, Some(1), "{}", held.transcript());
-    assert!(
-        held.stderr.contains("held by `hush daemon` (pid "),
-        "{}",
-        held.transcript()
-    );
+    fails_with(&alice.run(&["whoami"]), "held by `hush daemon` (pid ");
 
     let (mut stream, mut reader) = connect(&socket);
     let cases = [
