@@ -168,8 +168,8 @@ pub enum Command {
     /// only): `send`, `receive`, `history`, `contacts`, `presence`,
     /// `trust`, `safety_number` (see the README, "Daemon"). While it runs,
     /// `hush send`, `recv`, `history`, `contacts`, `presence`,
-    /// `safety-number` and `trust` go through it (without asking for the
-    /// passphrase) instead of failing with "profile in use". Prints
+    /// `safety-number`, `trust` and `chat` go through it (without asking
+    /// for the passphrase) instead of failing with "profile in use". Prints
     /// `listening on PATH` once ready; SIGTERM or Ctrl-C stop it and
     /// remove the socket.
     Daemon(DaemonArgs),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use hush_client_core::UserId;
 use hush_client_core::client::{Client, ClientConfig, Events, Profile, SystemClock, SystemRandom};
 use hush_client_core::limits::MAX_TEXT_LEN;
-use hush_client_core::store::Contact;
+use hush_client_core::payload::MessageId;
+use hush_client_core::store::{Contact, HistoryEntry};
 use serde_json::{Value, json};
 
 use crate::args::Global;
@@ -174,4 +175,44 @@ pub async fn presence_query(client: &Client, users: &[UserId]) -> Result<Vec<Val
         .iter()
         .map(output::presence_json)
         .collect())
+}
+
+/// What `hush chat` shows first for a peer (the daemon's `chat_open`
+/// sends it as is, for `hush chat` only).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct OpenedChat {
+    /// Our user id.
+    pub me: String,
+    /// The newest stored messages with the peer.
+    pub history: Vec<HistoryEntry>,
+    /// The peer as a contact, for the trust marks.
+    pub contact: Option<Contact>,
+}
+
+/// The newest `limit` stored messages with `peer`, and the contact.
+pub fn open_chat(
+    profile: &mut Profile,
+    peer: &UserId,
+    limit: usize,
+) -> Result<OpenedChat, CliError> {
+    Ok(OpenedChat {
+        me: profile.user_id().to_string(),
+        history: profile.history(peer, Some(limit))?,
+        contact: profile.contact(peer)?,
+    })
+}
+
+/// The user read `ids` of `peer` in `hush chat`: reading a conversation
+/// opened by name accepts a message request (as replying does), then the
+/// read receipt goes.
+pub async fn read(client: &Client, peer: &UserId, ids: Vec<MessageId>) -> Result<(), CliError> {
+    let p = peer.clone();
+    client
+        .with_profile(move |prof| match prof.contact(&p) {
+            Ok(Some(contact)) if contact.request => prof.accept(&p).map(|_| ()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await??;
+    Ok(client.send_read_receipt(peer, ids).await?)
 }

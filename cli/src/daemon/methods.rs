@@ -5,6 +5,8 @@
 
 use hush_client_core::UserId;
 use hush_client_core::client::{Client, ClientError};
+use hush_client_core::limits::MAX_RECEIPT_IDS;
+use hush_client_core::payload::{MessageId, TypingState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,6 +48,20 @@ struct HistoryParams {
 struct TrustParams {
     peer: String,
     safety_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingParams {
+    peer: String,
+    state: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadParams {
+    peer: String,
+    ids: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,6 +138,41 @@ pub async fn call(d: &Daemon, method: &str, p: Value) -> Result<Value, RpcError>
             Ok(json!({ "trusted": trusted }))
         }
         "presence" => presence(d, params(p)?).await,
+        "typing" => {
+            let p: TypingParams = params(p)?;
+            let peer = user_id(&p.peer)?;
+            let state = match p.state.as_str() {
+                "started" => TypingState::Started,
+                "stopped" => TypingState::Stopped,
+                _ => return Err(RpcError::invalid_params("`state` is started or stopped")),
+            };
+            let sent = d.client.send_typing(&peer, state).await.unwrap_or(false);
+            Ok(json!({ "sent": sent }))
+        }
+        "read" => {
+            let p: ReadParams = params(p)?;
+            let peer = user_id(&p.peer)?;
+            let ids = p
+                .ids
+                .iter()
+                .map(|i| MessageId::from_hex(i))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| RpcError::invalid_params("`ids` are 32 hex digits each"))?;
+            if ids.len() > MAX_RECEIPT_IDS {
+                return Err(RpcError::invalid_params(format!(
+                    "at most {MAX_RECEIPT_IDS} ids"
+                )));
+            }
+            ops::read(&d.client, &peer, ids).await?;
+            Ok(json!({}))
+        }
+        "chat_open" => {
+            let p: HistoryParams = params(p)?;
+            let peer = user_id(&p.peer)?;
+            let limit = p.limit.unwrap_or(usize::MAX);
+            let opened = on_profile(&d.client, move |pr| ops::open_chat(pr, &peer, limit)).await?;
+            serde_json::to_value(opened).map_err(|e| RpcError::internal(e.to_string()))
+        }
         _ => Err(RpcError::method_not_found(method)),
     }
 }
