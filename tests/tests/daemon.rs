@@ -28,8 +28,13 @@ const READY: Duration = Duration::from_secs(30);
 
 /// Starts `hush daemon` for `user` and waits for `listening on PATH`.
 fn start_daemon(user: &Hush) -> (Spawned, PathBuf) {
+    start_daemon_with(user, &[])
+}
+
+/// [`start_daemon`] with more arguments (`--socket PATH`).
+fn start_daemon_with(user: &Hush, args: &[&str]) -> (Spawned, PathBuf) {
     let mut daemon = user
-        .cmd(&["daemon"])
+        .cmd(&[&["daemon"], args].concat())
         .timeout(Duration::from_secs(60))
         .spawn();
     let Some(line) = daemon.next_line(READY) else {
@@ -364,4 +369,20 @@ fn socket_is_private_a_second_daemon_is_refused_and_bad_requests_get_typed_error
     assert_eq!(ok["result"]["user"], "bob");
     let stopped = daemon.terminate();
     assert_eq!(stopped.code, Some(0), "{}", stopped.transcript());
+
+    // Elsewhere with --socket: commands find it through the note beside
+    // the profile, and both go when it stops.
+    let elsewhere = temp_dir("hush-socket-");
+    let path = elsewhere.path().join("d.sock");
+    let (daemon, socket) = start_daemon_with(&alice, &["--socket", &path.to_string_lossy()]);
+    assert_eq!(socket, path);
+    let contacts = alice.cmd(&["contacts"]).env_remove("HUSH_PASSPHRASE").run();
+    assert_eq!(
+        contacts.stdout,
+        "bob  unverified\n",
+        "{}",
+        contacts.transcript()
+    );
+    daemon.terminate();
+    assert!(!path.exists() && !alice.home().join("daemon-socket").exists());
 }
