@@ -163,6 +163,25 @@ pub enum Command {
     /// separated by commas (pair i sends via relay 2i mod n and receives via
     /// relay 2i+1 mod n). Needs no profile.
     Bench(BenchArgs),
+    /// Hold the profile open and connected, and serve JSON-RPC 2.0 to
+    /// other processes over a Unix socket (mode 0600, the profile owner's
+    /// only): `send`, `receive`, `history`, `contacts`, `presence`,
+    /// `trust`, `safety_number` (see the README, "Daemon"). While it runs,
+    /// `hush send`, `recv`, `history`, `contacts`, `presence`,
+    /// `safety-number`, `trust` and `chat` go through it (without asking
+    /// for the passphrase) instead of failing with "profile in use". Prints
+    /// `listening on PATH` once ready; SIGTERM or Ctrl-C stop it and
+    /// remove the socket.
+    Daemon(DaemonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The socket to listen on (default: daemon.sock in the profile
+    /// directory). Other hush commands find it through a note next to the
+    /// profile.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

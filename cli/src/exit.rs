@@ -25,6 +25,46 @@ pub enum Failure {
     ProfileExists = 11,
 }
 
+impl Failure {
+    /// Every class, for mapping an exit code back to its class.
+    pub const ALL: [Failure; 11] = [
+        Failure::Other,
+        Failure::Usage,
+        Failure::Unreachable,
+        Failure::UnknownUser,
+        Failure::IdentityChanged,
+        Failure::WrongPassphrase,
+        Failure::ProfileMissing,
+        Failure::RateLimited,
+        Failure::MailboxFull,
+        Failure::AuthRejected,
+        Failure::ProfileExists,
+    ];
+
+    /// The class's stable machine-readable name (the daemon's
+    /// `error.data.kind`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Failure::Other => "other",
+            Failure::Usage => "usage",
+            Failure::Unreachable => "unreachable",
+            Failure::UnknownUser => "unknown_user",
+            Failure::IdentityChanged => "identity_changed",
+            Failure::WrongPassphrase => "wrong_passphrase",
+            Failure::ProfileMissing => "profile_missing",
+            Failure::RateLimited => "rate_limited",
+            Failure::MailboxFull => "mailbox_full",
+            Failure::AuthRejected => "auth_rejected",
+            Failure::ProfileExists => "profile_exists",
+        }
+    }
+
+    /// The class with exit code `code`, if any.
+    pub fn from_code(code: u64) -> Option<Failure> {
+        Self::ALL.into_iter().find(|f| *f as u64 == code)
+    }
+}
+
 /// A failure with the one line shown on stderr.
 #[derive(Debug)]
 pub struct CliError {

@@ -185,6 +185,11 @@ fn owner(dir: &Path) -> Option<(u32, String)> {
 /// "The profile is in use", naming the process holding it if known.
 fn in_use(dir: &Path) -> CliError {
     let message = match owner(dir) {
+        Some((pid, command)) if command == "daemon" => format!(
+            "the profile is held by `hush daemon` (pid {pid}), and this command does not go \
+             through it (send, recv, history, contacts, presence, safety-number and trust do): \
+             stop the daemon (SIGTERM or Ctrl-C) first, then try again"
+        ),
         Some((pid, command)) if !command.is_empty() => format!(
             "the profile is in use by another hush process (`hush {command}`, pid {pid}): \
              close `hush {command}` (pid {pid}) or wait for it to finish, then try again"

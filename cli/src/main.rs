@@ -6,7 +6,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `args` | every flag and subcommand (clap) |
-//! | `commands` | one file per group of subcommands: `init`, `messaging` (`send`, `recv`), `offline` (what reads or changes only the local profile: history, contacts, trust), `passphrase`, `presence` (and `settings`) |
+//! | `ops` | the operations both a command and the daemon run (history, contacts, trust, send, presence), returning the `--json` form |
+//! | `daemon` | `hush daemon`: the socket, JSON-RPC, the event fan-out, and the client side the commands use |
+//! | `commands` | one file per group of subcommands: `init`, `messaging` (`send`, `recv`), `offline` (what reads or changes only the local profile: history, contacts, trust), `passphrase`, `presence` (and `settings`); `backend` picks the daemon or the profile |
 //! | `chat` | `hush chat`: the event loop in `mod.rs`; pure rules in `state/` (messages, header, events, layout), `input`, `typing`, `wrap`; drawing in `ui`; the terminal guard in `terminal` |
 //! | `bench` | `hush bench`: options and the run in `mod.rs`, one pair's loop in `pair`, frames over client-core's `Connection` in `wire`, end-to-end crypto in `crypto`, percentiles in `stats`, the relay's CPU and RSS in `procfs` |
 //! | `output` | human and `--json` output |
@@ -20,9 +22,11 @@ mod args;
 mod bench;
 mod chat;
 mod commands;
+mod daemon;
 mod duration;
 mod exit;
 mod home;
+mod ops;
 mod output;
 mod terminal_text;
 mod time;

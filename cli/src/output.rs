@@ -4,7 +4,7 @@
 //! an undecryption reason) through [`crate::terminal_text`], so a message
 //! is always one message from one sender on the terminal.
 
-use hush_client_core::client::{ConnectionState, Event, IncomingMessage, PresenceEntry};
+use hush_client_core::client::{ConnectionState, Event, PresenceEntry};
 use hush_client_core::identity::IdentityPublic;
 use hush_client_core::payload::{ReceiptKind, TypingState};
 use hush_client_core::store::{Contact, DeliveryStatus, Direction, HistoryEntry, IdentityKeys};
@@ -104,53 +104,75 @@ pub fn event_json(event: &Event) -> Option<Value> {
 
 /// The plain-text line for an event, or `None` for events not shown.
 pub fn event_line(event: &Event) -> Option<String> {
-    match event {
-        Event::Message(m) => Some(message_line(m)),
-        Event::UnconfirmedMessage {
-            message: m,
-            fingerprint,
-            rejected,
-        } => Some(unconfirmed_line(m, fingerprint, *rejected)),
-        Event::Presence(entry) => Some(presence_line(entry)),
-        Event::IdentityChanged { user } => Some(format!(
-            "! the identity key of {user} changed: compare the new safety number \
-             (`hush safety-number {user}`) with {user} out of band, then \
-             `hush trust {user} --safety-number DIGITS` or `hush reject {user}`"
-        )),
-        Event::Undecryptable { from, reason, .. } => Some(format!(
-            "! a message from {from} could not be decrypted ({})",
-            one_line(reason)
-        )),
-        Event::Connection(ConnectionState::Replaced) => {
-            Some("! another hush session of this user took over".to_owned())
+    if let Event::Connection(ConnectionState::Replaced) = event {
+        return Some("! another hush session of this user took over".to_owned());
+    }
+    event_json(event).and_then(|v| event_json_line(&v))
+}
+
+/// The plain-text line for an event's JSON form ([`event_json`], also what
+/// the daemon streams), or `None` for events not shown (receipts, typing).
+pub fn event_json_line(v: &Value) -> Option<String> {
+    match text_of(v, "type") {
+        "message" => Some(message_line(v)),
+        "unconfirmed_message" => Some(unconfirmed_line(v)),
+        "presence" => Some(presence_line(v)),
+        "identity_changed" => {
+            let user = text_of(v, "user");
+            Some(format!(
+                "! the identity key of {user} changed: compare the new safety number \
+                 (`hush safety-number {user}`) with {user} out of band, then \
+                 `hush trust {user} --safety-number DIGITS` or `hush reject {user}`"
+            ))
         }
+        "undecryptable" => Some(format!(
+            "! a message from {} could not be decrypted ({})",
+            text_of(v, "from"),
+            one_line(text_of(v, "reason"))
+        )),
         _ => None,
     }
 }
 
+/// A string field of a JSON object, or "" when missing (the objects come
+/// from [`event_json`] and friends, here or in the daemon).
+fn text_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A boolean field of a JSON object, false when missing.
+fn flag_of(v: &Value, field: &str) -> bool {
+    v.get(field).and_then(Value::as_bool).unwrap_or(false)
+}
+
 /// `FROM: TEXT`, the text display-safe ([`message_text`]): its lines after
 /// the first start with the continuation marker, never with a name.
-fn message_line(m: &IncomingMessage) -> String {
-    let mark = match (m.flags.request, m.flags.from_changed_key) {
+fn message_line(m: &Value) -> String {
+    let mark = match (flag_of(m, "request"), flag_of(m, "key_changed")) {
         (_, true) => " [identity key changed, unverified]",
         (true, false) => " [message request]",
         (false, false) => "",
     };
-    format!("{}{mark}: {}", m.from, message_text(&m.text))
+    format!(
+        "{}{mark}: {}",
+        text_of(m, "from"),
+        message_text(text_of(m, "text"))
+    )
 }
 
 /// A message from a key that is not the pinned one: never in the form of a
 /// message from the contact.
-fn unconfirmed_line(m: &IncomingMessage, fingerprint: &str, rejected: bool) -> String {
-    let whose = if rejected {
+fn unconfirmed_line(m: &Value) -> String {
+    let whose = if flag_of(m, "rejected") {
         "a key you REJECTED"
     } else {
         "an UNCONFIRMED key"
     };
     format!(
-        "! from {whose} claiming to be {} (fingerprint {fingerprint}), not shown as theirs: {}",
-        m.from,
-        message_text(&m.text)
+        "! from {whose} claiming to be {} (fingerprint {}), not shown as theirs: {}",
+        text_of(m, "claimed_from"),
+        text_of(m, "key_fingerprint"),
+        message_text(text_of(m, "text"))
     )
 }
 
@@ -191,17 +213,18 @@ pub fn presence_json(e: &PresenceEntry) -> Value {
     })
 }
 
-pub fn presence_line(e: &PresenceEntry) -> String {
-    match e.state {
-        None => format!(
-            "{}: not visible (has not allowed you to see their presence)",
-            e.user
-        ),
-        Some(s) if s.online => format!("{}: online", e.user),
-        Some(s) => match s.last_seen_ms {
-            Some(ms) => format!("{}: offline, last seen {}", e.user, format_ms(ms)),
-            None => format!("{}: offline, last seen unknown", e.user),
-        },
+/// The line for a [`presence_json`] object.
+pub fn presence_line(e: &Value) -> String {
+    let user = text_of(e, "user");
+    if !flag_of(e, "visible") {
+        return format!("{user}: not visible (has not allowed you to see their presence)");
+    }
+    if flag_of(e, "online") {
+        return format!("{user}: online");
+    }
+    match e.get("last_seen").and_then(Value::as_u64) {
+        Some(ms) => format!("{user}: offline, last seen {}", format_ms(ms)),
+        None => format!("{user}: offline, last seen unknown"),
     }
 }
 
@@ -226,42 +249,35 @@ pub fn history_json(me: &str, peer: &str, contact: Option<&Contact>, e: &History
     })
 }
 
-/// `WHEN WHO: TEXT`, the text display-safe ([`message_text`]), our own
-/// messages followed by their status; a message under a key that was not
-/// the pinned one never in that form.
-pub fn history_line(me: &str, peer: &str, contact: Option<&Contact>, e: &HistoryEntry) -> String {
-    let when = format_ms(e.sent_at_ms);
-    let text = message_text(&e.text);
-    match e.direction {
-        Direction::Incoming if e.unconfirmed_key.is_some() => {
-            let whose = match e
-                .unconfirmed_key
-                .as_ref()
-                .map(|k| unconfirmed_state(contact, k))
-            {
-                Some("rejected") => "a key you REJECTED",
-                Some("trusted_later") => "a key you trusted after this message",
-                _ => "an UNCONFIRMED key",
-            };
-            format!("{when} ! from {whose} claiming to be {peer}, not shown as theirs: {text}")
-        }
-        Direction::Incoming => {
-            let flag = if e.flags.from_changed_key {
-                " [identity key changed]"
-            } else {
-                ""
-            };
-            format!("{when} {peer}{flag}: {text}")
-        }
-        Direction::Outgoing => {
-            let mark = match e.status {
-                Some(DeliveryStatus::Read) => "read",
-                Some(DeliveryStatus::Delivered) => "delivered",
-                _ => "sent",
-            };
-            format!("{when} {me}: {text} ({mark})")
-        }
+/// `WHEN WHO: TEXT` for a [`history_json`] object, the text display-safe
+/// ([`message_text`]), our own messages followed by their status; a message
+/// under a key that was not the pinned one never in that form.
+pub fn history_line(e: &Value) -> String {
+    let when = format_ms(e.get("sent_at").and_then(Value::as_u64).unwrap_or(0));
+    let text = message_text(text_of(e, "text"));
+    let from = text_of(e, "from");
+    if text_of(e, "direction") == "out" {
+        let mark = match text_of(e, "status") {
+            "read" => "read",
+            "delivered" => "delivered",
+            _ => "sent",
+        };
+        return format!("{when} {from}: {text} ({mark})");
     }
+    if let Some(state) = e.get("unconfirmed_key").and_then(Value::as_str) {
+        let whose = match state {
+            "rejected" => "a key you REJECTED",
+            "trusted_later" => "a key you trusted after this message",
+            _ => "an UNCONFIRMED key",
+        };
+        return format!("{when} ! from {whose} claiming to be {from}, not shown as theirs: {text}");
+    }
+    let flag = if flag_of(e, "key_changed") {
+        " [identity key changed]"
+    } else {
+        ""
+    };
+    format!("{when} {from}{flag}: {text}")
 }
 
 pub fn contact_json(c: &Contact) -> Value {
@@ -276,21 +292,26 @@ pub fn contact_json(c: &Contact) -> Value {
     })
 }
 
-pub fn contact_line(c: &Contact) -> String {
-    let trust = if c.verified { "verified" } else { "unverified" };
+/// The line for a [`contact_json`] object.
+pub fn contact_line(c: &Value) -> String {
+    let trust = if flag_of(c, "verified") {
+        "verified"
+    } else {
+        "unverified"
+    };
     let mut marks = String::new();
-    if c.blocked {
+    if flag_of(c, "blocked") {
         marks.push_str("  BLOCKED");
     }
-    if c.request {
+    if flag_of(c, "request") {
         marks.push_str("  message request: reply or `hush accept`, or `hush block`");
     }
-    if c.has_pending_key_change() {
+    if flag_of(c, "key_changed") {
         marks.push_str(
             "  KEY CHANGED: run `hush safety-number`, then `hush trust` or `hush reject`",
         );
     }
-    format!("{}  {trust}{marks}", c.user_id)
+    format!("{}  {trust}{marks}", text_of(c, "user"))
 }
 
 /// `YYYY-MM-DD HH:MM:SS +HH:MM` from unix milliseconds: local time with
@@ -339,10 +360,10 @@ mod tests {
             json!({"type":"presence","user":"bob","visible":true,"online":false,"last_seen":951_782_400_000u64})
         );
         assert_eq!(
-            presence_line(&seen),
+            presence_line(&presence_json(&seen)),
             "bob: offline, last seen 2000-02-29 00:00:00 +00:00"
         );
-        assert!(presence_line(&hidden).starts_with("bob: not visible"));
+        assert!(presence_line(&presence_json(&hidden)).starts_with("bob: not visible"));
     }
 
     #[test]
@@ -405,7 +426,7 @@ mod tests {
         let id = store::MessageId([9; 16]);
         let incoming = HistoryEntry::incoming(id, FORGED, 0, 0);
         assert_eq!(
-            history_line("bob", "alice", None, &incoming),
+            history_line(&history_json("bob", "alice", None, &incoming)),
             format!("1970-01-01 00:00:00 +00:00 alice: {SHOWN}")
         );
         assert_eq!(
@@ -414,7 +435,7 @@ mod tests {
         );
         let outgoing = HistoryEntry::outgoing(id, "a\nb", 0);
         assert_eq!(
-            history_line("bob", "alice", None, &outgoing),
+            history_line(&history_json("bob", "alice", None, &outgoing)),
             "1970-01-01 00:00:00 +00:00 bob: a\n    | b (sent)"
         );
     }

@@ -113,6 +113,16 @@ impl Hush {
     }
 }
 
+/// Alice and Bob with profiles on `relay_url` (`hush init` for each).
+#[track_caller]
+pub fn alice_and_bob(relay_url: &str) -> (Hush, Hush) {
+    let alice = Hush::new("alice");
+    let bob = Hush::new("bob");
+    alice.init(relay_url);
+    bob.init(relay_url);
+    (alice, bob)
+}
+
 /// The message id `hush send` printed: its whole stdout, one line of 32
 /// lowercase hex digits.
 #[track_caller]

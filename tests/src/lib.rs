@@ -42,7 +42,7 @@ pub mod websocket;
 
 pub use bins::bin;
 pub use http::http_get;
-pub use hush::{Hush, PASSPHRASE, hush, hush_cmd, message_id};
+pub use hush::{Hush, PASSPHRASE, alice_and_bob, hush, hush_cmd, message_id};
 pub use leak::Marker;
 pub use process::{Cmd, Output, PROCESS_TIMEOUT, Spawned};
 pub use proxy::{Recording, RecordingProxy};

@@ -262,6 +262,28 @@ impl Spawned {
         }
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, then waits for the process to exit (until the
+    /// command's deadline).
+    ///
+    /// # Panics
+    ///
+    /// When `kill` cannot be run, or the process outlives its deadline.
+    pub fn terminate(self) -> Output {
+        if let Some(pid) = self.pid() {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+            assert!(status.success(), "kill -TERM {pid} failed");
+        }
+        self.wait()
+    }
+
     /// Kills the process with SIGKILL and returns what it printed
     /// (`code` is `None` unless it had already exited).
     pub fn kill(mut self) -> Output {

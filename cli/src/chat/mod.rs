@@ -1,7 +1,8 @@
 //! `hush chat USER`: the interactive conversation.
 //!
 //! The profile is opened (passphrase asked) and the client connected before
-//! the terminal switches to raw mode; the last [`HISTORY`] messages with the
+//! the terminal switches to raw mode, or, while a `hush daemon` of the
+//! profile runs, the chat goes through it ([`backend`]); the last [`HISTORY`] messages with the
 //! peer come from the stored history. Then one loop selects over terminal
 //! events (crossterm's `EventStream`), client events and a tick, and never
 //! blocks: messages are sent by a worker task in the order typed (its
@@ -10,6 +11,7 @@
 //! [`wrap`]; [`ui`] draws; [`terminal`] restores the terminal on every way
 //! out.
 
+mod backend;
 mod input;
 mod state;
 mod terminal;
@@ -25,7 +27,7 @@ use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
 use hush_client_core::UserId;
 use hush_client_core::client::{
-    Client, ClientConfig, ClientError, Event, Events, PresenceEntry, SystemClock, SystemRandom,
+    Client, ClientConfig, Event, Events, PresenceEntry, SystemClock, SystemRandom,
 };
 use hush_client_core::limits::MAX_RECEIPT_IDS;
 use hush_client_core::payload::{MessageId, TypingState};
@@ -35,10 +37,12 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::args::{Global, UserArg};
+use crate::daemon::client::DaemonClient;
 use crate::exit::{CliError, Failure};
 use crate::home;
 use crate::time::now_ms;
 use crate::user_id::user_id;
+use backend::{Daemon, Direct, SendError, Shared};
 use input::{Action, Command, Scroll, Submitted, classify, map_key};
 use state::{ChatState, Link, Trust};
 use terminal::TerminalGuard;
@@ -66,15 +70,52 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
             "hush chat needs a terminal; scripts use `hush send` and `hush recv`",
         ));
     }
-    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    if profile.user_id() == &peer {
+    let dir = home::profile_dir(g.home.as_ref())?;
+    let (backend, events, link) = match crate::daemon::client::find(&dir).await {
+        Some(calls) => connect_daemon(calls, &dir, &peer).await?,
+        None => connect_direct(g, &dir, &peer).await?,
+    };
+    let opened = match backend.open(peer.clone()).await {
+        Ok(o) => o,
+        Err(e) => {
+            backend.close().await;
+            return Err(CliError::new(Failure::Other, e));
+        }
+    };
+    if opened.me == peer.as_str() {
+        backend.close().await;
         return Err(CliError::usage("you cannot chat with yourself"));
     }
-    // Read before connecting: everything processed after this arrives as
-    // an event (and the state drops a message it already shows).
-    let history = profile.history(&peer, Some(HISTORY))?;
-    let trust = Trust::of(profile.contact(&peer)?.as_ref());
-    let me = profile.user_id().to_string();
+    let trust = Trust::of(opened.contact.as_ref());
+    let mut st = ChatState::new(&opened.me, peer.as_str(), opened.history, trust);
+    st.link = link;
+    let mut workers = Workers::start(&backend);
+    workers.set_online(st.link == Link::Connected);
+    let outcome = match TerminalGuard::enter() {
+        Ok(mut guard) => {
+            let outcome = session(&mut guard, &mut st, events, &mut workers, &backend).await;
+            drop(guard);
+            outcome
+        }
+        Err(e) => Err(CliError::new(
+            Failure::Other,
+            format!("cannot set up the terminal: {e}"),
+        )),
+    };
+    workers.finish(&st).await;
+    backend.close().await;
+    outcome
+}
+
+/// The profile opened here and a client of its own, which keeps trying the
+/// relay: the chat opens at once with the history, the header says
+/// "connecting…" until the relay answers, and typed messages wait.
+async fn connect_direct(
+    g: &Global,
+    dir: &std::path::Path,
+    peer: &UserId,
+) -> Result<(Shared, Events, Link), CliError> {
+    let profile = home::open(dir)?;
     if home::interactive() {
         eprintln!(
             "connecting to {}…",
@@ -84,8 +125,6 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
     let config = ClientConfig {
         relay_url: g.relay.clone(),
         receive: true,
-        // The chat opens at once with the history; the header says
-        // "connecting…" until the relay answers, and typed messages wait.
         start_offline: true,
         ca_file: g.ca_file.clone(),
         // The peer's online state, if they let us see it: the snapshot and
@@ -101,23 +140,29 @@ pub async fn run(g: &Global, a: UserArg) -> Result<(), CliError> {
         Arc::new(SystemClock),
     )
     .await?;
-    let mut st = ChatState::new(&me, peer.as_str(), history, trust);
-    st.link = Link::Connecting;
-    let mut workers = Workers::start(&client);
-    let outcome = match TerminalGuard::enter() {
-        Ok(mut guard) => {
-            let outcome = session(&mut guard, &mut st, events, &mut workers, &client).await;
-            drop(guard);
-            outcome
-        }
-        Err(e) => Err(CliError::new(
-            Failure::Other,
-            format!("cannot set up the terminal: {e}"),
-        )),
-    };
-    workers.finish(&st).await;
-    client.close().await;
-    outcome
+    Ok((Arc::new(Direct(client)), events, Link::Connecting))
+}
+
+/// A running `hush daemon`: requests on `calls`, events (with the peer's
+/// presence) on a second connection subscribed with `receive`.
+async fn connect_daemon(
+    calls: DaemonClient,
+    dir: &std::path::Path,
+    peer: &UserId,
+) -> Result<(Shared, Events, Link), CliError> {
+    let mut stream = crate::daemon::client::find(dir)
+        .await
+        .ok_or_else(|| CliError::new(Failure::Other, "the hush daemon went away"))?;
+    stream
+        .call(
+            "receive",
+            serde_json::json!({ "presence": [peer.as_str()] }),
+        )
+        .await?;
+    let (tx, events) = mpsc::channel(EVENT_BATCH);
+    tokio::spawn(backend::daemon_events(stream, tx));
+    let backend: Shared = Arc::new(Daemon(tokio::sync::Mutex::new(calls)));
+    Ok((backend, events, Link::Connected))
 }
 
 /// Whether the loop goes on.
@@ -134,7 +179,7 @@ async fn session(
     st: &mut ChatState,
     mut events: Events,
     w: &mut Workers,
-    client: &Client,
+    backend: &Shared,
 ) -> Result<(), CliError> {
     let term_err = |e: std::io::Error| CliError::new(Failure::Other, format!("terminal: {e}"));
     let sig_err = |e: std::io::Error| CliError::new(Failure::Other, format!("signals: {e}"));
@@ -162,7 +207,7 @@ async fn session(
                 Some(Ok(ev)) => match on_terminal(ev, st, w, guard).map_err(term_err)? {
                     Flow::Continue => {}
                     Flow::Quit => break,
-                    Flow::Switch(peer) => switch(st, w, client, peer).await,
+                    Flow::Switch(peer) => switch(st, w, backend, peer).await,
                 },
                 Some(Err(e)) => return Err(term_err(e)),
                 // The terminal's input ended.
@@ -209,7 +254,7 @@ async fn session(
 /// `/chat USER`: the conversation with USER replaces this one on screen
 /// (its stored history, trust and presence); the connection, the
 /// passphrase and messages still being sent to the previous peer stay.
-async fn switch(st: &mut ChatState, w: &mut Workers, client: &Client, peer: UserId) {
+async fn switch(st: &mut ChatState, w: &mut Workers, backend: &Shared, peer: UserId) {
     if peer.as_str() == st.peer {
         st.set_status(format!("already chatting with {peer}"), false);
         return;
@@ -218,17 +263,9 @@ async fn switch(st: &mut ChatState, w: &mut Workers, client: &Client, peer: User
         st.set_status("you cannot chat with yourself", true);
         return;
     }
-    let loaded = client
-        .with_profile({
-            let peer = peer.clone();
-            move |prof| -> Result<_, ClientError> {
-                Ok((prof.history(&peer, Some(HISTORY))?, prof.contact(&peer)?))
-            }
-        })
-        .await;
-    let (history, contact) = match loaded {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) | Err(e) => {
+    let opened = match backend.open(peer.clone()).await {
+        Ok(o) => o,
+        Err(e) => {
             st.set_status(format!("cannot open the chat with {peer}: {e}"), true);
             return;
         }
@@ -236,17 +273,17 @@ async fn switch(st: &mut ChatState, w: &mut Workers, client: &Client, peer: User
     if let Some(s) = st.our_typing.stop() {
         w.typing(&st.peer, s);
     }
-    let mut next = ChatState::new(&st.me, peer.as_str(), history, Trust::of(contact.as_ref()));
+    let trust = Trust::of(opened.contact.as_ref());
+    let mut next = ChatState::new(&st.me, peer.as_str(), opened.history, trust);
     next.continue_from(st);
     *st = next;
     st.set_status(format!("now chatting with {peer}"), false);
     // The peer's presence, if they let us see it: the snapshot comes back
     // on a channel; changes then arrive as events (renewed on reconnect).
-    let (c, tx) = (client.clone(), w.presence_tx.clone());
+    let (b, tx) = (backend.clone(), w.presence_tx.clone());
     tokio::spawn(async move {
-        if let Ok(entries) = c.subscribe_presence(vec![peer.clone()]).await {
-            let _ = tx.send((peer, entries)).await;
-        }
+        let entries = b.subscribe_presence(peer.clone()).await;
+        let _ = tx.send((peer, entries)).await;
     });
 }
 
@@ -369,32 +406,15 @@ fn on_done(done: Done, st: &mut ChatState) {
         Done::Sent { local, result } => match result {
             Ok(id) => st.accepted(local, id),
             Err(e) => {
-                if matches!(e, ClientError::IdentityChanged { .. }) {
+                if e.key_changed {
                     st.trust.key_changed = true;
                 }
-                let why = send_failure(&e, &st.peer);
-                st.failed(local, why);
+                st.failed(local, e.why);
             }
         },
         Done::ReadFailed(e) => {
             st.set_status(format!("read receipt not sent: {e}"), true);
         }
-    }
-}
-
-/// One line on why a message was not sent, short enough for the status
-/// line.
-fn send_failure(e: &ClientError, peer: &str) -> String {
-    match e {
-        ClientError::IdentityChanged { .. } => format!(
-            "{peer}'s key changed; quit, check `hush safety-number {peer}`, then trust or reject"
-        ),
-        ClientError::UnknownUser { .. } | ClientError::UnknownContact { .. } => {
-            format!("{peer} is not registered on the relay")
-        }
-        ClientError::RateLimited => "rate limited by the relay; try again shortly".to_owned(),
-        ClientError::MailboxFull => format!("{peer}'s mailbox on the relay is full"),
-        e => e.to_string(),
     }
 }
 
@@ -417,9 +437,9 @@ enum Out {
 enum Done {
     Sent {
         local: u64,
-        result: Result<MessageId, ClientError>,
+        result: Result<MessageId, SendError>,
     },
-    ReadFailed(ClientError),
+    ReadFailed(String),
 }
 
 /// The tasks that talk to the client on the loop's behalf.
@@ -438,13 +458,13 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(client: &Client) -> Self {
+    fn start(backend: &Shared) -> Self {
         let (out, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
         let (done_tx, done) = mpsc::channel(OUTBOX);
         let (typing, mut typing_rx) = mpsc::channel::<(String, TypingState)>(4);
         let (presence_tx, presence) = mpsc::channel(4);
         let (online, mut online_rx) = watch::channel(false);
-        let c = client.clone();
+        let b = backend.clone();
         let out_task = tokio::spawn(async move {
             while let Some(o) = out_rx.recv().await {
                 // Offline: wait (the loop, or `finish`'s deadline, ends it).
@@ -455,30 +475,20 @@ impl Workers {
                     Out::Text { peer, local, text } => Done::Sent {
                         local,
                         result: match UserId::try_from(peer.as_str()) {
-                            Ok(p) => c.send_text(&p, &text).await,
-                            Err(e) => Err(e.into()),
+                            Ok(p) => b.send_text(p, text).await,
+                            Err(e) => Err(SendError {
+                                key_changed: false,
+                                why: e.to_string(),
+                            }),
                         },
                     },
+                    // Reading a conversation opened by name accepts a
+                    // message request, as replying does; then the receipt.
                     Out::Read { peer, ids } => {
                         let Ok(p) = UserId::try_from(peer.as_str()) else {
                             continue;
                         };
-                        // The user opened this conversation by name and is
-                        // reading it: like replying, that accepts a
-                        // message request, and read receipts go.
-                        let accepted = c.with_profile({
-                            let p = p.clone();
-                            move |prof| match prof.contact(&p) {
-                                Ok(Some(contact)) if contact.request => prof.accept(&p).map(|_| ()),
-                                Ok(_) => Ok(()),
-                                Err(e) => Err(e),
-                            }
-                        });
-                        let sent = match accepted.await {
-                            Ok(Ok(())) => c.send_read_receipt(&p, ids).await,
-                            Ok(Err(e)) | Err(e) => Err(e),
-                        };
-                        match sent {
+                        match b.read(p, ids).await {
                             Ok(()) => continue,
                             Err(e) => Done::ReadFailed(e),
                         }
@@ -488,12 +498,12 @@ impl Workers {
                 let _ = done_tx.send(done).await;
             }
         });
-        let c = client.clone();
+        let b = backend.clone();
         let typing_task = tokio::spawn(async move {
             while let Some((peer, s)) = typing_rx.recv().await {
                 // Best effort: needs a session, dropped for offline peers.
                 if let Ok(p) = UserId::try_from(peer.as_str()) {
-                    let _ = c.send_typing(&p, s).await;
+                    b.send_typing(p, s).await;
                 }
             }
         });
@@ -552,10 +562,9 @@ impl Workers {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, done.recv()).await {
-                Ok(Some(Done::Sent { result: Err(e), .. })) => eprintln!(
-                    "hush: a message was not sent: {}",
-                    send_failure(&e, &st.peer)
-                ),
+                Ok(Some(Done::Sent { result: Err(e), .. })) => {
+                    eprintln!("hush: a message was not sent: {}", e.why);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(_) => {

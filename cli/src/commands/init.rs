@@ -5,10 +5,10 @@ use std::sync::Arc;
 use hush_client_core::client::{Client, ClientConfig, ClientError, Profile, SystemClock, ws_url};
 use hush_client_core::store::{KdfParams, PROFILE_FILE};
 
-use super::messaging::rng;
 use crate::args::{Global, InitArgs, KdfArgs};
 use crate::exit::{CliError, Failure, REGISTERED_TO_ANOTHER_KEY};
 use crate::home;
+use crate::ops::rng;
 use crate::time::now_ms;
 use crate::user_id::user_id;
 

@@ -1,38 +1,26 @@
-//! Commands that talk to the relay: `send` and `recv`.
+//! Commands that talk to the relay: `send` and `recv`, directly or through
+//! a running `hush daemon`.
+//!
+//! `recv` through the daemon means what it means directly: without
+//! `--wait` it prints what is pending and exits, where pending is what the
+//! daemon received since the last receiver took its events (kept for it,
+//! see `daemon::hub`) and then what the relay still held when the daemon
+//! connected; with `--wait` it goes on with what arrives.
 
 use std::io::Read;
-use std::sync::Arc;
 
 use hush_client_core::UserId;
-use hush_client_core::client::{Client, ClientConfig, Event, Events, SystemClock, SystemRandom};
+use hush_client_core::client::{Client, Event, Events};
 use hush_client_core::limits::MAX_TEXT_LEN;
+use serde_json::{Value, json};
 
+use super::backend::Backend;
 use crate::args::{Global, RecvArgs, SendArgs};
+use crate::daemon::client::DaemonClient;
 use crate::duration::Wait;
 use crate::exit::{CliError, Failure};
 use crate::user_id::user_id;
-use crate::{home, output};
-
-/// Randomness for keys: OS-seeded and reseeding ([`SystemRandom`]).
-pub fn rng() -> SystemRandom {
-    SystemRandom
-}
-
-pub(super) async fn connect(
-    g: &Global,
-    receive: bool,
-    presence: Vec<UserId>,
-) -> Result<(Client, Events), CliError> {
-    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    let config = ClientConfig {
-        relay_url: g.relay.clone(),
-        receive,
-        ca_file: g.ca_file.clone(),
-        presence,
-        ..ClientConfig::default()
-    };
-    Ok(Client::connect(profile, config, Box::new(rng()), Arc::new(SystemClock)).await?)
-}
+use crate::{home, ops, output};
 
 pub async fn send(g: &Global, a: SendArgs) -> Result<(), CliError> {
     let to = user_id(&a.user)?;
@@ -41,12 +29,25 @@ pub async fn send(g: &Global, a: SendArgs) -> Result<(), CliError> {
     } else {
         a.message
     };
-    check_message(&text)?;
-    // Only send: envelopes waiting for us stay queued for `hush recv`.
-    let (client, _events) = connect(g, false, Vec::new()).await?;
-    let sent = client.send_text(&to, &text).await;
-    client.close().await;
-    println!("{}", sent?.to_hex());
+    ops::check_message(&text)?;
+    // Directly, only send: envelopes waiting for us stay queued for
+    // `hush recv`.
+    let id = Backend::pick(g)
+        .await?
+        .online(
+            g,
+            "send",
+            json!({ "to": to.as_str(), "text": text }),
+            async |client| ops::send(client, &to, &text).await,
+            |r| {
+                r.get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| CliError::new(Failure::Other, "the hush daemon sent no id"))
+            },
+        )
+        .await?;
+    println!("{id}");
     Ok(())
 }
 
@@ -82,7 +83,7 @@ fn read_stdin_message() -> Result<String, CliError> {
         if last == Some(b'\n') {
             total -= 1;
         }
-        return Err(too_long(total));
+        return Err(ops::too_long(total));
     }
     if bytes.ends_with(b"\n") {
         bytes.pop();
@@ -92,30 +93,74 @@ fn read_stdin_message() -> Result<String, CliError> {
     })
 }
 
-/// What `send` refuses before connecting: an empty or whitespace-only
-/// message and one beyond [`MAX_TEXT_LEN`] (usage errors, exit 2).
-fn check_message(text: &str) -> Result<(), CliError> {
-    if text.is_empty() {
-        return Err(CliError::usage(
-            "the message is empty: give some text (or `-` to read it from stdin)",
-        ));
-    }
-    if text.trim().is_empty() {
-        return Err(CliError::usage(
-            "the message is only whitespace: give some text (or `-` to read it from stdin)",
-        ));
-    }
-    if text.len() > MAX_TEXT_LEN {
-        return Err(too_long(text.len()));
-    }
-    Ok(())
+/// One thing `recv` is told, from the client or from the daemon.
+enum Item {
+    /// An event's JSON form and text line (either may be absent).
+    Event {
+        json: Option<Value>,
+        line: Option<String>,
+    },
+    /// Everything pending when `recv` started has been received.
+    Drained,
+    /// No more (the client stopped).
+    End,
 }
 
-fn too_long(len: usize) -> CliError {
-    CliError::usage(format!(
-        "the message is {len} bytes, over the limit of {MAX_TEXT_LEN} bytes (32 KiB of UTF-8): \
-         shorten it or split it into several messages"
-    ))
+/// Where `recv` gets its events.
+enum Source {
+    Direct(Client, Events),
+    Daemon(DaemonClient),
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<Item, CliError> {
+        match self {
+            Source::Direct(_, events) => Ok(match events.recv().await {
+                None => Item::End,
+                Some(Event::Drained) => Item::Drained,
+                Some(e) => Item::Event {
+                    json: output::event_json(&e),
+                    line: output::event_line(&e),
+                },
+            }),
+            Source::Daemon(d) => loop {
+                let Some((method, params)) = d.notification().await? else {
+                    return Err(CliError::new(
+                        Failure::Other,
+                        "the hush daemon stopped while receiving",
+                    ));
+                };
+                match method.as_str() {
+                    "event" => {
+                        return Ok(Item::Event {
+                            line: output::event_json_line(&params),
+                            json: Some(params),
+                        });
+                    }
+                    "drained" => return Ok(Item::Drained),
+                    "lagged" => eprintln!(
+                        "hush: {} older events were dropped by the daemon while nobody \
+                         received; the messages are in the history",
+                        params.get("missed").and_then(Value::as_u64).unwrap_or(0)
+                    ),
+                    "dropped" => {
+                        let reason = params.get("reason").and_then(Value::as_str);
+                        return Err(CliError::new(
+                            Failure::Other,
+                            reason.unwrap_or("the hush daemon dropped this receiver"),
+                        ));
+                    }
+                    _ => {}
+                }
+            },
+        }
+    }
+
+    async fn close(self) {
+        if let Source::Direct(client, _) = self {
+            client.close().await;
+        }
+    }
 }
 
 pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
@@ -124,11 +169,29 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
         .iter()
         .map(|u| user_id(u))
         .collect::<Result<Vec<_>, _>>()?;
-    // Subscribed from the first connection on: the snapshot and every
-    // change arrive as events, in order.
-    let (client, mut events) = connect(g, true, watch).await?;
-    // Without --wait: until drained. A deadline too far to represent is
-    // the same as none (the duration is already capped to 100 years).
+    let mut source = match Backend::pick(g).await? {
+        Backend::Daemon(mut d) => {
+            let names: Vec<&str> = watch.iter().map(UserId::as_str).collect();
+            d.call("receive", json!({ "presence": names })).await?;
+            Source::Daemon(d)
+        }
+        // Subscribed from the first connection on: the snapshot and every
+        // change arrive as events, in order.
+        Backend::Direct { dir, .. } => {
+            let (client, events) = ops::open_and_connect(&dir, g, true, watch).await?;
+            Source::Direct(client, events)
+        }
+    };
+    let shown = show(&mut source, &a).await;
+    source.close().await;
+    shown
+}
+
+/// Prints what `source` yields: until drained without `--wait`, else
+/// until the deadline (or forever).
+async fn show(source: &mut Source, a: &RecvArgs) -> Result<(), CliError> {
+    // A deadline too far to represent is the same as none (the duration
+    // is already capped to 100 years).
     let (deadline, follow) = match a.wait {
         None => (None, false),
         Some(Wait::Forever) => (None, true),
@@ -138,27 +201,31 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
     let progress = home::interactive() && !a.json;
     loop {
         let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
-                Ok(e) => e,
+            Some(d) => match tokio::time::timeout_at(d, source.next()).await {
+                Ok(e) => e?,
                 Err(_) => break,
             },
-            None => events.recv().await,
+            None => source.next().await?,
         };
-        let Some(event) = next else { break };
-        if matches!(event, Event::Drained) {
-            if !follow {
-                break;
-            }
-            continue;
-        }
-        if matches!(event, Event::Message(_)) {
+        let (json, line) = match next {
+            Item::End => break,
+            Item::Drained if follow => continue,
+            Item::Drained => break,
+            Item::Event { json, line } => (json, line),
+        };
+        if json
+            .as_ref()
+            .and_then(|v| v.get("type"))
+            .and_then(Value::as_str)
+            == Some("message")
+        {
             received += 1;
         }
         if a.json {
-            if let Some(v) = output::event_json(&event) {
+            if let Some(v) = json {
                 output::print_json(&v);
             }
-        } else if let Some(line) = output::event_line(&event) {
+        } else if let Some(line) = line {
             println!("{line}");
         }
         if progress && received > 0 && received.is_multiple_of(100) {
@@ -168,6 +235,5 @@ pub async fn recv(g: &Global, a: RecvArgs) -> Result<(), CliError> {
     if progress && received >= 100 {
         eprintln!();
     }
-    client.close().await;
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! The subcommands. Each opens the profile, does one thing and returns;
-//! failures are [`CliError`]s with their exit code.
+//! The subcommands. Each opens the profile (or, for those listed in
+//! `backend`, talks to a running `hush daemon` of it), does one thing and
+//! returns; failures are [`CliError`]s with their exit code.
 
+mod backend;
 mod init;
 mod messaging;
 mod offline;
@@ -18,11 +20,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Passphrase(a) => passphrase::run(g, a),
         Command::Send(a) => messaging::send(g, a).await,
         Command::Recv(a) => messaging::recv(g, a).await,
-        Command::History(a) => offline::history(g, a),
-        Command::Contacts(a) => offline::contacts(g, a),
-        Command::SafetyNumber(a) => offline::safety_number(g, a),
+        Command::History(a) => offline::history(g, a).await,
+        Command::Contacts(a) => offline::contacts(g, a).await,
+        Command::SafetyNumber(a) => offline::safety_number(g, a).await,
         Command::Verify(a) => offline::verify(g, a),
-        Command::Trust(a) => offline::trust(g, a),
+        Command::Trust(a) => offline::trust(g, a).await,
         Command::Reject(a) => offline::reject(g, a),
         Command::Block(a) => offline::block(g, a),
         Command::Unblock(a) => offline::unblock(g, a),
@@ -31,5 +33,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Presence(a) => presence::run(g, a).await,
         Command::Settings(a) => presence::settings(g, a),
         Command::Bench(a) => crate::bench::run(g, a).await,
+        Command::Daemon(a) => crate::daemon::run(g, a).await,
     }
 }

@@ -1,16 +1,18 @@
-//! Commands that only read or change the local profile.
+//! Commands that only read or change the local profile. `history`,
+//! `contacts`, `safety-number` and `trust` also run through a running
+//! `hush daemon` ([`Backend`]); the others need the profile to themselves.
 
 use std::io::IsTerminal;
 
 use hush_client_core::UserId;
 use hush_client_core::client::{ClientError, Profile};
-use hush_client_core::store::Contact;
+use serde_json::Value;
 
+use super::backend::Backend;
 use crate::args::{Global, HistoryArgs, JsonArg, SafetyNumberArgs, TrustArgs, UserArg};
 use crate::exit::{CliError, Failure};
-use crate::time::now_ms;
 use crate::user_id::user_id;
-use crate::{home, output};
+use crate::{home, ops, output};
 
 pub fn whoami(g: &Global) -> Result<(), CliError> {
     let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
@@ -20,58 +22,47 @@ pub fn whoami(g: &Global) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn history(g: &Global, a: HistoryArgs) -> Result<(), CliError> {
+pub async fn history(g: &Global, a: HistoryArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
-    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    let me = profile.user_id().as_str().to_owned();
-    let contact = Some(known_contact(&profile, &peer)?);
-    for entry in profile.history(&peer, a.limit)? {
-        if a.json {
-            output::print_json(&output::history_json(
-                &me,
-                peer.as_str(),
-                contact.as_ref(),
-                &entry,
-            ));
-        } else {
-            println!(
-                "{}",
-                output::history_line(&me, peer.as_str(), contact.as_ref(), &entry)
-            );
-        }
-    }
+    let messages = Backend::pick(g).await?.history(&peer, a.limit).await?;
+    print_all(&messages, a.json, output::history_line);
     Ok(())
 }
 
-pub fn contacts(g: &Global, a: JsonArg) -> Result<(), CliError> {
-    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    for c in profile.contacts()? {
-        if a.json {
-            output::print_json(&output::contact_json(&c));
-        } else {
-            println!("{}", output::contact_line(&c));
-        }
-    }
+pub async fn contacts(g: &Global, a: JsonArg) -> Result<(), CliError> {
+    let contacts = Backend::pick(g).await?.contacts().await?;
+    print_all(&contacts, a.json, output::contact_line);
     Ok(())
 }
 
-pub fn safety_number(g: &Global, a: SafetyNumberArgs) -> Result<(), CliError> {
+/// Each object as JSON, or as its text line.
+fn print_all(items: &[Value], json: bool, line: fn(&Value) -> String) {
+    for v in items {
+        if json {
+            output::print_json(v);
+        } else {
+            println!("{}", line(v));
+        }
+    }
+}
+
+/// The `pending` safety number of a `safety_number` result.
+fn pending(numbers: &Value) -> Option<&str> {
+    numbers.get("pending").and_then(Value::as_str)
+}
+
+pub async fn safety_number(g: &Global, a: SafetyNumberArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
-    let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
-    let numbers = profile.safety_numbers(&peer)?;
+    let numbers = Backend::pick(g).await?.safety_number(&peer).await?;
     if a.json {
-        output::print_json(&serde_json::json!({
-            "user": peer.as_str(),
-            "pinned": numbers.pinned,
-            "pending": numbers.pending,
-        }));
+        output::print_json(&numbers);
         return Ok(());
     }
-    match &numbers.pending {
-        None => println!("{}", numbers.pinned),
+    let pinned = numbers.get("pinned").and_then(Value::as_str).unwrap_or("");
+    match pending(&numbers) {
+        None => println!("{pinned}"),
         Some(new) => {
-            println!("pinned key: {}", numbers.pinned);
+            println!("pinned key: {pinned}");
             println!("new key:    {new}");
             eprintln!(
                 "note: {peer} presented a new identity key. Compare the NEW key's number with \
@@ -86,13 +77,13 @@ pub fn safety_number(g: &Global, a: SafetyNumberArgs) -> Result<(), CliError> {
 pub fn verify(g: &Global, a: UserArg) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
+    ops::known_contact(&profile, &peer)?;
     profile.verify(&peer)?;
     println!("{peer} marked verified");
     Ok(())
 }
 
-pub fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
+pub async fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if a.safety_number.is_none() && !interactive {
@@ -101,9 +92,9 @@ pub fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
              (see `hush safety-number {peer}`)"
         )));
     }
-    let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
-    let Some(pending) = profile.safety_numbers(&peer)?.pending else {
+    let mut backend = Backend::pick(g).await?;
+    let numbers = backend.safety_number(&peer).await?;
+    let Some(pending) = pending(&numbers) else {
         println!("no changed key pending for {peer}");
         return Ok(());
     };
@@ -117,10 +108,13 @@ pub fn trust(g: &Global, a: TrustArgs) -> Result<(), CliError> {
                 println!("nothing trusted");
                 return Ok(());
             }
-            pending
+            pending.to_owned()
         }
     };
-    profile.trust(&peer, &number, now_ms())?;
+    if !backend.trust(&peer, &number).await? {
+        println!("no changed key pending for {peer}");
+        return Ok(());
+    }
     println!("the new identity key of {peer} is trusted (unverified); sending resumes");
     Ok(())
 }
@@ -180,22 +174,13 @@ fn on_contact(
 ) -> Result<(), CliError> {
     let peer = user_id(&a.user)?;
     let mut profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-    known_contact(&profile, &peer)?;
+    ops::known_contact(&profile, &peer)?;
     if change(&mut profile, &peer)? {
         println!("{}", changed(&peer));
     } else {
         println!("{}", unchanged(&peer));
     }
     Ok(())
-}
-
-fn known_contact(profile: &Profile, peer: &UserId) -> Result<Contact, CliError> {
-    profile.contact(peer)?.ok_or_else(|| {
-        CliError::new(
-            Failure::UnknownUser,
-            format!("no contact named {peer}: exchange a message first"),
-        )
-    })
 }
 
 /// Asks a yes/no question on the terminal; anything but y/yes is no.

@@ -2,21 +2,21 @@
 //! `hush settings`.
 
 use hush_client_core::UserId;
-use hush_client_core::client::PresenceEntry;
+use serde_json::{Value, json};
 
-use super::messaging::connect;
+use super::backend::{Backend, allowed_names};
 use crate::args::{Global, PresenceArgs, PresenceCommand, SettingsArgs};
-use crate::exit::CliError;
+use crate::exit::{CliError, Failure};
 use crate::user_id::user_id;
-use crate::{home, output};
+use crate::{home, ops, output};
 
 pub async fn run(g: &Global, a: PresenceArgs) -> Result<(), CliError> {
     match a.command {
         Some(PresenceCommand::Allow(u)) => edit(g, &u.users, true, a.json).await,
         Some(PresenceCommand::Deny(u)) => edit(g, &u.users, false, a.json).await,
         None if a.users.is_empty() => {
-            let profile = home::open(&home::profile_dir(g.home.as_ref())?)?;
-            print_allowed(&profile.presence_allowed(), a.json);
+            let allowed = Backend::pick(g).await?.presence_allowed().await?;
+            print_allowed(&allowed, a.json);
             Ok(())
         }
         None => query(g, &a.users, a.json).await,
@@ -27,56 +27,69 @@ fn parse_users(users: &[String]) -> Result<Vec<UserId>, CliError> {
     users.iter().map(|u| user_id(u)).collect()
 }
 
+fn names(users: &[UserId]) -> Vec<&str> {
+    users.iter().map(UserId::as_str).collect()
+}
+
 /// Adds or removes users, then publishes the whole list.
 async fn edit(g: &Global, users: &[String], allow: bool, json: bool) -> Result<(), CliError> {
     let users = parse_users(users)?;
-    let (client, _events) = connect(g, false, Vec::new()).await?;
-    let changed = async {
-        let mut list = client.presence_allowed().await?;
-        if allow {
-            list.extend(users.iter().cloned());
-        } else {
-            list.retain(|u| !users.contains(u));
-        }
-        client.set_presence_allowed(list).await?;
-        client.presence_allowed().await
-    }
-    .await;
-    client.close().await;
-    print_allowed(&changed?, json);
+    let key = if allow { "allow" } else { "deny" };
+    let allowed = Backend::pick(g)
+        .await?
+        .online(
+            g,
+            "presence",
+            json!({ key: names(&users) }),
+            async |client| {
+                let list = ops::presence_edit(client, &users, allow).await?;
+                Ok(list.iter().map(UserId::to_string).collect())
+            },
+            allowed_names,
+        )
+        .await?;
+    print_allowed(&allowed, json);
     Ok(())
 }
 
-fn print_allowed(list: &[UserId], json: bool) {
+fn print_allowed(list: &[String], json: bool) {
     if json {
         for u in list {
-            output::print_json(&serde_json::json!({ "user": u.as_str() }));
+            output::print_json(&json!({ "user": u }));
         }
     } else if list.is_empty() {
         println!("your presence is visible to nobody");
     } else {
-        let names: Vec<&str> = list.iter().map(UserId::as_str).collect();
-        println!("your presence is visible to: {}", names.join(", "));
+        println!("your presence is visible to: {}", list.join(", "));
     }
 }
 
 async fn query(g: &Global, users: &[String], json: bool) -> Result<(), CliError> {
     let users = parse_users(users)?;
-    let (client, _events) = connect(g, false, Vec::new()).await?;
-    let answer = client.query_presence(&users).await;
-    client.close().await;
-    for entry in answer? {
-        print_entry(&entry, json);
+    let entries = Backend::pick(g)
+        .await?
+        .online(
+            g,
+            "presence",
+            json!({ "users": names(&users) }),
+            async |client| ops::presence_query(client, &users).await,
+            |mut r| match r.get_mut("presence").map(Value::take) {
+                Some(Value::Array(items)) => Ok(items),
+                _ => Err(CliError::new(
+                    Failure::Other,
+                    "the hush daemon's reply has no `presence` list",
+                )),
+            },
+        )
+        .await?;
+    for entry in &entries {
+        if json {
+            output::print_json(entry);
+        } else {
+            println!("{}", output::presence_line(entry));
+        }
     }
     Ok(())
-}
-
-pub fn print_entry(entry: &PresenceEntry, json: bool) {
-    if json {
-        output::print_json(&output::presence_json(entry));
-    } else {
-        println!("{}", output::presence_line(entry));
-    }
 }
 
 pub fn settings(g: &Global, a: SettingsArgs) -> Result<(), CliError> {
@@ -103,7 +116,7 @@ pub fn settings(g: &Global, a: SettingsArgs) -> Result<(), CliError> {
     let s = profile.settings();
     let allowed = profile.presence_allowed();
     if a.json {
-        output::print_json(&serde_json::json!({
+        output::print_json(&json!({
             "user": s.user_id,
             "relay": s.relay_url,
             "read_receipts": s.send_read_receipts,

@@ -275,6 +275,26 @@ pub fn chat_script_with(
     path
 }
 
+/// Waits until pane `name`'s header shows the chat with `peer` connected.
+pub fn wait_connected(tmux: &Tmux, name: &str, peer: &str) {
+    tmux.wait_until(name, "a connected header", |s| {
+        header(s).contains(peer) && header(s).contains("connected")
+    });
+}
+
+/// In pane `from` (the user of that name), types `text`, which pane `to`
+/// announces as typing in its header, then sends it; waits until `to`
+/// shows it and `from` marks it read.
+pub fn type_and_send(tmux: &Tmux, from: &str, to: &str, text: &str) {
+    tmux.type_text(from, text);
+    tmux.wait_until(to, &format!("{from} typing in the header"), |s| {
+        header(s).contains("typing")
+    });
+    tmux.key(from, "Enter");
+    tmux.wait_for(to, &format!("{from}: {text}"));
+    tmux.wait_for(from, &format!("{from}: {text} (read)"));
+}
+
 /// The first screen line (the header).
 pub fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
