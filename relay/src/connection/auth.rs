@@ -50,26 +50,14 @@ impl<S: Store> Conn<S> {
 
     pub(super) async fn authenticate(&mut self, a: hush_protocol::frame::Auth) -> Flow {
         let rid = Some(a.rid);
-        let verified = VerifyingKey::from_bytes(&a.identity_key.0)
-            .ok()
-            .and_then(|key| {
-                let msg =
-                    signing::auth_message(self.hub.relay_id(), &self.challenge, a.user_id.as_str())
-                        .ok()?;
-                key.verify_strict(&msg, &Signature::from_bytes(&a.signature.0))
-                    .ok()
-                    .map(|()| key)
-            });
+        let message =
+            signing::auth_message(self.hub.relay_id(), &self.challenge, a.user_id.as_str()).ok();
+        let verified = signed_by(&a.identity_key.0, message, &a.signature.0);
         let Some(key) = verified else {
             tracing::info!(conn = self.conn_id, user = %a.user_id, "auth signature rejected");
-            self.fail(
-                rid,
-                ErrorCode::AuthFailed,
-                "bad signature",
-                close::AUTH_FAILED,
-            )
-            .await;
-            return Flow::Break(());
+            return self
+                .refuse_auth(rid, ErrorCode::AuthFailed, "bad signature")
+                .await;
         };
         if !self.hub.quotas().may_register(&self.ip) {
             // Out of registrations: only a returning user may go on.
@@ -80,14 +68,13 @@ impl<S: Store> Conn<S> {
                         conn = self.conn_id,
                         "registration quota of this address exhausted"
                     );
-                    self.fail(
-                        rid,
-                        ErrorCode::RateLimited,
-                        "too many new registrations from this address; try later",
-                        close::AUTH_FAILED,
-                    )
-                    .await;
-                    return Flow::Break(());
+                    return self
+                        .refuse_auth(
+                            rid,
+                            ErrorCode::RateLimited,
+                            "too many new registrations from this address; try later",
+                        )
+                        .await;
                 }
                 Err(e) => {
                     return self.auth_store_failed(rid, &e).await;
@@ -113,14 +100,13 @@ impl<S: Store> Conn<S> {
         } = outcome
         else {
             tracing::info!(conn = self.conn_id, user = %a.user_id, "auth with another key rejected");
-            self.fail(
-                rid,
-                ErrorCode::AuthFailed,
-                "user id is registered to another key",
-                close::AUTH_FAILED,
-            )
-            .await;
-            return Flow::Break(());
+            return self
+                .refuse_auth(
+                    rid,
+                    ErrorCode::AuthFailed,
+                    "user id is registered to another key",
+                )
+                .await;
         };
         if let Err(flow) = self.device_one_listed(a.rid, &a.user_id).await {
             return flow;
@@ -203,4 +189,18 @@ impl<S: Store> Conn<S> {
         });
         Flow::Continue(())
     }
+}
+
+/// The key, if `signature` over `message` verifies under it
+/// (`verify_strict`); `None` for an invalid key, a message that could not
+/// be built, or a bad signature.
+pub(super) fn signed_by(
+    key: &[u8; 32],
+    message: Option<Vec<u8>>,
+    signature: &[u8; 64],
+) -> Option<VerifyingKey> {
+    let key = VerifyingKey::from_bytes(key).ok()?;
+    key.verify_strict(&message?, &Signature::from_bytes(signature))
+        .ok()
+        .map(|()| key)
 }

@@ -95,65 +95,51 @@ pub(super) fn error_with_lists(
 impl<S: Store> Conn<S> {
     pub(super) async fn authenticate_device(&mut self, a: AuthDevice) -> Flow {
         let rid = Some(a.rid);
-        let verified = VerifyingKey::from_bytes(&a.device_key.0)
-            .ok()
-            .and_then(|key| {
-                let msg = signing::auth_message_v2(
-                    self.hub.relay_id(),
-                    &self.challenge,
-                    a.user_id.as_str(),
-                    a.device,
-                )
-                .ok()?;
-                key.verify_strict(&msg, &Signature::from_bytes(&a.signature.0))
-                    .ok()
-                    .map(|()| key)
-            });
+        let message = signing::auth_message_v2(
+            self.hub.relay_id(),
+            &self.challenge,
+            a.user_id.as_str(),
+            a.device,
+        )
+        .ok();
+        let verified = super::auth::signed_by(&a.device_key.0, message, &a.signature.0);
         let Some(key) = verified else {
             tracing::info!(conn = self.conn_id, user = %a.user_id, "device auth signature rejected");
-            self.fail(
-                rid,
-                ErrorCode::AuthFailed,
-                "bad signature",
-                close::AUTH_FAILED,
-            )
-            .await;
-            return Flow::Break(());
+            return self
+                .refuse_auth(rid, ErrorCode::AuthFailed, "bad signature")
+                .await;
         };
         let devices = match current_devices(self.hub.directory(), &a.user_id).await {
             Ok(Some((_, devices))) => devices,
             Ok(None) => {
-                self.fail(
-                    rid,
-                    ErrorCode::UnknownUser,
-                    "no such account (auth_device never registers)",
-                    close::AUTH_FAILED,
-                )
-                .await;
-                return Flow::Break(());
+                return self
+                    .refuse_auth(
+                        rid,
+                        ErrorCode::UnknownUser,
+                        "no such account (auth_device never registers)",
+                    )
+                    .await;
             }
             Err(e) => return self.auth_store_failed(rid, &e).await,
         };
         let Some(&(_, listed)) = devices.iter().find(|(id, _)| *id == a.device) else {
             tracing::info!(conn = self.conn_id, user = %a.user_id, device = a.device, "auth of a device not in the list");
-            self.fail(
-                rid,
-                ErrorCode::UnknownDevice,
-                "device not in this account's device list",
-                close::AUTH_FAILED,
-            )
-            .await;
-            return Flow::Break(());
+            return self
+                .refuse_auth(
+                    rid,
+                    ErrorCode::UnknownDevice,
+                    "device not in this account's device list",
+                )
+                .await;
         };
         if listed != a.device_key {
-            self.fail(
-                rid,
-                ErrorCode::DeviceKeyMismatch,
-                "not the device's listed signing key",
-                close::AUTH_FAILED,
-            )
-            .await;
-            return Flow::Break(());
+            return self
+                .refuse_auth(
+                    rid,
+                    ErrorCode::DeviceKeyMismatch,
+                    "not the device's listed signing key",
+                )
+                .await;
         }
         // Device 1's record is the account's own, registered to the account
         // key; a device N ≥ 2 is registered to its signing key.
@@ -180,14 +166,13 @@ impl<S: Store> Conn<S> {
                 ..
             }) => (one_time_prekeys, has_keys, last_queued),
             Ok(AuthOutcome::KeyMismatch) => {
-                self.fail(
-                    rid,
-                    ErrorCode::DeviceKeyMismatch,
-                    "device record holds another key",
-                    close::AUTH_FAILED,
-                )
-                .await;
-                return Flow::Break(());
+                return self
+                    .refuse_auth(
+                        rid,
+                        ErrorCode::DeviceKeyMismatch,
+                        "device record holds another key",
+                    )
+                    .await;
             }
             Err(e) => return self.auth_store_failed(rid, &e).await,
         };

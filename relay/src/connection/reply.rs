@@ -83,6 +83,18 @@ impl<S: Store> Conn<S> {
     }
 
     /// Answers an error, then closes.
+    /// Refuses an authentication: the error frame, then close with
+    /// `AUTH_FAILED`.
+    pub(super) async fn refuse_auth(
+        &mut self,
+        rid: Option<u64>,
+        code: ErrorCode,
+        message: &str,
+    ) -> Flow {
+        self.fail(rid, code, message, close::AUTH_FAILED).await;
+        Flow::Break(())
+    }
+
     pub(super) async fn fail(
         &mut self,
         rid: Option<u64>,
