@@ -307,18 +307,8 @@ impl<S: Store> Conn<S> {
     }
 
     pub(super) async fn fetch_device_bundle(&mut self, f: FetchDeviceBundle) -> Flow {
-        let allowed = self
-            .authed
-            .as_ref()
-            .is_some_and(|a| self.hub.quotas().take_fetch(&a.account));
-        if !allowed {
-            return self
-                .error(
-                    Some(f.rid),
-                    ErrorCode::RateLimited,
-                    "bundle fetch quota exhausted; try later",
-                )
-                .await;
+        if !self.take_fetch_quota() {
+            return self.fetch_quota_exhausted(f.rid).await;
         }
         let listed = match current_devices(self.hub.directory(), &f.user_id).await {
             Ok(Some((_, devices))) => devices.iter().find(|(id, _)| *id == f.device).map(|d| d.1),

@@ -100,19 +100,26 @@ impl<S: Store> Conn<S> {
         }
     }
 
-    pub(super) async fn fetch_bundle(&mut self, f: FetchBundle) -> Flow {
-        let allowed = self
-            .authed
+    /// Takes one bundle fetch from the account's quota; false when it is
+    /// exhausted (or the connection is not authenticated).
+    pub(super) fn take_fetch_quota(&self) -> bool {
+        self.authed
             .as_ref()
-            .is_some_and(|a| self.hub.quotas().take_fetch(&a.account));
-        if !allowed {
-            return self
-                .error(
-                    Some(f.rid),
-                    ErrorCode::RateLimited,
-                    "bundle fetch quota exhausted; try later",
-                )
-                .await;
+            .is_some_and(|a| self.hub.quotas().take_fetch(&a.account))
+    }
+
+    pub(super) async fn fetch_quota_exhausted(&mut self, rid: u64) -> Flow {
+        self.error(
+            Some(rid),
+            ErrorCode::RateLimited,
+            "bundle fetch quota exhausted; try later",
+        )
+        .await
+    }
+
+    pub(super) async fn fetch_bundle(&mut self, f: FetchBundle) -> Flow {
+        if !self.take_fetch_quota() {
+            return self.fetch_quota_exhausted(f.rid).await;
         }
         let fetched = match self.hub.directory().fetch_bundle(&f.user_id).await {
             Ok(Some(b)) => b,
